@@ -1,0 +1,29 @@
+# Thin entry points; the logic lives in scripts/.
+#   make deps    install what is missing (Debian packages, engine B)
+#   make build   release build
+#   make lint    rustfmt check + clippy, warnings are errors
+#   make test    start the test engines, cargo test --release, stop them
+#   make demo    pack on one engine, unpack on another, with the release binary
+#   make bench   bench/run, once it exists
+CARGO ?= cargo
+
+.PHONY: deps build lint test demo bench
+
+deps:
+	scripts/deps
+
+build:
+	$(CARGO) build --release
+
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+test: deps
+	scripts/test
+
+demo: deps
+	scripts/demo
+
+bench:
+	@if [ -x bench/run ]; then bench/run; else echo "make bench: bench/run does not exist yet"; fi
