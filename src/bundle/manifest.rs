@@ -1,0 +1,205 @@
+//! The bundle manifest (`airgap/manifest.json`) and signature entry, as the
+//! format specification (bundle-spec/FORMAT.md, section 3 and 4) defines them.
+
+use std::collections::{HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::digest::Digest;
+use crate::image::{BlobRef, ImageRef, Platform};
+
+use super::{BundleError, FORMAT_MAJOR, FORMAT_VERSION, MANIFEST_MEDIA_TYPE};
+
+/// The signed table of contents of a bundle.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BundleManifest {
+    /// Always [`MANIFEST_MEDIA_TYPE`].
+    pub media_type: String,
+    /// `MAJOR.MINOR`.
+    pub format_version: String,
+    /// Writer name and version.
+    pub tool: String,
+    /// RFC 3339 UTC creation time.
+    pub created: String,
+    /// Where the images came from (informational).
+    pub source: SourceInfo,
+    /// The images, in the order asked for.
+    pub images: Vec<BundleImage>,
+    /// Every tar entry after the manifest and signature, in tar order.
+    pub entries: Vec<Entry>,
+    /// Blobs the images need that the bundle does not carry (delta bundles).
+    #[serde(default)]
+    pub required: Vec<BlobRef>,
+}
+
+/// Where a bundle's images came from.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceInfo {
+    /// `docker-engine` or `docker-archive`.
+    pub kind: String,
+    /// Engine name and version, where known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<String>,
+    /// Negotiated Engine API version, where known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<String>,
+}
+
+/// One image of a bundle.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BundleImage {
+    /// References to restore.
+    pub refs: Vec<ImageRef>,
+    /// From the config.
+    pub platform: Platform,
+    /// The OCI image manifest airgap wrote.
+    pub manifest: BlobRef,
+    /// The image config.
+    pub config: BlobRef,
+    /// Uncompressed layers, bottom first.
+    pub layers: Vec<BlobRef>,
+}
+
+/// One tar entry: path, size and SHA-256 of its content.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// Relative path in the tar.
+    pub path: String,
+    /// Content size in bytes.
+    pub size: u64,
+    /// SHA-256 of the content, 64 lowercase hex digits.
+    pub sha256: String,
+}
+
+impl Entry {
+    /// The entry's digest as a [`Digest`], when its hex is well formed.
+    pub fn digest(&self) -> Result<Digest, BundleError> {
+        Digest::from_hex(&self.sha256).map_err(|_| BundleError::Inconsistent {
+            reason: format!("entry {} has a malformed sha256", self.path),
+        })
+    }
+}
+
+/// The signature entry (`airgap/manifest.json.sig`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SignatureEntry {
+    /// Always `ed25519`.
+    pub algorithm: String,
+    /// Fingerprint of the signer's public key.
+    pub key: Digest,
+    /// 64-byte Ed25519 signature, hex.
+    pub signature: String,
+}
+
+impl BundleManifest {
+    /// Parses manifest bytes and checks version and consistency (FORMAT.md
+    /// section 3), so no later stage sees a manifest that contradicts itself.
+    pub fn parse(bytes: &[u8]) -> Result<Self, BundleError> {
+        let probe: VersionProbe = serde_json::from_slice(bytes)
+            .map_err(|source| BundleError::ManifestSyntax { source })?;
+        if probe.media_type.as_deref() != Some(MANIFEST_MEDIA_TYPE) {
+            return Err(BundleError::NotABundle {
+                reason: "its manifest has an unknown media type".into(),
+            });
+        }
+        let version = probe.format_version.unwrap_or_default();
+        let major = version
+            .split('.')
+            .next()
+            .and_then(|m| m.parse::<u32>().ok());
+        if major != Some(FORMAT_MAJOR) {
+            return Err(BundleError::UnsupportedVersion { found: version });
+        }
+        let manifest: Self = serde_json::from_slice(bytes)
+            .map_err(|source| BundleError::ManifestSyntax { source })?;
+        manifest.check_consistency()?;
+        Ok(manifest)
+    }
+
+    /// Serialises for writing; the exact bytes are what gets signed.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut bytes = serde_json::to_vec_pretty(self).expect("manifest types always serialise");
+        bytes.push(b'\n');
+        bytes
+    }
+
+    /// A new manifest of the current version.
+    pub fn new(tool: String, created: String, source: SourceInfo) -> Self {
+        Self {
+            media_type: MANIFEST_MEDIA_TYPE.into(),
+            format_version: FORMAT_VERSION.into(),
+            tool,
+            created,
+            source,
+            images: Vec::new(),
+            entries: Vec::new(),
+            required: Vec::new(),
+        }
+    }
+
+    fn check_consistency(&self) -> Result<(), BundleError> {
+        let inconsistent = |reason: String| Err(BundleError::Inconsistent { reason });
+        let mut paths = HashSet::new();
+        let mut carried: HashMap<Digest, u64> = HashMap::new();
+        for entry in &self.entries {
+            super::check_entry_path(&entry.path)?;
+            if super::is_reserved_path(&entry.path) {
+                return inconsistent(format!("entry {} uses a reserved path", entry.path));
+            }
+            if !paths.insert(entry.path.as_str()) {
+                return inconsistent(format!("entry {} is listed twice", entry.path));
+            }
+            let digest = entry.digest()?;
+            if let Some(hex) = entry.path.strip_prefix("blobs/sha256/") {
+                if hex != digest.hex() {
+                    return inconsistent(format!(
+                        "blob entry {} does not carry its own digest",
+                        entry.path
+                    ));
+                }
+                carried.insert(digest, entry.size);
+            }
+        }
+        let mut required = HashMap::new();
+        for blob in &self.required {
+            if carried.contains_key(&blob.digest) {
+                return inconsistent(format!("blob {} is both carried and required", blob.digest));
+            }
+            required.insert(blob.digest.clone(), blob.size);
+        }
+        let carries = |blob: &BlobRef| carried.get(&blob.digest) == Some(&blob.size);
+        for image in &self.images {
+            let name = image.refs.first().map_or("(unnamed)", |r| r.given.as_str());
+            for (what, blob) in [("manifest", &image.manifest), ("config", &image.config)] {
+                if !carries(blob) {
+                    return inconsistent(format!(
+                        "the {what} of image {name} is not in the bundle"
+                    ));
+                }
+            }
+            for layer in &image.layers {
+                if !carries(layer) && required.get(&layer.digest) != Some(&layer.size) {
+                    return inconsistent(format!(
+                        "layer {} of image {name} is neither carried nor required",
+                        layer.digest
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Total bytes of content the entries declare.
+    pub fn content_size(&self) -> u64 {
+        self.entries.iter().map(|e| e.size).sum()
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct VersionProbe {
+    media_type: Option<String>,
+    format_version: Option<String>,
+}

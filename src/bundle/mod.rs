@@ -1,0 +1,192 @@
+//! The bundle file format (bundle-spec/FORMAT.md): its constants, limits and
+//! errors, a writer that produces it and a streaming reader that checks every
+//! entry against the manifest as it passes. Trust decisions live in `verify`.
+
+pub mod layout;
+pub mod manifest;
+pub mod reader;
+pub mod tar_stream;
+pub mod writer;
+
+use std::path::PathBuf;
+
+pub use manifest::{BundleImage, BundleManifest, Entry, SignatureEntry, SourceInfo};
+
+/// Media type of `airgap/manifest.json`.
+pub const MANIFEST_MEDIA_TYPE: &str = "application/vnd.airgap.bundle.manifest.v1+json";
+/// The format version this airgap writes.
+pub const FORMAT_VERSION: &str = "1.0";
+/// The one major version this airgap reads.
+pub const FORMAT_MAJOR: u32 = 1;
+/// Path of the manifest entry, always first.
+pub const MANIFEST_PATH: &str = "airgap/manifest.json";
+/// Path of the signature entry, second when present.
+pub const SIGNATURE_PATH: &str = "airgap/manifest.json.sig";
+/// Largest manifest a reader accepts (FORMAT.md 2.3).
+pub const MANIFEST_LIMIT: u64 = 16 << 20;
+/// Largest signature entry a reader accepts.
+pub const SIGNATURE_LIMIT: u64 = 64 << 10;
+/// log2 of the largest zstd window: plain `zstd -d` decodes up to 128 MiB.
+pub const WINDOW_LOG_MAX: u32 = 27;
+/// The context prefixed to the manifest bytes before signing (FORMAT.md 4).
+pub const SIGNATURE_CONTEXT: &[u8] = b"airgap-bundle-manifest-v1\n";
+
+/// Why a bundle could not be written or read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BundleError {
+    /// A file operation failed.
+    #[error("{action} {path}")]
+    Io {
+        /// What was being done (`writing`, `reading`, …).
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The content could not be decompressed or parsed as tar: corrupted or cut short.
+    #[error("the bundle is corrupt or truncated")]
+    Corrupt(#[source] std::io::Error),
+    /// The file is not an airgap bundle at all.
+    #[error("not an airgap bundle: {reason}")]
+    NotABundle {
+        /// What gave it away.
+        reason: String,
+    },
+    /// A bundle of a major version this airgap does not read.
+    #[error(
+        "bundle format version {found} is not supported (this airgap reads 1.x); use a newer airgap"
+    )]
+    UnsupportedVersion {
+        /// The version the bundle declares.
+        found: String,
+    },
+    /// The manifest is not valid JSON of the expected shape.
+    #[error("the bundle manifest is malformed")]
+    ManifestSyntax {
+        /// The parser's complaint.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The manifest contradicts itself (FORMAT.md section 3 rules).
+    #[error("the bundle manifest is inconsistent: {reason}")]
+    Inconsistent {
+        /// Which rule broke.
+        reason: String,
+    },
+    /// An entry path that could escape or is not allowed.
+    #[error("entry path {path:?} is not allowed")]
+    UnsafePath {
+        /// The path as found.
+        path: String,
+    },
+    /// A link, directory, device or extension header.
+    #[error("entry {path:?} is a {kind}, not a regular file")]
+    NotAFile {
+        /// The entry's path.
+        path: String,
+        /// Its tar type.
+        kind: String,
+    },
+    /// An entry other than the one the manifest lists next.
+    #[error("unexpected entry {found:?} where the manifest lists {expected}")]
+    UnexpectedEntry {
+        /// The path found.
+        found: String,
+        /// What was expected (a path, or `the end of the bundle`).
+        expected: String,
+    },
+    /// Entries listed in the manifest never came.
+    #[error("the bundle ends before entry {path} (and {more} more): it is truncated")]
+    MissingEntry {
+        /// The first missing path.
+        path: String,
+        /// How many more are missing.
+        more: usize,
+    },
+    /// An entry's size differs from the manifest's.
+    #[error("entry {path} is {actual} bytes, the manifest says {expected}")]
+    SizeMismatch {
+        /// The entry.
+        path: String,
+        /// Declared by the manifest.
+        expected: u64,
+        /// Found in the tar header.
+        actual: u64,
+    },
+    /// An entry's content differs from what the manifest says.
+    #[error(
+        "entry {path} does not match its sha256 in the manifest: the bundle was altered or damaged"
+    )]
+    DigestMismatch {
+        /// The entry.
+        path: String,
+    },
+    /// A metadata entry above its size limit.
+    #[error("entry {path} is {size} bytes, above the {limit}-byte limit")]
+    TooLarge {
+        /// The entry.
+        path: String,
+        /// Its declared size.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// Data after the end of the tar archive.
+    #[error("the bundle has data after its end")]
+    TrailingData,
+}
+
+/// Checks an entry path against FORMAT.md 2.2: relative, plain characters,
+/// no empty, `.` or `..` components, at most 255 bytes.
+pub fn check_entry_path(path: &str) -> Result<(), BundleError> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/');
+    let components_ok = path
+        .split('/')
+        .all(|c| !c.is_empty() && c != "." && c != "..");
+    if path.is_empty() || path.len() > 255 || !path.chars().all(allowed) || !components_ok {
+        return Err(BundleError::UnsafePath {
+            path: path.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// Paths only the manifest and signature may use.
+fn is_reserved_path(path: &str) -> bool {
+    path == MANIFEST_PATH || path == SIGNATURE_PATH
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping_and_odd_paths_are_refused() {
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../x",
+            "a/../../x",
+            "a//b",
+            "./a",
+            "a/.",
+            "a\\b",
+            "a b",
+            "ä",
+            &"a".repeat(256),
+        ] {
+            assert!(check_entry_path(bad).is_err(), "{bad:?} accepted");
+        }
+        for good in [
+            "oci-layout",
+            "blobs/sha256/abc",
+            "airgap/compose/compose.yaml",
+            ".env",
+        ] {
+            assert!(check_entry_path(good).is_ok(), "{good:?} refused");
+        }
+    }
+}

@@ -1,0 +1,382 @@
+//! Writes a bundle. Layers are compressed into a body frame as they arrive;
+//! the signed manifest can only be written once every digest is known, so at
+//! the end a head frame (manifest, signature, metadata) is written to a
+//! temporary file beside the output, the body appended, and the result
+//! renamed into place: a crash never leaves a plausible half bundle.
+
+use std::collections::HashSet;
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Read, Seek, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use crate::digest::{Digest, HashingReader, HashingWriter};
+use crate::image::{BlobRef, ImageRecord};
+use crate::keys::{Fingerprint, PrivateKey};
+
+use super::layout::{self, MetadataEntry};
+use super::manifest::{BundleImage, BundleManifest, Entry, SignatureEntry, SourceInfo};
+use super::{
+    BundleError, MANIFEST_PATH, SIGNATURE_CONTEXT, SIGNATURE_PATH, WINDOW_LOG_MAX, tar_stream,
+};
+
+/// Compression settings.
+#[derive(Clone, Debug)]
+pub struct Compression {
+    /// zstd level, 1 to 19.
+    pub level: i32,
+    /// Worker threads for the body frame (0: compress on the calling thread).
+    pub threads: u32,
+}
+
+impl Default for Compression {
+    fn default() -> Self {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+        Self { level: 3, threads }
+    }
+}
+
+/// What was written.
+#[derive(Debug)]
+pub struct WrittenBundle {
+    /// The bundle file.
+    pub path: PathBuf,
+    /// Its `sha256sum`-format companion.
+    pub checksum_path: PathBuf,
+    /// SHA-256 of the whole file.
+    pub sha256: Digest,
+    /// Its size in bytes.
+    pub size: u64,
+    /// The manifest written into it.
+    pub manifest: BundleManifest,
+    /// Fingerprint of the signing key; `None` if unsigned.
+    pub signer: Option<Fingerprint>,
+}
+
+type BodyEncoder = zstd::stream::write::Encoder<'static, BufWriter<File>>;
+
+/// A bundle being written.
+pub struct BundleWriter {
+    output: PathBuf,
+    workdir: tempfile::TempDir,
+    body: BodyEncoder,
+    body_entries: Vec<Entry>,
+    layers: HashSet<Digest>,
+}
+
+impl BundleWriter {
+    /// Starts a bundle that will become `output`. Temporary files live in a
+    /// hidden directory beside it (same filesystem, so the final rename is atomic).
+    pub fn create(output: &Path, compression: &Compression) -> Result<Self, BundleError> {
+        let dir = parent_dir(output);
+        let workdir = tempfile::Builder::new()
+            .prefix(".airgap-pack-")
+            .tempdir_in(dir)
+            .map_err(|source| BundleError::Io {
+                action: "creating a work directory in",
+                path: dir.to_owned(),
+                source,
+            })?;
+        let body_path = workdir.path().join("body.zst");
+        let io_error = |source| BundleError::Io {
+            action: "writing",
+            path: body_path.clone(),
+            source,
+        };
+        // Read back at the end, when it is appended after the head.
+        let file = File::options()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&body_path)
+            .map_err(io_error)?;
+        let body =
+            body_encoder(BufWriter::with_capacity(1 << 20, file), compression).map_err(io_error)?;
+        Ok(Self {
+            output: output.to_owned(),
+            workdir,
+            body,
+            body_entries: Vec::new(),
+            layers: HashSet::new(),
+        })
+    }
+
+    /// The work directory, where callers may stage blobs too; removed with the writer.
+    pub fn workdir(&self) -> &Path {
+        self.workdir.path()
+    }
+
+    /// True when the layer is already in the bundle.
+    pub fn has_layer(&self, digest: &Digest) -> bool {
+        self.layers.contains(digest)
+    }
+
+    /// Appends a layer blob of `size` bytes unless one with this digest is
+    /// already in; checks that `content` really hashes to `digest`.
+    pub fn add_layer(
+        &mut self,
+        digest: &Digest,
+        size: u64,
+        content: &mut dyn Read,
+    ) -> Result<(), BundleError> {
+        if !self.layers.insert(digest.clone()) {
+            return Ok(());
+        }
+        let path = digest.blob_path();
+        let mut hashing = HashingReader::new(content);
+        tar_stream::append(&mut self.body, &path, size, &mut hashing)
+            .map_err(|source| self.body_error(source))?;
+        let (actual, _) = hashing.finish();
+        if &actual != digest {
+            return Err(BundleError::DigestMismatch { path });
+        }
+        self.body_entries.push(Entry {
+            path,
+            size,
+            sha256: digest.hex().to_owned(),
+        });
+        Ok(())
+    }
+
+    fn body_error(&self, source: io::Error) -> BundleError {
+        BundleError::Io {
+            action: "writing",
+            path: self.workdir.path().join("body.zst"),
+            source,
+        }
+    }
+
+    /// Writes manifest, signature and metadata, then the layers, and renames
+    /// the result into place with its `.sha256` file beside it.
+    pub fn finish(
+        mut self,
+        images: &[ImageRecord],
+        source: SourceInfo,
+        key: Option<&PrivateKey>,
+    ) -> Result<WrittenBundle, BundleError> {
+        for image in images {
+            for layer in &image.layers {
+                if !self.layers.contains(&layer.digest) {
+                    return Err(BundleError::Inconsistent {
+                        reason: format!(
+                            "layer {} of {} was never added",
+                            layer.digest,
+                            first_ref(image)
+                        ),
+                    });
+                }
+            }
+        }
+        tar_stream::finish(&mut self.body).map_err(|source| self.body_error(source))?;
+        let body_path = self.workdir.path().join("body.zst");
+        let body_file = self
+            .body
+            .finish()
+            .and_then(|w| w.into_inner().map_err(|e| e.into_error()));
+        let mut body_file = body_file.map_err(|source| BundleError::Io {
+            action: "writing",
+            path: body_path,
+            source,
+        })?;
+
+        let (metadata, bundle_images) = metadata_entries(images);
+        let mut manifest = BundleManifest::new(
+            format!("airgap {}", env!("CARGO_PKG_VERSION")),
+            now_rfc3339(),
+            source,
+        );
+        manifest.images = bundle_images;
+        manifest.entries = metadata
+            .iter()
+            .map(|m| Entry {
+                path: m.path.clone(),
+                size: m.bytes.len() as u64,
+                sha256: Digest::of(&m.bytes).hex().to_owned(),
+            })
+            .chain(self.body_entries.iter().cloned())
+            .collect();
+        let manifest_bytes = manifest.to_bytes();
+        let signature = key.map(|key| signature_entry(key, &manifest_bytes));
+
+        let dir = parent_dir(&self.output);
+        let io_error = |action, source| BundleError::Io {
+            action,
+            path: self.output.clone(),
+            source,
+        };
+        let temp = tempfile::Builder::new()
+            .prefix(&format!(".{}.", file_name(&self.output)))
+            .suffix(".tmp")
+            .tempfile_in(dir)
+            .map_err(|e| io_error("creating a temporary file for", e))?;
+        let mut out = HashingWriter::new(BufWriter::with_capacity(1 << 20, temp));
+        write_head(&mut out, &manifest_bytes, signature.as_deref(), &metadata)
+            .map_err(|e| io_error("writing", e))?;
+        body_file.rewind().map_err(|e| io_error("writing", e))?;
+        io::copy(&mut body_file, &mut out).map_err(|e| io_error("writing", e))?;
+        let (sha256, size, out) = out.finish();
+        let temp = out
+            .into_inner()
+            .map_err(|e| io_error("writing", e.into_error()))?;
+        // Bundles are meant to be copied and read by others; tempfile makes 0600.
+        temp.as_file()
+            .set_permissions(fs::Permissions::from_mode(0o644))
+            .map_err(|e| io_error("writing", e))?;
+        temp.as_file()
+            .sync_all()
+            .map_err(|e| io_error("syncing", e))?;
+        temp.persist(&self.output)
+            .map_err(|e| io_error("renaming into place", e.error))?;
+
+        let checksum_path = with_suffix(&self.output, ".sha256");
+        let line = format!("{}  {}\n", sha256.hex(), file_name(&self.output));
+        write_atomically(&checksum_path, line.as_bytes()).map_err(|source| BundleError::Io {
+            action: "writing",
+            path: checksum_path.clone(),
+            source,
+        })?;
+        sync_dir(dir);
+        let signer = key.map(|k| k.public().fingerprint().clone());
+        Ok(WrittenBundle {
+            path: self.output,
+            checksum_path,
+            sha256,
+            size,
+            manifest,
+            signer,
+        })
+    }
+}
+
+fn body_encoder(file: BufWriter<File>, compression: &Compression) -> io::Result<BodyEncoder> {
+    let mut encoder = zstd::stream::write::Encoder::new(file, compression.level)?;
+    if compression.threads > 1 {
+        encoder.multithread(compression.threads)?;
+    }
+    encoder.long_distance_matching(true)?;
+    encoder.window_log(WINDOW_LOG_MAX)?;
+    encoder.include_checksum(true)?;
+    Ok(encoder)
+}
+
+fn write_head(
+    out: &mut impl Write,
+    manifest: &[u8],
+    signature: Option<&[u8]>,
+    metadata: &[MetadataEntry],
+) -> io::Result<()> {
+    let mut encoder = zstd::stream::write::Encoder::new(out, 19)?;
+    encoder.window_log(WINDOW_LOG_MAX)?;
+    encoder.include_checksum(true)?;
+    tar_stream::append_bytes(&mut encoder, MANIFEST_PATH, manifest)?;
+    if let Some(signature) = signature {
+        tar_stream::append_bytes(&mut encoder, SIGNATURE_PATH, signature)?;
+    }
+    for entry in metadata {
+        tar_stream::append_bytes(&mut encoder, &entry.path, &entry.bytes)?;
+    }
+    encoder.finish()?;
+    Ok(())
+}
+
+/// The layout files, then configs and image manifests, and the manifest's
+/// view of each image.
+fn metadata_entries(images: &[ImageRecord]) -> (Vec<MetadataEntry>, Vec<BundleImage>) {
+    let manifests: Vec<Vec<u8>> = images.iter().map(layout::image_manifest).collect();
+    let manifest_refs: Vec<BlobRef> = manifests
+        .iter()
+        .map(|m| BlobRef {
+            digest: Digest::of(m),
+            size: m.len() as u64,
+        })
+        .collect();
+    let mut entries = layout::layout_entries(images, &manifest_refs);
+    let blobs = images
+        .iter()
+        .map(|i| (&i.config_digest, i.config.as_slice()))
+        .chain(
+            manifest_refs
+                .iter()
+                .zip(&manifests)
+                .map(|(r, m)| (&r.digest, m.as_slice())),
+        );
+    entries.extend(layout::blob_entries(blobs));
+    let bundle_images = images
+        .iter()
+        .zip(manifest_refs)
+        .map(|(image, manifest)| BundleImage {
+            refs: image.refs.clone(),
+            platform: image.platform.clone(),
+            manifest,
+            config: BlobRef {
+                digest: image.config_digest.clone(),
+                size: image.config.len() as u64,
+            },
+            layers: image.layers.clone(),
+        })
+        .collect();
+    (entries, bundle_images)
+}
+
+fn signature_entry(key: &PrivateKey, manifest: &[u8]) -> Vec<u8> {
+    let mut message = SIGNATURE_CONTEXT.to_vec();
+    message.extend_from_slice(manifest);
+    let entry = SignatureEntry {
+        algorithm: "ed25519".into(),
+        key: key.public().fingerprint().0.clone(),
+        signature: hex::encode(key.sign(&message)),
+    };
+    let mut bytes = serde_json::to_vec_pretty(&entry).expect("signature entries always serialise");
+    bytes.push(b'\n');
+    bytes
+}
+
+fn first_ref(image: &ImageRecord) -> &str {
+    image
+        .refs
+        .first()
+        .map_or("(unnamed image)", |r| r.given.as_str())
+}
+
+fn now_rfc3339() -> String {
+    let now = time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .expect("0 is a valid nanosecond");
+    now.format(&time::format_description::well_known::Rfc3339)
+        .expect("UTC times always format")
+}
+
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map_or_else(|| "bundle".into(), |n| n.to_string_lossy().into_owned())
+}
+
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+fn write_atomically(path: &Path, contents: &[u8]) -> io::Result<()> {
+    let mut temp = tempfile::NamedTempFile::new_in(parent_dir(path))?;
+    temp.write_all(contents)?;
+    temp.as_file()
+        .set_permissions(fs::Permissions::from_mode(0o644))?;
+    temp.as_file().sync_all()?;
+    temp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// Makes the renames durable; failure here loses nothing already written.
+fn sync_dir(dir: &Path) {
+    if let Ok(dir) = fs::File::open(dir) {
+        let _ = dir.sync_all();
+    }
+}

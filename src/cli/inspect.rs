@@ -1,0 +1,82 @@
+//! `airgap inspect`.
+
+use std::path::PathBuf;
+
+use airgap::inspect::summarize;
+use airgap::verify;
+
+use super::output::{bytes, print};
+
+#[derive(Debug, clap::Args)]
+pub struct InspectArgs {
+    /// The bundle file.
+    bundle: PathBuf,
+}
+
+pub fn run(args: InspectArgs) -> anyhow::Result<()> {
+    let head = verify::read_head(&args.bundle).map_err(airgap::Error::from)?;
+    let manifest = &head.manifest;
+    let summary = summarize(manifest);
+    let mut text = format!(
+        "bundle:   {}\nformat:   {} ({})\ncreated:  {} by {}\nsource:   {}{}\n",
+        args.bundle.display(),
+        manifest.format_version,
+        if manifest.required.is_empty() {
+            "full"
+        } else {
+            "delta"
+        },
+        manifest.created,
+        manifest.tool,
+        manifest.source.kind,
+        manifest
+            .source
+            .engine
+            .as_deref()
+            .map(|e| format!(" ({e})"))
+            .unwrap_or_default(),
+    );
+    text += &match &head.signature {
+        Some(signature) => format!(
+            "signer:   {} (not checked here; run airgap verify)\n",
+            signature.key
+        ),
+        None => "signer:   none (unsigned)\n".to_owned(),
+    };
+    text += &format!(
+        "content:  {} in {} entries ({} if each image were saved alone)\n\nimages:\n",
+        bytes(summary.carried_size),
+        manifest.entries.len(),
+        bytes(summary.total_image_size)
+    );
+    for image in &summary.images {
+        text += &format!(
+            "  {}\n    id {}  {}  {}  {}\n",
+            image.refs.join(", "),
+            image.config.short(),
+            image.platform,
+            super::pack::layers(image.layers.len()),
+            bytes(image.size)
+        );
+        for layer in &image.layers {
+            text += &format!("      {}  {}\n", layer.digest.short(), bytes(layer.size));
+        }
+    }
+    if !summary.shared_layers.is_empty() {
+        text += "\nshared layers (stored once):\n";
+        for (layer, users) in &summary.shared_layers {
+            text += &format!(
+                "  {}  {}  used by {users} images\n",
+                layer.digest.short(),
+                bytes(layer.size)
+            );
+        }
+    }
+    if !summary.required.is_empty() {
+        text += "\nrequired on the target (not carried):\n";
+        for layer in &summary.required {
+            text += &format!("  {}  {}\n", layer.digest.short(), bytes(layer.size));
+        }
+    }
+    print(&text)
+}

@@ -1,0 +1,110 @@
+//! `airgap pack`.
+
+use std::path::PathBuf;
+
+use airgap::bundle::writer::Compression;
+use airgap::keys::PrivateKey;
+use airgap::pack::PackOptions;
+use airgap::plan::{self, PlanInput};
+use airgap::source::{ArchiveSource, DaemonSource, Source};
+
+use super::Context;
+use super::output::{bytes, print};
+
+#[derive(Debug, clap::Args)]
+pub struct PackArgs {
+    /// Image references, and compose files (existing .yml/.yaml files) whose services' images to pack.
+    inputs: Vec<String>,
+    /// A file listing one image reference per line (# comments allowed); repeatable.
+    #[arg(long, value_name = "FILE")]
+    images_file: Vec<PathBuf>,
+    /// The bundle to write (a .sha256 file is written beside it).
+    #[arg(long, short)]
+    output: PathBuf,
+    /// The private key (PKCS#8 PEM) to sign with.
+    #[arg(
+        long,
+        short = 'k',
+        value_name = "PRIVATE_KEY",
+        required_unless_present = "unsigned"
+    )]
+    key: Option<PathBuf>,
+    /// Write an unsigned bundle (the isolated side must then pass --allow-unsigned).
+    #[arg(long, conflicts_with = "key")]
+    unsigned: bool,
+    /// zstd level: 1 (fastest) to 19 (smallest).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=19))]
+    level: i32,
+    /// Compression threads (default: one per CPU).
+    #[arg(long)]
+    threads: Option<u32>,
+    /// Take the images from this `docker save` archive instead of the engine.
+    #[arg(long, value_name = "TAR")]
+    archive: Option<PathBuf>,
+}
+
+pub fn run(args: PackArgs, context: &Context) -> anyhow::Result<()> {
+    let plan = plan::plan(&PlanInput {
+        args: args.inputs,
+        image_lists: args.images_file,
+    })
+    .map_err(airgap::Error::from)?;
+    let key = args
+        .key
+        .as_deref()
+        .map(PrivateKey::read)
+        .transpose()
+        .map_err(airgap::Error::from)?;
+    let mut compression = Compression {
+        level: args.level,
+        ..Compression::default()
+    };
+    if let Some(threads) = args.threads {
+        compression.threads = threads;
+    }
+    let source: Box<dyn Source> = match &args.archive {
+        Some(archive) => Box::new(ArchiveSource::new(archive)),
+        None => Box::new(DaemonSource::new(context.engine()?)),
+    };
+    let options = PackOptions {
+        output: args.output,
+        compression,
+        key,
+    };
+    let progress = context.progress();
+    let written = airgap::pack(source.as_ref(), &plan, &options, progress.as_ref())?;
+
+    let summary = airgap::inspect::summarize(&written.manifest);
+    let mut text = String::new();
+    for image in &summary.images {
+        text += &format!(
+            "packed {} ({}, {}, {})\n",
+            image.refs.join(", "),
+            image.config.short(),
+            layers(image.layers.len()),
+            bytes(image.size)
+        );
+    }
+    text += &format!(
+        "wrote {} ({}; {} of content, {} as separate saves)\nsha256 {} (in {})\n",
+        written.path.display(),
+        bytes(written.size),
+        bytes(summary.carried_size),
+        bytes(summary.total_image_size),
+        written.sha256.hex(),
+        written.checksum_path.display(),
+    );
+    text += &match &written.signer {
+        Some(signer) => format!("signed by {signer}\n"),
+        None => "UNSIGNED: the isolated side must pass --allow-unsigned\n".to_owned(),
+    };
+    print(&text)
+}
+
+pub fn layers(count: usize) -> String {
+    if count == 1 {
+        "1 layer".into()
+    } else {
+        format!("{count} layers")
+    }
+}

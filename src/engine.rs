@@ -1,0 +1,343 @@
+//! The Docker Engine API, reduced to the calls airgap makes. Callers are
+//! synchronous (sources and sinks run on blocking threads); each call bridges
+//! into the tokio runtime the binary started.
+
+use std::io::{self, Read, Write};
+use std::time::Duration;
+
+use bollard::Docker;
+use bollard::query_parameters::{ImportImageOptionsBuilder, TagImageOptionsBuilder};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use tokio::runtime::Handle;
+use tokio::sync::mpsc;
+use tokio_util::io::{StreamReader, SyncIoBridge};
+
+use crate::digest::Digest;
+
+/// Host used when neither `--host` nor `DOCKER_HOST` says otherwise.
+pub const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
+
+/// Saves and loads of many gigabytes outlast bollard's two-minute default.
+const TRANSFER_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+/// Everything else is a small request.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Why the engine could not be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// No engine answered at the address.
+    #[error("cannot reach the container engine at {host}")]
+    Unreachable {
+        /// The address tried.
+        host: String,
+        /// Why.
+        #[source]
+        source: bollard::errors::Error,
+    },
+    /// An API call failed.
+    #[error("the engine refused to {action}")]
+    Api {
+        /// What airgap asked for.
+        action: String,
+        /// The engine's answer.
+        #[source]
+        source: bollard::errors::Error,
+    },
+    /// `docker load` reported an error inside its (successful) response stream.
+    #[error("the engine failed to load the images: {message}")]
+    LoadFailed {
+        /// The engine's error message.
+        message: String,
+    },
+    /// The engine returned something airgap cannot use.
+    #[error("the engine returned an unusable answer: {reason}")]
+    Unexpected {
+        /// What was wrong.
+        reason: String,
+    },
+}
+
+/// What an engine says about one image.
+#[derive(Clone, Debug)]
+pub struct EngineImage {
+    /// The image ID: the config digest on graph drivers, the manifest (or
+    /// index) digest on containerd image stores.
+    pub id: Digest,
+    /// RootFS diff IDs, bottom first.
+    pub diff_ids: Vec<Digest>,
+    /// Tags the engine lists for it.
+    pub repo_tags: Vec<String>,
+}
+
+/// Name, version and identity of an engine.
+#[derive(Clone, Debug)]
+pub struct EngineInfo {
+    /// `Docker Engine 20.10.24`, `Podman Engine 4.3.1`, …
+    pub product: String,
+    /// The negotiated API version.
+    pub api_version: String,
+}
+
+/// A connection to one engine.
+#[derive(Clone)]
+pub struct Engine {
+    host: String,
+    client: Docker,
+    transfer_client: Docker,
+    runtime: Handle,
+}
+
+impl Engine {
+    /// Connects to `host` (or `DOCKER_HOST`, or the default socket) and
+    /// negotiates the API version. Must be called from a blocking thread.
+    pub fn connect(host: Option<&str>, runtime: Handle) -> Result<Self, EngineError> {
+        let host = match host {
+            Some(host) => host.to_owned(),
+            None => std::env::var("DOCKER_HOST")
+                .ok()
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| DEFAULT_HOST.to_owned()),
+        };
+        let unreachable = |source| EngineError::Unreachable {
+            host: host.clone(),
+            source,
+        };
+        let client = Docker::connect_with_host(&host).map_err(unreachable)?;
+        let client = runtime
+            .block_on(client.negotiate_version())
+            .map_err(unreachable)?;
+        let client = client.with_timeout(REQUEST_TIMEOUT);
+        let transfer_client = client.clone().with_timeout(TRANSFER_TIMEOUT);
+        Ok(Self {
+            host,
+            client,
+            transfer_client,
+            runtime,
+        })
+    }
+
+    /// The address this engine was reached at.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// Product name and API version.
+    pub fn info(&self) -> Result<EngineInfo, EngineError> {
+        let version = self
+            .runtime
+            .block_on(self.client.version())
+            .map_err(|source| self.api_error("report its version", source))?;
+        let product = version
+            .platform
+            .map(|p| p.name)
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| "Engine".into());
+        let product = match version.version {
+            Some(v) if !product.contains(&v) => format!("{product} {v}"),
+            _ => product,
+        };
+        Ok(EngineInfo {
+            product,
+            api_version: format!("{}", self.client.client_version()),
+        })
+    }
+
+    /// Looks an image up by reference or ID; `None` if the engine has no such image.
+    pub fn inspect(&self, reference: &str) -> Result<Option<EngineImage>, EngineError> {
+        let inspected = match self.runtime.block_on(self.client.inspect_image(reference)) {
+            Ok(inspected) => inspected,
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => return Ok(None),
+            Err(source) => return Err(self.api_error(&format!("inspect {reference}"), source)),
+        };
+        let unexpected = |reason: String| EngineError::Unexpected { reason };
+        let id = inspected.id.unwrap_or_default();
+        let id = id
+            .parse()
+            .map_err(|_| unexpected(format!("image {reference} has ID {id:?}")))?;
+        let diff_ids = inspected
+            .root_fs
+            .and_then(|fs| fs.layers)
+            .unwrap_or_default()
+            .iter()
+            .map(|l| l.parse())
+            .collect::<Result<_, _>>()
+            .map_err(|_| unexpected(format!("image {reference} lists a malformed layer")))?;
+        Ok(Some(EngineImage {
+            id,
+            diff_ids,
+            repo_tags: inspected.repo_tags.unwrap_or_default(),
+        }))
+    }
+
+    /// Starts `docker save` of `names` in one request; the archive streams
+    /// through the returned reader, which must be read on a blocking thread.
+    pub fn save(&self, names: &[String]) -> impl Read + Send + use<> {
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let stream = self
+            .transfer_client
+            .export_images(&names)
+            .map(|chunk| chunk.map_err(io::Error::other));
+        let _guard = self.runtime.enter();
+        SyncIoBridge::new_with_handle(StreamReader::new(Box::pin(stream)), self.runtime.clone())
+    }
+
+    /// Runs `docker load` with an archive that `produce` writes. If `produce`
+    /// fails, the upload is aborted (not ended), so the engine sees a broken
+    /// transfer and registers nothing. Returns the engine's progress messages.
+    pub fn load<E>(
+        &self,
+        produce: impl FnOnce(&mut dyn Write) -> Result<(), E>,
+    ) -> Result<Vec<String>, LoadError<E>> {
+        let (sender, receiver) = mpsc::channel::<io::Result<Bytes>>(16);
+        let body = tokio_stream_from(receiver);
+        let options = ImportImageOptionsBuilder::default().quiet(true).build();
+        let client = self.transfer_client.clone();
+        let upload = self.runtime.spawn(async move {
+            let mut messages = Vec::new();
+            let mut responses = client.import_image_stream(options, body, None);
+            while let Some(response) = responses.next().await {
+                match response {
+                    Ok(info) => messages.extend(info.stream.or(info.status)),
+                    Err(bollard::errors::Error::DockerStreamError { error }) => {
+                        return Err(EngineError::LoadFailed {
+                            message: error.trim().to_owned(),
+                        });
+                    }
+                    Err(source) => {
+                        return Err(EngineError::Api {
+                            action: "load images".into(),
+                            source,
+                        });
+                    }
+                }
+            }
+            Ok(messages)
+        });
+
+        let mut writer = ChannelWriter::new(sender.clone());
+        let produced = produce(&mut writer).map_err(LoadError::Produce);
+        let produced = produced.and_then(|()| {
+            writer
+                .flush_chunk()
+                .map_err(|_| LoadError::Engine(self.closed_early()))
+        });
+        if produced.is_err() {
+            // An error item makes hyper abort the request instead of ending
+            // it cleanly, so the engine cannot mistake a cut archive for a whole one.
+            let _ = sender.blocking_send(Err(io::Error::other("airgap aborted the transfer")));
+        }
+        let engine_closed = writer.engine_closed;
+        drop(writer);
+        drop(sender);
+        let loaded = match self.runtime.block_on(upload) {
+            Ok(loaded) => loaded,
+            Err(e) => Err(EngineError::Unexpected {
+                reason: format!("the load task failed: {e}"),
+            }),
+        };
+        match (produced, loaded) {
+            // The engine stopped reading: its own error says why.
+            (Err(_), Err(engine)) if engine_closed => Err(LoadError::Engine(engine)),
+            (Err(produce), _) => Err(produce),
+            (Ok(()), loaded) => loaded.map_err(LoadError::Engine),
+        }
+    }
+
+    fn closed_early(&self) -> EngineError {
+        EngineError::LoadFailed {
+            message: format!("the engine at {} closed the transfer early", self.host),
+        }
+    }
+
+    /// Tags `image` (an ID or reference) as `repo:tag`.
+    pub fn tag(&self, image: &str, repo: &str, tag: &str) -> Result<(), EngineError> {
+        let options = TagImageOptionsBuilder::default()
+            .repo(repo)
+            .tag(tag)
+            .build();
+        self.runtime
+            .block_on(self.client.tag_image(image, Some(options)))
+            .map_err(|source| self.api_error(&format!("tag {image} as {repo}:{tag}"), source))
+    }
+
+    fn api_error(&self, action: &str, source: bollard::errors::Error) -> EngineError {
+        match source {
+            bollard::errors::Error::HyperResponseError { .. }
+            | bollard::errors::Error::IOError { .. } => EngineError::Unreachable {
+                host: self.host.clone(),
+                source,
+            },
+            source => EngineError::Api {
+                action: action.to_owned(),
+                source,
+            },
+        }
+    }
+}
+
+/// A load that failed on either side.
+#[derive(Debug)]
+pub enum LoadError<E> {
+    /// Producing the archive failed (the engine got an aborted transfer).
+    Produce(E),
+    /// The engine failed.
+    Engine(EngineError),
+}
+
+fn tokio_stream_from(
+    mut receiver: mpsc::Receiver<io::Result<Bytes>>,
+) -> impl futures_util::Stream<Item = io::Result<Bytes>> + Send + 'static {
+    futures_util::stream::poll_fn(move |cx| receiver.poll_recv(cx))
+}
+
+/// Collects writes into chunks and hands them to the upload task; the bounded
+/// channel keeps memory at a few megabytes whatever the archive's size.
+struct ChannelWriter {
+    sender: mpsc::Sender<io::Result<Bytes>>,
+    chunk: Vec<u8>,
+    engine_closed: bool,
+}
+
+const CHUNK: usize = 256 << 10;
+
+impl ChannelWriter {
+    fn new(sender: mpsc::Sender<io::Result<Bytes>>) -> Self {
+        Self {
+            sender,
+            chunk: Vec::with_capacity(CHUNK),
+            engine_closed: false,
+        }
+    }
+
+    fn flush_chunk(&mut self) -> io::Result<()> {
+        if self.chunk.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(&mut self.chunk, Vec::with_capacity(CHUNK));
+        self.sender
+            .blocking_send(Ok(Bytes::from(chunk)))
+            .map_err(|_| {
+                self.engine_closed = true;
+                io::Error::new(io::ErrorKind::BrokenPipe, "the engine closed the transfer")
+            })
+    }
+}
+
+impl Write for ChannelWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = buf.len().min(CHUNK - self.chunk.len());
+        self.chunk.extend_from_slice(&buf[..n]);
+        if self.chunk.len() == CHUNK {
+            self.flush_chunk()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}

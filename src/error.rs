@@ -1,0 +1,36 @@
+//! The library's error: one variant per stage, each stage's own error inside.
+
+use crate::bundle::BundleError;
+use crate::engine::EngineError;
+use crate::keys::KeyError;
+use crate::plan::PlanError;
+use crate::sink::SinkError;
+use crate::source::SourceError;
+use crate::verify::VerifyError;
+
+/// Any failure of an airgap operation.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Working out the images failed.
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    /// The source failed.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// Writing or reading the bundle format failed.
+    #[error(transparent)]
+    Bundle(#[from] BundleError),
+    /// A key could not be used.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// The bundle was refused.
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
+    /// Loading failed.
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    /// The engine failed.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}

@@ -1,0 +1,39 @@
+//! airgap moves container images into networks with no internet.
+//!
+//! Data flows one way:
+//!
+//! ```text
+//!  plan ──▶ source ──▶ bundle ──▶ verify ──▶ sink
+//!  what     engine /    signed      signature   engine
+//!  to pack  archive     zstd file   + digests
+//! ```
+//!
+//! - [`plan`]: compose files and image lists → image references.
+//! - [`source`]: where images come from (an engine, a `docker save` archive).
+//! - [`bundle`]: the on-disk format (bundle-spec/FORMAT.md), writer and streaming reader.
+//! - [`verify`]: signature and digest checks; only it makes a [`verify::VerifiedBundle`].
+//! - [`sink`]: where verified images go (an engine).
+//!
+//! [`pack()`] and [`unpack()`] glue the stages; the binary's `cli` module only
+//! parses arguments and prints.
+
+#![warn(missing_docs)]
+
+pub mod bundle;
+pub mod digest;
+pub mod engine;
+pub mod error;
+pub mod image;
+pub mod inspect;
+pub mod keys;
+pub mod pack;
+pub mod plan;
+pub mod progress;
+pub mod sink;
+pub mod source;
+pub mod unpack;
+pub mod verify;
+
+pub use error::Error;
+pub use pack::pack;
+pub use unpack::unpack;

@@ -1,0 +1,76 @@
+//! Where verified images go. A sink only accepts a [`VerifiedBundle`], which
+//! only `verify` can make, so nothing unverified reaches an engine.
+
+pub mod daemon;
+
+use crate::digest::Digest;
+use crate::engine::EngineError;
+use crate::progress::Progress;
+use crate::verify::{VerifiedBundle, VerifyError};
+
+pub use daemon::DaemonSink;
+
+/// Where verified images go.
+pub trait Sink {
+    /// Loads every image of `bundle` and restores its tags.
+    fn load(
+        &self,
+        bundle: &VerifiedBundle,
+        progress: &dyn Progress,
+    ) -> Result<LoadReport, SinkError>;
+}
+
+/// What a load did, per image.
+#[derive(Debug, Default)]
+pub struct LoadReport {
+    /// One entry per bundle image, in bundle order.
+    pub images: Vec<LoadedImage>,
+}
+
+/// One image after loading.
+#[derive(Debug)]
+pub struct LoadedImage {
+    /// The tags restored, as the user spelled them.
+    pub tags: Vec<String>,
+    /// References that cannot be tags (digest references), reported not restored.
+    pub untaggable: Vec<String>,
+    /// The ID the engine gives the image.
+    pub id: Digest,
+    /// The image's config digest.
+    pub config: Digest,
+    /// True when the engine already had the image and nothing was sent.
+    pub already_present: bool,
+}
+
+/// Why loading failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SinkError {
+    /// The engine failed.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// The bundle failed its second reading (changed or damaged since verified).
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
+    /// After loading, a reference resolves to something other than the bundle's image.
+    #[error(
+        "after loading, {reference} on the engine is {found}, not the bundle's image {expected}"
+    )]
+    Mismatch {
+        /// The reference.
+        reference: String,
+        /// The bundle's config digest.
+        expected: Digest,
+        /// What the engine reports.
+        found: String,
+    },
+    /// Writing the load stream failed.
+    #[error("writing the load stream")]
+    Stream(#[source] std::io::Error),
+}
+
+impl From<crate::bundle::BundleError> for SinkError {
+    fn from(error: crate::bundle::BundleError) -> Self {
+        Self::Verify(VerifyError::Bundle(error))
+    }
+}

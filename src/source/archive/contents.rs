@@ -1,0 +1,266 @@
+//! Reads a `docker save` archive as it streams past, in any of the layouts
+//! engines write: Docker ≤ 24's legacy one (`<id>/layer.tar`, duplicate layers
+//! as symlinks), Docker 25+'s OCI layout with `manifest.json`, and Podman's
+//! (`<diffid>.tar` files with symlinks). Blobs are staged on disk; layers the
+//! caller expects go to the layer sink at once so compression overlaps the save.
+
+use std::collections::{HashMap, HashSet};
+use std::fs;
+use std::io::Read;
+use std::path::{Component, Path, PathBuf};
+
+use crate::bundle::layout::DockerLoadEntry;
+use crate::digest::Digest;
+use crate::progress::{Progress, ProgressReader};
+use crate::source::{LayerSink, SourceError};
+
+use super::stage::{self, StagedBlob};
+
+/// Largest metadata file (manifest.json, index.json, config) read into memory.
+const METADATA_LIMIT: u64 = 16 << 20;
+
+/// A file of the archive, by what became of it.
+#[derive(Debug)]
+pub enum ArchiveFile {
+    /// A layer already handed to the layer sink.
+    Layer {
+        /// Its uncompressed digest.
+        digest: Digest,
+        /// Its uncompressed size.
+        size: u64,
+    },
+    /// Staged on disk, not yet classified.
+    Staged(StagedBlob),
+}
+
+/// Everything an archive held, once it has streamed past.
+#[derive(Debug, Default)]
+pub struct ArchiveContents {
+    /// The `docker load` manifest.
+    pub docker_manifest: Vec<DockerLoadEntry>,
+    /// Files by normalised archive path.
+    pub files: HashMap<String, ArchiveFile>,
+    /// Links by normalised archive path, to normalised target paths.
+    pub links: HashMap<String, String>,
+}
+
+/// Streams `input` (a `docker save` tar), staging blobs in `staging`.
+/// Layers whose uncompressed digest is in `expected_layers` are handed to
+/// `layers` as soon as they are staged.
+pub fn read_archive(
+    input: impl Read,
+    staging: &Path,
+    expected_layers: &HashSet<Digest>,
+    layers: &mut dyn LayerSink,
+    progress: &dyn Progress,
+) -> Result<ArchiveContents, SourceError> {
+    let mut archive = tar::Archive::new(ProgressReader::new(input, progress));
+    let mut contents = ArchiveContents::default();
+    let mut docker_manifest = None;
+    for (sequence, entry) in archive.entries().map_err(SourceError::Read)?.enumerate() {
+        let entry = entry.map_err(SourceError::Read)?;
+        let raw_path = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        let path = normalise(Path::new(&raw_path))
+            .ok_or_else(|| malformed(format!("entry path {raw_path:?}")))?;
+        match entry.header().entry_type() {
+            tar::EntryType::Directory => {}
+            tar::EntryType::Symlink | tar::EntryType::Link => {
+                let target = entry
+                    .link_name_bytes()
+                    .map(|t| String::from_utf8_lossy(&t).into_owned());
+                let target =
+                    target.ok_or_else(|| malformed(format!("link {path} has no target")))?;
+                let base = if entry.header().entry_type() == tar::EntryType::Symlink {
+                    Path::new(&path)
+                        .parent()
+                        .unwrap_or(Path::new(""))
+                        .join(&target)
+                } else {
+                    PathBuf::from(&target)
+                };
+                let target = normalise(&base)
+                    .ok_or_else(|| malformed(format!("link {path} points outside")))?;
+                contents.links.insert(path, target);
+            }
+            tar::EntryType::Regular => {
+                if path == "manifest.json" {
+                    let bytes = read_metadata(entry, &path)?;
+                    let parsed: Vec<DockerLoadEntry> = serde_json::from_slice(&bytes)
+                        .map_err(|e| malformed(format!("manifest.json: {e}")))?;
+                    docker_manifest = Some(parsed);
+                } else if is_ignored(&path) {
+                    continue;
+                } else {
+                    let staged_path = staging.join(format!("blob-{sequence}"));
+                    let staged =
+                        stage::stage(entry, &staged_path).map_err(|source| SourceError::Stage {
+                            path: staged_path.clone(),
+                            source,
+                        })?;
+                    check_named_digest(&path, &staged)?;
+                    let file = if expected_layers.contains(&staged.digest) {
+                        hand_over(staged, layers)?
+                    } else {
+                        ArchiveFile::Staged(staged)
+                    };
+                    contents.files.insert(path, file);
+                }
+            }
+            other => {
+                return Err(malformed(format!(
+                    "entry {path} has unexpected type {other:?}"
+                )));
+            }
+        }
+    }
+    contents.docker_manifest = docker_manifest.ok_or_else(|| {
+        malformed("it has no manifest.json (is it a docker save archive?)".into())
+    })?;
+    Ok(contents)
+}
+
+/// Gives a staged layer to the sink (unless it has it) and frees its disk space.
+pub fn hand_over(
+    staged: StagedBlob,
+    layers: &mut dyn LayerSink,
+) -> Result<ArchiveFile, SourceError> {
+    if !layers.has_layer(&staged.digest) {
+        let mut file = fs::File::open(&staged.path).map_err(|source| SourceError::Stage {
+            path: staged.path.clone(),
+            source,
+        })?;
+        layers.put_layer(&staged.digest, staged.size, &mut file)?;
+    }
+    let _ = fs::remove_file(&staged.path);
+    Ok(ArchiveFile::Layer {
+        digest: staged.digest,
+        size: staged.size,
+    })
+}
+
+impl ArchiveContents {
+    /// Follows links to the file at `path`.
+    pub fn resolve(&self, path: &str) -> Option<(&str, &ArchiveFile)> {
+        let mut path = path;
+        for _ in 0..16 {
+            if let Some(file) = self.files.get_key_value(path) {
+                return Some((file.0.as_str(), file.1));
+            }
+            path = self.links.get(path)?;
+        }
+        None
+    }
+
+    /// The staged blob whose archived bytes have `digest`.
+    pub fn staged_with_digest(&self, digest: &Digest) -> Option<&StagedBlob> {
+        self.files.values().find_map(|file| match file {
+            ArchiveFile::Staged(staged) if &staged.archived_digest == digest => Some(staged),
+            _ => None,
+        })
+    }
+
+    /// Reads a staged metadata blob (config, manifest, index) into memory.
+    pub fn read_staged(staged: &StagedBlob) -> Result<Vec<u8>, SourceError> {
+        let stage_error = |source| SourceError::Stage {
+            path: staged.path.clone(),
+            source,
+        };
+        let file = fs::File::open(&staged.path).map_err(stage_error)?;
+        let mut bytes = Vec::new();
+        file.take(METADATA_LIMIT + 1)
+            .read_to_end(&mut bytes)
+            .map_err(stage_error)?;
+        if bytes.len() as u64 > METADATA_LIMIT {
+            return Err(malformed(format!(
+                "metadata blob {} is larger than {METADATA_LIMIT} bytes",
+                staged.digest
+            )));
+        }
+        Ok(bytes)
+    }
+
+    /// Replaces a staged layer by its handed-over form.
+    pub fn mark_handed_over(&mut self, path: &str, file: ArchiveFile) {
+        self.files.insert(path.to_owned(), file);
+    }
+}
+
+/// Engine bookkeeping files that carry nothing a bundle needs.
+fn is_ignored(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    matches!(path, "repositories" | "oci-layout" | "index.json")
+        || (path.contains('/') && !path.starts_with("blobs/") && matches!(name, "json" | "VERSION"))
+}
+
+/// Blobs named after their digest (`blobs/sha256/<hex>`, `<hex>.json`) must
+/// hash to that name: the first check of the engine's export.
+fn check_named_digest(path: &str, staged: &StagedBlob) -> Result<(), SourceError> {
+    let named = path
+        .strip_prefix("blobs/sha256/")
+        .or_else(|| path.strip_suffix(".json").filter(|hex| !hex.contains('/')))
+        .and_then(|hex| Digest::from_hex(hex).ok());
+    match named {
+        Some(named) if named != staged.archived_digest => Err(malformed(format!(
+            "{path} does not hash to its name (it hashes to {})",
+            staged.archived_digest
+        ))),
+        _ => Ok(()),
+    }
+}
+
+fn read_metadata(entry: impl Read, path: &str) -> Result<Vec<u8>, SourceError> {
+    let mut bytes = Vec::new();
+    entry
+        .take(METADATA_LIMIT + 1)
+        .read_to_end(&mut bytes)
+        .map_err(SourceError::Read)?;
+    if bytes.len() as u64 > METADATA_LIMIT {
+        return Err(malformed(format!(
+            "{path} is larger than {METADATA_LIMIT} bytes"
+        )));
+    }
+    Ok(bytes)
+}
+
+/// A relative path without `.` components, or `None` if it escapes.
+fn normalise(path: &Path) -> Option<String> {
+    let mut parts: Vec<String> = Vec::new();
+    for component in path.components() {
+        match component {
+            Component::Normal(part) => parts.push(part.to_string_lossy().into_owned()),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                parts.pop()?;
+            }
+            Component::RootDir | Component::Prefix(_) => return None,
+        }
+    }
+    Some(parts.join("/"))
+}
+
+fn malformed(reason: String) -> SourceError {
+    SourceError::Malformed { reason }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_normalise_and_escapes_are_caught() {
+        assert_eq!(normalise(Path::new("./a/b")).as_deref(), Some("a/b"));
+        assert_eq!(normalise(Path::new("a/x/../b")).as_deref(), Some("a/b"));
+        assert_eq!(normalise(Path::new("a/../../b")), None);
+        assert_eq!(normalise(Path::new("/etc/passwd")), None);
+    }
+
+    #[test]
+    fn engine_bookkeeping_is_ignored_but_blobs_are_not() {
+        assert!(is_ignored("repositories"));
+        assert!(is_ignored("abc/json"));
+        assert!(is_ignored("abc/VERSION"));
+        assert!(!is_ignored("abc/layer.tar"));
+        assert!(!is_ignored("blobs/sha256/abc"));
+        assert!(!is_ignored("abc.json"));
+    }
+}

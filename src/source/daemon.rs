@@ -1,0 +1,97 @@
+//! Images from a running engine: looked up with inspect, exported with one
+//! `docker save` request, and read as it streams by the archive reader.
+
+use std::collections::HashSet;
+
+use crate::bundle::SourceInfo;
+use crate::digest::Digest;
+use crate::engine::{Engine, EngineImage};
+use crate::image::{ImageRecord, ImageRef};
+use crate::progress::{Progress, Task};
+
+use super::archive::{self, Identity, WantedImage};
+use super::{LayerSink, Source, SourceError};
+
+/// Images from the engine behind `engine`.
+pub struct DaemonSource {
+    engine: Engine,
+}
+
+impl DaemonSource {
+    /// A source reading from `engine`.
+    pub fn new(engine: Engine) -> Self {
+        Self { engine }
+    }
+
+    /// Inspects every reference; one error names all that are missing.
+    fn inspect_all(&self, refs: &[ImageRef]) -> Result<Vec<(ImageRef, EngineImage)>, SourceError> {
+        let mut found = Vec::new();
+        let mut missing = Vec::new();
+        for reference in refs {
+            match self.engine.inspect(&reference.given)? {
+                Some(image) => found.push((reference.clone(), image)),
+                None => missing.push(reference.given.clone()),
+            }
+        }
+        if missing.is_empty() {
+            Ok(found)
+        } else {
+            Err(SourceError::Missing { refs: missing })
+        }
+    }
+}
+
+impl Source for DaemonSource {
+    fn describe(&self) -> SourceInfo {
+        let info = self.engine.info().ok();
+        SourceInfo {
+            kind: "docker-engine".into(),
+            engine: info.as_ref().map(|i| i.product.clone()),
+            api_version: info.map(|i| i.api_version),
+        }
+    }
+
+    fn check(&self, refs: &[ImageRef]) -> Result<(), SourceError> {
+        self.inspect_all(refs).map(|_| ())
+    }
+
+    fn export(
+        &self,
+        refs: &[ImageRef],
+        layers: &mut dyn LayerSink,
+        progress: &dyn Progress,
+    ) -> Result<Vec<ImageRecord>, SourceError> {
+        let inspected = self.inspect_all(refs)?;
+        let mut wanted: Vec<WantedImage> = Vec::new();
+        let mut expected_layers: HashSet<Digest> = HashSet::new();
+        for (reference, image) in &inspected {
+            expected_layers.extend(image.diff_ids.iter().cloned());
+            match wanted
+                .iter_mut()
+                .find(|w| matches!(&w.identity, Identity::Engine { id, .. } if id == &image.id))
+            {
+                Some(existing) => existing.refs.push(reference.clone()),
+                None => wanted.push(WantedImage {
+                    refs: vec![reference.clone()],
+                    identity: Identity::Engine {
+                        id: image.id.clone(),
+                        diff_ids: image.diff_ids.clone(),
+                    },
+                }),
+            }
+        }
+        let mut names: Vec<String> = refs.iter().map(|r| r.given.clone()).collect();
+        names.dedup();
+        progress.start(Task::Saving, None);
+        let staging = layers.staging_dir().to_owned();
+        let contents = archive::read_archive(
+            self.engine.save(&names),
+            &staging,
+            &expected_layers,
+            layers,
+            progress,
+        );
+        progress.finish();
+        archive::records(&mut contents?, &wanted, layers)
+    }
+}

@@ -1,0 +1,106 @@
+//! Where images come from. Every source yields the same thing: image records
+//! (config bytes, layer digests) and the layer blobs themselves, pushed into a
+//! [`LayerSink`] as the source's medium delivers them.
+
+pub mod archive;
+pub mod daemon;
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use crate::digest::Digest;
+use crate::engine::EngineError;
+use crate::image::{ImageRecord, ImageRef};
+use crate::progress::Progress;
+
+pub use archive::ArchiveSource;
+pub use daemon::DaemonSource;
+
+/// Receives uncompressed layer blobs, each already hashed by the source.
+pub trait LayerSink {
+    /// A directory on the output's filesystem where sources may stage blobs.
+    fn staging_dir(&self) -> &std::path::Path;
+    /// True when a layer with this digest is already stored, so a source may skip it.
+    fn has_layer(&self, digest: &Digest) -> bool;
+    /// Stores a layer whose content hashes to `digest` and is `size` bytes long.
+    fn put_layer(
+        &mut self,
+        digest: &Digest,
+        size: u64,
+        content: &mut dyn Read,
+    ) -> Result<(), SourceError>;
+}
+
+/// Where images come from.
+pub trait Source {
+    /// Describes the source for the bundle manifest.
+    fn describe(&self) -> crate::bundle::SourceInfo;
+
+    /// Checks every reference exists; one error names all that are missing.
+    fn check(&self, refs: &[ImageRef]) -> Result<(), SourceError>;
+
+    /// Streams the images' layers into `layers` and returns one record per
+    /// distinct image, with every reference that names it.
+    fn export(
+        &self,
+        refs: &[ImageRef],
+        layers: &mut dyn LayerSink,
+        progress: &dyn Progress,
+    ) -> Result<Vec<ImageRecord>, SourceError>;
+}
+
+/// Why a source could not deliver.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SourceError {
+    /// Some references name no image.
+    #[error("{} not found: {}", if .refs.len() == 1 { "image" } else { "images" }, .refs.join(", "))]
+    Missing {
+        /// Every missing reference, as given.
+        refs: Vec<String>,
+    },
+    /// The engine failed.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// The export stream is not a `docker save` archive we understand.
+    #[error("the image archive is malformed: {reason}")]
+    Malformed {
+        /// What was wrong.
+        reason: String,
+    },
+    /// The export lacks a layer an image needs (moby issue 49473).
+    #[error("the export of {image} lacks its layer {diff_id}; the engine's save is incomplete")]
+    LayerMissing {
+        /// The image.
+        image: String,
+        /// The missing layer's diff ID.
+        diff_id: Digest,
+    },
+    /// A layer's content does not match the config's diff ID.
+    #[error("layer {index} of {image} hashes to {actual}, but its config says {expected}")]
+    LayerMismatch {
+        /// The image.
+        image: String,
+        /// Index of the layer, bottom first.
+        index: usize,
+        /// The diff ID from the config.
+        expected: Digest,
+        /// What the content hashes to.
+        actual: Digest,
+    },
+    /// Reading the export stream failed.
+    #[error("reading the image archive")]
+    Read(#[source] std::io::Error),
+    /// Staging a blob on disk failed.
+    #[error("staging a blob in {path}")]
+    Stage {
+        /// The staging path.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Storing a layer into the bundle failed.
+    #[error(transparent)]
+    Store(#[from] crate::bundle::BundleError),
+}

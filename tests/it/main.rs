@@ -1,0 +1,1 @@
+//! Integration tests (one binary, as ripgrep and just do).
