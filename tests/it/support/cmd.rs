@@ -1,0 +1,73 @@
+//! Running the airgap binary.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Result of one airgap run.
+pub struct Run {
+    /// Exit code.
+    pub code: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl Run {
+    /// Panics with the output unless the run succeeded.
+    #[track_caller]
+    pub fn success(self) -> Self {
+        assert_eq!(
+            self.code, 0,
+            "airgap failed:\nstdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    /// Panics unless the run failed with `code`.
+    #[track_caller]
+    pub fn failure(self, code: i32) -> Self {
+        assert_eq!(
+            self.code, code,
+            "expected exit code {code}:\nstdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+/// Runs airgap with `args` in `dir`, with no DOCKER_HOST inherited.
+pub fn airgap(dir: &Path, args: &[&str]) -> Run {
+    let output: Output = Command::new(env!("CARGO_BIN_EXE_airgap"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("DOCKER_HOST")
+        .output()
+        .expect("airgap runs");
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// A fresh directory with a key pair `ops.pem` / `ops.pub.pem`.
+pub fn workdir_with_keys() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    airgap(dir.path(), &["keygen", "--output", "ops"]).success();
+    let path = dir.path().to_owned();
+    (dir, path)
+}
+
+/// Paths of the entries in a bundle's inner tar, in order.
+pub fn bundle_entries(bundle: &Path) -> Vec<String> {
+    let file = std::fs::File::open(bundle).unwrap();
+    let decoder = zstd::stream::read::Decoder::new(file).unwrap();
+    let mut archive = tar::Archive::new(decoder);
+    archive
+        .entries()
+        .unwrap()
+        .map(|e| String::from_utf8_lossy(&e.unwrap().path_bytes()).into_owned())
+        .collect()
+}

@@ -1,0 +1,6 @@
+//! Shared test support: engines, fixtures, the airgap command.
+
+pub mod cmd;
+pub mod engine;
+pub mod fixtures;
+pub mod synthetic;
