@@ -278,3 +278,185 @@ fn sniff(input: &mut impl io::BufRead) -> Result<(), BundleError> {
         reason: reason.into(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bundle::manifest::SourceInfo;
+    use crate::digest::Digest;
+
+    enum Raw<'a> {
+        File(&'a str, &'a [u8]),
+        Symlink(&'a str, &'a str),
+    }
+
+    fn manifest_for(files: &[(&str, &[u8])]) -> BundleManifest {
+        let mut manifest = BundleManifest::new("test".into(), "2026-01-01T00:00:00Z".into(), SourceInfo::default());
+        manifest.entries = files
+            .iter()
+            .map(|(path, bytes)| Entry {
+                path: (*path).into(),
+                size: bytes.len() as u64,
+                sha256: Digest::of(bytes).hex().into(),
+            })
+            .collect();
+        manifest
+    }
+
+    fn raw_header(path: &str, size: u64, kind: tar::EntryType) -> tar::Header {
+        let mut header = tar::Header::new_ustar();
+        // Written byte by byte: tar's set_path refuses the hostile paths tested here.
+        header.as_old_mut().name[..path.len()].copy_from_slice(path.as_bytes());
+        header.set_size(size);
+        header.set_mode(0o644);
+        header.set_entry_type(kind);
+        header.set_cksum();
+        header
+    }
+
+    fn tar_of(manifest: &[u8], entries: &[Raw], trailer: &[u8]) -> Vec<u8> {
+        let mut tar = Vec::new();
+        super::super::tar_stream::append_bytes(&mut tar, MANIFEST_PATH, manifest).unwrap();
+        for entry in entries {
+            match entry {
+                Raw::File(path, bytes) => {
+                    tar.extend_from_slice(raw_header(path, bytes.len() as u64, tar::EntryType::Regular).as_bytes());
+                    tar.extend_from_slice(bytes);
+                    tar.resize(tar.len().div_ceil(512) * 512, 0);
+                }
+                Raw::Symlink(path, target) => {
+                    let mut header = raw_header(path, 0, tar::EntryType::Symlink);
+                    header.set_link_name(target).unwrap();
+                    header.set_cksum();
+                    tar.extend_from_slice(header.as_bytes());
+                }
+            }
+        }
+        tar.extend_from_slice(&[0u8; 1024]);
+        tar.extend_from_slice(trailer);
+        tar
+    }
+
+    fn compress(tar: &[u8]) -> Vec<u8> {
+        zstd::encode_all(tar, 3).unwrap()
+    }
+
+    fn read_bundle(bytes: &[u8]) -> Result<Vec<String>, BundleError> {
+        let mut seen = Vec::new();
+        read(bytes, |_| Ok(()), |entry: &Entry, _: &mut dyn Read| {
+            seen.push(entry.path.clone());
+            Ok::<(), BundleError>(())
+        })?;
+        Ok(seen)
+    }
+
+    const A: &[u8] = b"first entry";
+    const B: &[u8] = b"second entry";
+
+    fn valid_manifest() -> Vec<u8> {
+        manifest_for(&[("a", A), ("b", B)]).to_bytes()
+    }
+
+    #[test]
+    fn a_well_formed_bundle_yields_its_entries_in_order() {
+        let bundle = compress(&tar_of(&valid_manifest(), &[Raw::File("a", A), Raw::File("b", B)], &[]));
+        assert_eq!(read_bundle(&bundle).unwrap(), ["a", "b"]);
+    }
+
+    #[test]
+    fn an_unknown_major_version_is_refused_by_name() {
+        let manifest = String::from_utf8(valid_manifest()).unwrap().replace("\"1.0\"", "\"2.0\"");
+        let bundle = compress(&tar_of(manifest.as_bytes(), &[Raw::File("a", A), Raw::File("b", B)], &[]));
+        let error = read_bundle(&bundle).unwrap_err();
+        assert!(matches!(&error, BundleError::UnsupportedVersion { found } if found == "2.0"), "{error}");
+    }
+
+    #[test]
+    fn a_later_minor_version_is_read() {
+        let manifest = String::from_utf8(valid_manifest()).unwrap().replace("\"1.0\"", "\"1.7\"");
+        let bundle = compress(&tar_of(manifest.as_bytes(), &[Raw::File("a", A), Raw::File("b", B)], &[]));
+        assert_eq!(read_bundle(&bundle).unwrap(), ["a", "b"]);
+    }
+
+    #[test]
+    fn entries_not_in_the_manifest_are_refused() {
+        let bundle =
+            compress(&tar_of(&valid_manifest(), &[Raw::File("a", A), Raw::File("b", B), Raw::File("c", A)], &[]));
+        assert!(matches!(read_bundle(&bundle), Err(BundleError::UnexpectedEntry { found, .. }) if found == "c"));
+    }
+
+    #[test]
+    fn reordered_entries_are_refused() {
+        let bundle = compress(&tar_of(&valid_manifest(), &[Raw::File("b", B), Raw::File("a", A)], &[]));
+        assert!(matches!(read_bundle(&bundle), Err(BundleError::UnexpectedEntry { .. })));
+    }
+
+    #[test]
+    fn missing_entries_are_refused() {
+        let bundle = compress(&tar_of(&valid_manifest(), &[Raw::File("a", A)], &[]));
+        assert!(matches!(read_bundle(&bundle), Err(BundleError::MissingEntry { path, more: 0 }) if path == "b"));
+    }
+
+    #[test]
+    fn wrong_sizes_and_contents_are_refused() {
+        let bundle = compress(&tar_of(&valid_manifest(), &[Raw::File("a", A), Raw::File("b", b"second entrx")], &[]));
+        assert!(matches!(read_bundle(&bundle), Err(BundleError::DigestMismatch { path }) if path == "b"));
+        let bundle = compress(&tar_of(&valid_manifest(), &[Raw::File("a", A), Raw::File("b", b"second")], &[]));
+        assert!(matches!(read_bundle(&bundle), Err(BundleError::SizeMismatch { .. })));
+    }
+
+    #[test]
+    fn links_are_refused_even_when_listed() {
+        let manifest = manifest_for(&[("a", b"")]).to_bytes();
+        let bundle = compress(&tar_of(&manifest, &[Raw::Symlink("a", "/etc/passwd")], &[]));
+        assert!(matches!(read_bundle(&bundle), Err(BundleError::NotAFile { .. })));
+    }
+
+    #[test]
+    fn escaping_paths_are_refused_in_the_manifest() {
+        for path in ["../evil", "/etc/cron.d/x", "a/../../b"] {
+            let manifest = manifest_for(&[(path, A)]).to_bytes();
+            let bundle = compress(&tar_of(&manifest, &[Raw::File(path, A)], &[]));
+            assert!(matches!(read_bundle(&bundle), Err(BundleError::UnsafePath { .. })), "{path}");
+        }
+    }
+
+    #[test]
+    fn duplicate_paths_are_refused() {
+        let manifest = manifest_for(&[("a", A), ("a", A)]).to_bytes();
+        let bundle = compress(&tar_of(&manifest, &[Raw::File("a", A), Raw::File("a", A)], &[]));
+        assert!(matches!(read_bundle(&bundle), Err(BundleError::Inconsistent { .. })));
+    }
+
+    #[test]
+    fn data_after_the_end_is_refused() {
+        let bundle = compress(&tar_of(&valid_manifest(), &[Raw::File("a", A), Raw::File("b", B)], b"extra"));
+        assert!(matches!(read_bundle(&bundle), Err(BundleError::TrailingData)));
+    }
+
+    #[test]
+    fn an_oversized_manifest_is_refused_before_it_is_read() {
+        let mut tar = raw_header(MANIFEST_PATH, MANIFEST_LIMIT + 1, tar::EntryType::Regular).as_bytes().to_vec();
+        tar.extend_from_slice(&[b' '; 4096]);
+        let bundle = compress(&tar);
+        assert!(matches!(read_bundle(&bundle), Err(BundleError::TooLarge { .. })));
+    }
+
+    #[test]
+    fn frames_with_windows_above_128_mib_are_refused() {
+        let tar = tar_of(&valid_manifest(), &[Raw::File("a", A), Raw::File("b", B)], &[]);
+        let mut encoder = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+        encoder.window_log(WINDOW_LOG_MAX + 1).unwrap();
+        encoder.long_distance_matching(true).unwrap();
+        std::io::Write::write_all(&mut encoder, &tar).unwrap();
+        let bundle = encoder.finish().unwrap();
+        assert!(read_bundle(&bundle).is_err());
+    }
+
+    #[test]
+    fn a_missing_end_marker_is_truncation() {
+        let mut tar = tar_of(&valid_manifest(), &[Raw::File("a", A), Raw::File("b", B)], &[]);
+        tar.truncate(tar.len() - 1024);
+        assert!(matches!(read_bundle(&compress(&tar)), Err(BundleError::Corrupt(_))));
+    }
+}

@@ -6,5 +6,6 @@ mod support;
 
 mod archive;
 mod cli;
+mod golden;
 mod roundtrip;
 mod tamper;

@@ -1,0 +1,32 @@
+//! Bundles written by earlier airgap versions must keep verifying
+//! (bundle-spec/FORMAT.md section 6). Each version's golden bundle lives in
+//! tests/fixtures/bundles/ with the public key that signed it.
+
+use std::path::Path;
+
+use crate::support::cmd::airgap;
+
+const GOLDEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/bundles");
+
+#[test]
+fn every_golden_bundle_still_verifies() {
+    let mut checked = 0;
+    for entry in std::fs::read_dir(GOLDEN).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let Some(version) = name.strip_suffix("-minimal.zst") else { continue };
+        let key = format!("{version}-signer.pub.pem");
+        let run = airgap(Path::new(GOLDEN), &["verify", &name, "--key", &key]).success();
+        assert!(run.stdout.contains(": OK"), "{name}: {}", run.stdout);
+        checked += 1;
+    }
+    assert!(checked >= 1, "no golden bundles found in {GOLDEN}");
+}
+
+#[test]
+fn the_v1_0_golden_bundle_still_describes_its_images() {
+    let run = airgap(Path::new(GOLDEN), &["inspect", "v1.0-minimal.zst"]).success();
+    for expected in ["golden/base:1", "golden/app:1", "used by 2 images", "format:   1.0"] {
+        assert!(run.stdout.contains(expected), "{expected} missing: {}", run.stdout);
+    }
+}
