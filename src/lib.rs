@@ -20,6 +20,7 @@
 #![warn(missing_docs)]
 
 pub mod bundle;
+pub mod cleanup;
 pub mod digest;
 pub mod engine;
 pub mod error;

@@ -5,6 +5,8 @@ mod cli;
 
 use std::process::ExitCode;
 
+use tokio::signal::unix::{SignalKind, signal};
+
 fn main() -> ExitCode {
     let args = <cli::Args as clap::Parser>::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -18,13 +20,25 @@ fn main() -> ExitCode {
         }
     };
     let handle = runtime.handle().clone();
-    // Engine calls bridge into the runtime with block_on, which must not run
-    // on a runtime thread: the whole command runs on a blocking thread.
-    let outcome = runtime
-        .block_on(async move { tokio::task::spawn_blocking(move || cli::run(args, handle)).await });
+    let outcome = runtime.block_on(async move {
+        // Engine calls bridge into the runtime with block_on, which must not
+        // run on a runtime thread: the whole command runs on a blocking thread.
+        let command = tokio::task::spawn_blocking(move || cli::run(args, handle));
+        let (Ok(mut interrupt), Ok(mut terminate)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
+            return Some(command.await);
+        };
+        tokio::select! {
+            outcome = command => Some(outcome),
+            _ = interrupt.recv() => None,
+            _ = terminate.recv() => None,
+        }
+    });
     match outcome {
-        Ok(Ok(())) => ExitCode::SUCCESS,
-        Ok(Err(error)) => {
+        Some(Ok(Ok(()))) => ExitCode::SUCCESS,
+        Some(Ok(Err(error))) => {
             if cli::exit::is_broken_pipe(&error) {
                 return ExitCode::SUCCESS;
             }
@@ -34,9 +48,19 @@ fn main() -> ExitCode {
             }
             ExitCode::from(cli::exit::code(&error))
         }
-        Err(panic) => {
+        Some(Err(panic)) => {
             eprintln!("error: airgap crashed: {panic}");
             ExitCode::from(cli::exit::FAILURE)
+        }
+        None => {
+            // The blocking thread cannot be stopped; its temporary files are
+            // removed here, and exiting drops any engine transfer mid-way,
+            // which the engine treats as a failed load.
+            airgap::cleanup::remove_all();
+            eprintln!(
+                "error: interrupted; temporary files were removed; run the same command again to finish"
+            );
+            std::process::exit(130);
         }
     }
 }

@@ -10,6 +10,7 @@ use std::io::{self, BufWriter, Read, Seek, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use crate::cleanup;
 use crate::digest::{Digest, HashingReader, HashingWriter};
 use crate::image::{BlobRef, ImageRecord};
 use crate::keys::{Fingerprint, PrivateKey};
@@ -58,7 +59,9 @@ type BodyEncoder = zstd::stream::write::Encoder<'static, BufWriter<File>>;
 /// A bundle being written.
 pub struct BundleWriter {
     output: PathBuf,
+    // Declared before `workdir` so it is deregistered only after removal.
     workdir: tempfile::TempDir,
+    _workdir_registration: cleanup::Registration,
     body: BodyEncoder,
     body_entries: Vec<Entry>,
     layers: HashSet<Digest>,
@@ -92,9 +95,11 @@ impl BundleWriter {
             .map_err(io_error)?;
         let body =
             body_encoder(BufWriter::with_capacity(1 << 20, file), compression).map_err(io_error)?;
+        let workdir_registration = cleanup::register(workdir.path());
         Ok(Self {
             output: output.to_owned(),
             workdir,
+            _workdir_registration: workdir_registration,
             body,
             body_entries: Vec::new(),
             layers: HashSet::new(),
@@ -209,6 +214,8 @@ impl BundleWriter {
             .suffix(".tmp")
             .tempfile_in(dir)
             .map_err(|e| io_error("creating a temporary file for", e))?;
+        let _temp_registration = cleanup::register(temp.path());
+        let _temp_registration = cleanup::register(temp.path());
         let mut out = HashingWriter::new(BufWriter::with_capacity(1 << 20, temp));
         write_head(&mut out, &manifest_bytes, signature.as_deref(), &metadata)
             .map_err(|e| io_error("writing", e))?;

@@ -59,6 +59,16 @@ pub fn hint(error: &anyhow::Error) -> Option<&'static str> {
     use airgap::bundle::BundleError;
     use airgap::engine::EngineError;
     use airgap::keys::KeyError;
+    let disk_full = error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::StorageFull)
+    });
+    if disk_full {
+        return Some(
+            "the disk is full; nothing half-written was kept: free space there or choose another location",
+        );
+    }
     let error = error.chain().find_map(|e| e.downcast_ref::<Error>())?;
     let verify = match error {
         Error::Verify(verify) | Error::Sink(SinkError::Verify(verify)) => Some(verify),

@@ -1,0 +1,64 @@
+//! Temporary files that must not outlive an interrupted run. Normal exits
+//! and errors remove them through their owners' destructors; a signal ends
+//! the process without running those, so the binary's signal handler calls
+//! [`remove_all`] first.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+static PENDING: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// Keeps `path` registered for removal on interrupt until dropped.
+#[derive(Debug)]
+pub struct Registration {
+    path: PathBuf,
+}
+
+/// Registers `path` (a file or directory) for removal if the process is interrupted.
+pub fn register(path: &Path) -> Registration {
+    lock().push(path.to_owned());
+    Registration {
+        path: path.to_owned(),
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let mut pending = lock();
+        if let Some(index) = pending.iter().rposition(|p| p == &self.path) {
+            pending.remove(index);
+        }
+    }
+}
+
+/// Removes every registered path; called from the interrupt handler.
+pub fn remove_all() {
+    for path in lock().drain(..) {
+        let _ = std::fs::remove_dir_all(&path).or_else(|_| std::fs::remove_file(&path));
+    }
+}
+
+fn lock() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+    PENDING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registered_paths_are_removed_and_dropped_ones_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let kept = dir.path().join("kept");
+        let removed = dir.path().join("removed");
+        std::fs::write(&kept, b"x").unwrap();
+        std::fs::create_dir(&removed).unwrap();
+        drop(register(&kept));
+        let _registration = register(&removed);
+        remove_all();
+        assert!(kept.exists());
+        assert!(!removed.exists());
+    }
+}
