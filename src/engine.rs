@@ -78,6 +78,9 @@ pub struct EngineInfo {
     pub product: String,
     /// The negotiated API version.
     pub api_version: String,
+    /// A stable identity of the engine's image store: the engine's ID where
+    /// it reports one, else its host name and data root.
+    pub id: String,
 }
 
 /// A connection to one engine.
@@ -123,7 +126,7 @@ impl Engine {
         &self.host
     }
 
-    /// Product name and API version.
+    /// Product name, API version and identity.
     pub fn info(&self) -> Result<EngineInfo, EngineError> {
         let version = self
             .runtime
@@ -138,9 +141,22 @@ impl Engine {
             Some(v) if !product.contains(&v) => format!("{product} {v}"),
             _ => product,
         };
+        let system = self
+            .runtime
+            .block_on(self.client.info())
+            .map_err(|source| self.api_error("report its identity", source))?;
+        let id = match system.id.filter(|id| !id.is_empty()) {
+            Some(id) => id,
+            None => format!(
+                "{}:{}",
+                system.name.unwrap_or_default(),
+                system.docker_root_dir.unwrap_or_default()
+            ),
+        };
         Ok(EngineInfo {
             product,
             api_version: format!("{}", self.client.client_version()),
+            id,
         })
     }
 

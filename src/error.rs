@@ -4,8 +4,10 @@ use crate::bundle::BundleError;
 use crate::engine::EngineError;
 use crate::keys::KeyError;
 use crate::plan::PlanError;
+use crate::record::RecordError;
 use crate::sink::SinkError;
 use crate::source::SourceError;
+use crate::trust::TrustError;
 use crate::verify::VerifyError;
 
 /// Any failure of an airgap operation.
@@ -24,12 +26,18 @@ pub enum Error {
     /// A key could not be used.
     #[error(transparent)]
     Key(#[from] KeyError),
+    /// Trusted keys could not be loaded.
+    #[error(transparent)]
+    Trust(#[from] TrustError),
     /// The bundle was refused.
     #[error(transparent)]
     Verify(#[from] VerifyError),
     /// Loading failed.
     #[error(transparent)]
     Sink(#[from] SinkError),
+    /// The unpack record refused the bundle or could not be used.
+    #[error(transparent)]
+    Record(#[from] RecordError),
     /// The engine failed.
     #[error(transparent)]
     Engine(#[from] EngineError),

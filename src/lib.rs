@@ -30,8 +30,10 @@ pub mod keys;
 pub mod pack;
 pub mod plan;
 pub mod progress;
+pub mod record;
 pub mod sink;
 pub mod source;
+pub mod trust;
 pub mod unpack;
 pub mod verify;
 

@@ -1,21 +1,58 @@
-//! The unpack pipeline: verify → sink. Verification reads the whole bundle
-//! before the sink is even called.
+//! The unpack pipeline: verify → rollback check → sink → record.
+//! Verification reads the whole bundle before the sink is even called.
 
-use std::path::Path;
+use std::path::PathBuf;
 
+use crate::digest::Digest;
 use crate::error::Error;
 use crate::progress::Progress;
+use crate::record::{AppliedBundle, Record, RecordError};
 use crate::sink::{LoadReport, Sink};
-use crate::verify::{self, TrustPolicy, VerifiedBundle};
+use crate::trust::TrustPolicy;
+use crate::verify::{self, VerifiedBundle};
 
-/// Verifies the bundle at `path` completely, then loads it into `sink`.
+/// How to unpack.
+pub struct UnpackOptions {
+    /// Which signers to accept.
+    pub policy: TrustPolicy,
+    /// Where the per-engine unpack records live.
+    pub state_dir: PathBuf,
+    /// Load even if tags would move back to older images.
+    pub allow_downgrade: bool,
+}
+
+/// What an unpack did.
+pub struct UnpackReport {
+    /// The bundle, as verified.
+    pub bundle: VerifiedBundle,
+    /// What the sink loaded.
+    pub load: LoadReport,
+    /// An earlier application of this same bundle to this engine.
+    pub previously_applied: Option<AppliedBundle>,
+}
+
+/// Verifies the bundle at `path` completely, refuses rollbacks, loads it
+/// into `sink`, and records what was applied.
 pub fn unpack(
-    path: &Path,
-    policy: &TrustPolicy,
+    path: &std::path::Path,
+    options: &UnpackOptions,
     sink: &dyn Sink,
     progress: &dyn Progress,
-) -> Result<(VerifiedBundle, LoadReport), Error> {
-    let bundle = verify::verify(path, policy, progress)?;
-    let report = sink.load(&bundle, progress)?;
-    Ok((bundle, report))
+) -> Result<UnpackReport, Error> {
+    let bundle = verify::verify(path, &options.policy, progress)?;
+    let mut record = Record::open(&options.state_dir, &sink.target()?)?;
+    let manifest_digest: Digest = bundle.manifest_digest();
+    let previously_applied = record.applied(&manifest_digest).cloned();
+    let downgrades = record.downgrades(bundle.manifest());
+    if !downgrades.is_empty() && !options.allow_downgrade {
+        return Err(RecordError::Downgrade { downgrades }.into());
+    }
+    let load = sink.load(&bundle, progress)?;
+    let signer = bundle.signer().map(ToString::to_string);
+    record.note_applied(bundle.manifest(), &manifest_digest, signer)?;
+    Ok(UnpackReport {
+        bundle,
+        load,
+        previously_applied,
+    })
 }

@@ -8,17 +8,9 @@ use std::path::{Path, PathBuf};
 
 use crate::bundle::reader::{self, Head};
 use crate::bundle::{BundleError, BundleManifest, Entry, SIGNATURE_CONTEXT};
-use crate::keys::{Fingerprint, PublicKey};
+use crate::keys::Fingerprint;
 use crate::progress::{Progress, ProgressReader, Task};
-
-/// Which signers to accept.
-#[derive(Clone, Debug, Default)]
-pub struct TrustPolicy {
-    /// Keys whose signatures are accepted.
-    pub keys: Vec<PublicKey>,
-    /// Accept bundles with no signature at all.
-    pub allow_unsigned: bool,
-}
+pub use crate::trust::TrustPolicy;
 
 /// Why a bundle was refused.
 #[derive(Debug, thiserror::Error)]
@@ -46,7 +38,7 @@ pub enum VerifyError {
         signer: Fingerprint,
     },
     /// Signed, but no key to check it with was given.
-    #[error("the bundle is signed by key {signer}, and no trusted key was given")]
+    #[error("the bundle is signed by key {signer}, and no trusted key is configured here")]
     NoTrustedKeys {
         /// The signer's fingerprint.
         signer: Fingerprint,
@@ -87,6 +79,11 @@ impl VerifiedBundle {
     /// The verified manifest.
     pub fn manifest(&self) -> &BundleManifest {
         &self.head.manifest
+    }
+
+    /// SHA-256 of the manifest bytes: the identity of this bundle.
+    pub fn manifest_digest(&self) -> crate::digest::Digest {
+        crate::digest::Digest::of(&self.head.manifest_bytes)
     }
 
     /// The trusted key that signed it; `None` for an accepted unsigned bundle.

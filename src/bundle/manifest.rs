@@ -141,6 +141,18 @@ impl BundleManifest {
 
     fn check_consistency(&self) -> Result<(), BundleError> {
         let inconsistent = |reason: String| Err(BundleError::Inconsistent { reason });
+        // Rollback protection orders bundles by this time.
+        if time::OffsetDateTime::parse(
+            &self.created,
+            &time::format_description::well_known::Rfc3339,
+        )
+        .is_err()
+        {
+            return inconsistent(format!(
+                "creation time {:?} is not an RFC 3339 time",
+                self.created
+            ));
+        }
         let mut paths = HashSet::new();
         let mut carried: HashMap<Digest, u64> = HashMap::new();
         for entry in &self.entries {

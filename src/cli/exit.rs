@@ -1,6 +1,7 @@
 //! Exit codes, one table for the whole binary (documented in README.md).
 
 use airgap::Error;
+use airgap::record::RecordError;
 use airgap::sink::SinkError;
 use airgap::source::SourceError;
 use airgap::verify::VerifyError;
@@ -18,6 +19,8 @@ pub const UNTRUSTED: u8 = 4;
 pub const ENGINE: u8 = 5;
 /// Images named for packing do not exist.
 pub const IMAGES_MISSING: u8 = 6;
+/// The bundle would move tags back to older images (a rollback).
+pub const DOWNGRADE: u8 = 7;
 
 /// The exit code for `error`.
 pub fn code(error: &anyhow::Error) -> u8 {
@@ -32,6 +35,7 @@ pub fn code(error: &anyhow::Error) -> u8 {
         | Error::Source(SourceError::Engine(_)) => ENGINE,
         Error::Sink(SinkError::Mismatch { .. }) => ENGINE,
         Error::Source(SourceError::Missing { .. }) => IMAGES_MISSING,
+        Error::Record(RecordError::Downgrade { .. }) => DOWNGRADE,
         _ => FAILURE,
     }
 }
@@ -79,7 +83,9 @@ pub fn hint(error: &anyhow::Error) -> Option<&'static str> {
             VerifyError::Unsigned => {
                 Some("get a signed bundle, or pass --allow-unsigned to accept unsigned ones")
             }
-            VerifyError::NoTrustedKeys { .. } => Some("pass the signer's public key with --key"),
+            VerifyError::NoTrustedKeys { .. } => Some(
+                "pass the signer's public key with --key, or install it in /etc/airgap/trusted.d",
+            ),
             VerifyError::UntrustedSigner { .. } => {
                 Some("pass the signer's public key with --key if you trust it")
             }
@@ -105,6 +111,9 @@ pub fn hint(error: &anyhow::Error) -> Option<&'static str> {
             Some("start the engine, or point --host or DOCKER_HOST at it")
         }
         Error::Key(KeyError::Exists { .. }) => Some("choose another --output prefix"),
+        Error::Record(RecordError::Downgrade { .. }) => {
+            Some("nothing was loaded; if you mean to roll back, pass --allow-downgrade")
+        }
         _ => None,
     }
 }

@@ -3,14 +3,17 @@
 use std::path::PathBuf;
 
 use airgap::inspect::summarize;
-use airgap::verify;
+use airgap::verify::{self, VerifyError};
 
 use super::output::{bytes, print};
+use super::trust::TrustArgs;
 
 #[derive(Debug, clap::Args)]
 pub struct InspectArgs {
     /// The bundle file.
     bundle: PathBuf,
+    #[command(flatten)]
+    trust: TrustArgs,
 }
 
 pub fn run(args: InspectArgs) -> anyhow::Result<()> {
@@ -36,15 +39,18 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
             .map(|e| format!(" ({e})"))
             .unwrap_or_default(),
     );
+    let policy = args.trust.policy()?;
+    let trust = match verify::check_signature(&head, &policy) {
+        Ok(_) => "trusted here, signature valid",
+        Err(VerifyError::BadSignature { .. }) => "SIGNATURE INVALID: the manifest was altered",
+        Err(_) => "not trusted here",
+    };
     text += &match &head.signature {
-        Some(signature) => format!(
-            "signer:   {} (not checked here; run airgap verify)\n",
-            signature.key
-        ),
+        Some(signature) => format!("signer:   {} ({trust})\n", signature.key),
         None => "signer:   none (unsigned)\n".to_owned(),
     };
     text += &format!(
-        "content:  {} in {} entries ({} if each image were saved alone)\n\nimages:\n",
+        "content:  {} in {} entries ({} if each image were saved alone); not checked here, run airgap verify\n\nimages:\n",
         bytes(summary.carried_size),
         manifest.entries.len(),
         bytes(summary.total_image_size)

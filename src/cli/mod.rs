@@ -3,6 +3,7 @@
 
 pub mod exit;
 mod inspect;
+mod key;
 mod keygen;
 pub mod output;
 mod pack;
@@ -36,6 +37,9 @@ pub struct Args {
 enum Command {
     /// Make an Ed25519 signing key pair: PREFIX.pem (private, mode 0600) and PREFIX.pub.pem.
     Keygen(keygen::KeygenArgs),
+    /// Work with keys: print a key's fingerprint.
+    #[command(subcommand)]
+    Key(key::KeyCommand),
     /// Save images from the engine into one signed bundle.
     Pack(pack::PackArgs),
     /// Check a bundle's signature and every byte of its content.
@@ -77,6 +81,7 @@ pub fn run(args: Args, runtime: Handle) -> anyhow::Result<()> {
     };
     match args.command {
         Command::Keygen(args) => keygen::run(args),
+        Command::Key(command) => key::run(command),
         Command::Pack(args) => pack::run(args, &context),
         Command::Verify(args) => verify::run(args, &context),
         Command::Unpack(args) => unpack::run(args, &context),

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use airgap::sink::DaemonSink;
+use airgap::unpack::UnpackOptions;
 
 use super::Context;
 use super::output::print;
@@ -14,18 +15,37 @@ pub struct UnpackArgs {
     bundle: PathBuf,
     #[command(flatten)]
     trust: TrustArgs,
+    /// Where unpack keeps its per-engine record of applied bundles and tags
+    /// (default: $AIRGAP_STATE_DIR, else /var/lib/airgap as root, else ~/.local/state/airgap).
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// Load even if this moves tags back to images older than the ones
+    /// recorded (a rollback you mean to do).
+    #[arg(long)]
+    allow_downgrade: bool,
 }
 
 pub fn run(args: UnpackArgs, context: &Context) -> anyhow::Result<()> {
-    let policy = args.trust.policy()?;
+    let options = UnpackOptions {
+        policy: args.trust.policy()?,
+        state_dir: args.state_dir.unwrap_or_else(airgap::record::default_dir),
+        allow_downgrade: args.allow_downgrade,
+    };
     let sink = DaemonSink::new(context.engine()?);
     let progress = context.progress();
-    let (bundle, report) = airgap::unpack(&args.bundle, &policy, &sink, progress.as_ref())?;
+    let report = airgap::unpack(&args.bundle, &options, &sink, progress.as_ref())?;
+    let bundle = &report.bundle;
     let mut text = match bundle.signer() {
         Some(signer) => format!("verified {} (signed by {signer})\n", args.bundle.display()),
         None => format!("verified {} (unsigned, accepted)\n", args.bundle.display()),
     };
-    for image in &report.images {
+    if let Some(earlier) = &report.previously_applied {
+        text += &format!(
+            "this bundle was already applied to this engine on {}\n",
+            earlier.applied_at
+        );
+    }
+    for image in &report.load.images {
         let what = if image.already_present {
             "already present"
         } else {

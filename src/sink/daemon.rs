@@ -65,6 +65,10 @@ fn matches_image(found: &EngineImage, image: &BundleImage) -> bool {
 }
 
 impl Sink for DaemonSink {
+    fn target(&self) -> Result<String, SinkError> {
+        Ok(self.engine.info()?.id)
+    }
+
     fn load(
         &self,
         bundle: &VerifiedBundle,

@@ -12,6 +12,9 @@ pub use daemon::DaemonSink;
 
 /// Where verified images go.
 pub trait Sink {
+    /// A stable identity of the target, keying its unpack record.
+    fn target(&self) -> Result<String, SinkError>;
+
     /// Loads every image of `bundle` and restores its tags.
     fn load(
         &self,

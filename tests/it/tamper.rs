@@ -151,3 +151,71 @@ fn a_missing_image_fails_before_anything_is_written() {
     left.sort();
     assert_eq!(left, ["ops.pem", "ops.pub.pem"]);
 }
+
+/// A validly signed but older bundle must not move tags back (TUF's rollback).
+#[test]
+fn an_older_bundle_is_refused_as_a_downgrade_unless_allowed() {
+    let (_lock, [connected, offline]) = engines!("a-connected", "a-offline");
+    offline.wipe();
+    let (_dir, dir) = workdir_with_keys();
+    let state = tempfile::tempdir().unwrap();
+    let state_arg = state.path().to_str().unwrap();
+    fixtures::ensure(&connected);
+    let pack = |output: &str| {
+        airgap(
+            &dir,
+            &[
+                "--host",
+                &connected.host,
+                "pack",
+                "-q",
+                "fixture/web:1",
+                "-o",
+                output,
+                "--key",
+                "ops.pem",
+            ],
+        )
+        .success();
+    };
+    pack("old.zst");
+    let old_id = connected.inspect("fixture/web:1").unwrap().0;
+    fixtures::rebuild(&connected);
+    let new_id = connected.inspect("fixture/web:1").unwrap().0;
+    assert_ne!(old_id, new_id);
+    pack("new.zst");
+    let unpack = |bundle: &str, extra: &[&str]| {
+        let mut args = vec![
+            "--host",
+            &offline.host,
+            "unpack",
+            "-q",
+            bundle,
+            "--key",
+            "ops.pub.pem",
+            "--state-dir",
+            state_arg,
+        ];
+        args.extend(extra);
+        airgap(&dir, &args)
+    };
+
+    unpack("new.zst", &[]).success();
+    let run = unpack("old.zst", &[]).failure(7);
+    assert!(
+        run.stderr.contains("downgrade") && run.stderr.contains("fixture/web:1"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        offline.inspect("fixture/web:1").unwrap().0,
+        new_id,
+        "the tag did not move back"
+    );
+
+    let again = unpack("new.zst", &[]).success();
+    assert!(again.stdout.contains("already applied"), "{}", again.stdout);
+
+    unpack("old.zst", &["--allow-downgrade"]).success();
+    assert_eq!(offline.inspect("fixture/web:1").unwrap().0, old_id);
+}

@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::OnceLock;
 
 /// Result of one airgap run.
 pub struct Run {
@@ -37,12 +38,20 @@ impl Run {
     }
 }
 
-/// Runs airgap with `args` in `dir`, with no DOCKER_HOST inherited.
+/// Unpack records of this test run, kept out of the host's /var/lib/airgap.
+fn state_dir() -> &'static Path {
+    static STATE: OnceLock<tempfile::TempDir> = OnceLock::new();
+    STATE.get_or_init(|| tempfile::tempdir().unwrap()).path()
+}
+
+/// Runs airgap with `args` in `dir`, with no DOCKER_HOST inherited and the
+/// test run's own state directory.
 pub fn airgap(dir: &Path, args: &[&str]) -> Run {
     let output: Output = Command::new(env!("CARGO_BIN_EXE_airgap"))
         .args(args)
         .current_dir(dir)
         .env_remove("DOCKER_HOST")
+        .env("AIRGAP_STATE_DIR", state_dir())
         .output()
         .expect("airgap runs");
     Run {
