@@ -7,5 +7,6 @@ mod support;
 mod archive;
 mod cli;
 mod golden;
+mod hostile;
 mod roundtrip;
 mod tamper;

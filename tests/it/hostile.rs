@@ -1,0 +1,124 @@
+//! The hostile corpus (support/hostile.rs): every case is refused with a
+//! one-line error and the right exit code, and none reaches the engine.
+
+use std::path::Path;
+
+use crate::engines;
+use crate::support::cmd::{airgap, workdir_with_keys};
+use crate::support::fixtures::{self, app_tags};
+use crate::support::hostile::{self, Case};
+use crate::support::synthetic::{self, Image, layer};
+
+const CORPUS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/hostile");
+
+fn other_key(dir: &Path) -> airgap::keys::PrivateKey {
+    airgap(dir, &["keygen", "--output", "other"]).success();
+    airgap::keys::PrivateKey::read(&dir.join("other.pem")).unwrap()
+}
+
+fn check(dir: &Path, case: &Case, command: &[&str]) {
+    let file = format!("{}.zst", case.name);
+    std::fs::write(dir.join(&file), &case.bytes).unwrap();
+    let mut args = command.to_vec();
+    args.extend([file.as_str(), "--key", "ops.pub.pem", "-q"]);
+    if case.allow_unsigned {
+        args.push("--allow-unsigned");
+    }
+    let run = airgap(dir, &args);
+    assert!(
+        case.codes.contains(&run.code),
+        "{}: exit {} (want {:?}): {}",
+        case.name,
+        run.code,
+        case.codes,
+        run.stderr
+    );
+    assert!(
+        run.stderr.starts_with("error: ") && run.stderr.lines().count() == 1,
+        "{}: {}",
+        case.name,
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains(case.says),
+        "{}: expected {:?} in {}",
+        case.name,
+        case.says,
+        run.stderr
+    );
+    std::fs::remove_file(dir.join(&file)).unwrap();
+}
+
+#[test]
+fn every_hostile_bundle_is_refused_by_verify() {
+    let (_dir, dir) = workdir_with_keys();
+    let base = layer("etc/base", "base layer");
+    let images = [
+        Image::new(
+            "fixture/one:1",
+            vec![base.clone(), layer("one", "first app")],
+        ),
+        Image::new("fixture/two:1", vec![base, layer("two", "second app")]),
+    ];
+    std::fs::write(dir.join("save.tar"), synthetic::legacy_archive(&images)).unwrap();
+    let pack = [
+        "pack",
+        "-q",
+        "--archive",
+        "save.tar",
+        "fixture/one:1",
+        "fixture/two:1",
+        "-o",
+        "valid.zst",
+        "--key",
+        "ops.pem",
+    ];
+    airgap(&dir, &pack).success();
+    let valid = std::fs::read(dir.join("valid.zst")).unwrap();
+    let key = airgap::keys::PrivateKey::read(&dir.join("ops.pem")).unwrap();
+
+    let mut cases = hostile::crafted(&valid, &key, &other_key(&dir));
+    cases.extend(hostile::flipped(&valid, 64));
+    cases.extend(hostile::truncated(&valid, 32));
+    hostile::write(Path::new(CORPUS_DIR), &cases);
+    for case in &cases {
+        check(&dir, case, &["verify"]);
+    }
+    // The untouched bundle still verifies: the refusals are about the damage.
+    airgap(&dir, &["verify", "valid.zst", "--key", "ops.pub.pem"]).success();
+}
+
+#[test]
+fn hostile_bundles_never_reach_the_engine() {
+    let (_lock, [connected, offline]) = engines!("a-connected", "a-offline");
+    fixtures::ensure(&connected);
+    offline.wipe();
+    let (_dir, dir) = workdir_with_keys();
+    let mut pack = vec![
+        "--host",
+        &connected.host,
+        "pack",
+        "-q",
+        "-o",
+        "valid.zst",
+        "--key",
+        "ops.pem",
+    ];
+    let tags = app_tags();
+    pack.extend(tags.iter().map(String::as_str));
+    airgap(&dir, &pack).success();
+    let valid = std::fs::read(dir.join("valid.zst")).unwrap();
+    let key = airgap::keys::PrivateKey::read(&dir.join("ops.pem")).unwrap();
+
+    let mut cases = hostile::crafted(&valid, &key, &other_key(&dir));
+    cases.extend(hostile::flipped(&valid, 48));
+    cases.extend(hostile::truncated(&valid, 24));
+    for case in &cases {
+        check(&dir, case, &["--host", &offline.host, "unpack"]);
+        assert!(
+            offline.image_ids().is_empty(),
+            "{} put images on the offline engine",
+            case.name
+        );
+    }
+}
