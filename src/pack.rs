@@ -1,7 +1,12 @@
-//! The pack pipeline: plan → source → bundle. No printing; the CLI reports.
+//! The pack pipeline: plan → source → bundle. The source stages layers on
+//! one thread while the bundle writer compresses them on another (and zstd
+//! on its own workers), so receiving, hashing and compressing overlap.
+//! No printing; the CLI reports.
 
-use std::io::Read;
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{SyncSender, sync_channel};
+use std::thread;
 
 use crate::bundle::writer::{BundleWriter, Compression, WrittenBundle};
 use crate::digest::Digest;
@@ -9,7 +14,11 @@ use crate::error::Error;
 use crate::keys::PrivateKey;
 use crate::plan::Plan;
 use crate::progress::{Progress, Task};
-use crate::source::{LayerSink, Source, SourceError};
+use crate::source::{LayerSink, Source, SourceError, StagedLayer};
+
+/// Staged layers waiting for the compressor; each is a file on disk, so the
+/// queue bounds temporary disk use, not memory.
+const QUEUE: usize = 4;
 
 /// How to pack.
 pub struct PackOptions {
@@ -30,38 +39,57 @@ pub fn pack(
     progress: &dyn Progress,
 ) -> Result<WrittenBundle, Error> {
     source.check(&plan.images)?;
-    let mut store = WriterStore {
-        writer: BundleWriter::create(&options.output, &options.compression)?,
-    };
-    let records = source.export(&plan.images, &mut store, progress)?;
+    let mut writer = BundleWriter::create(&options.output, &options.compression)?;
+    let staging = writer.workdir().to_owned();
+    let (sender, receiver) = sync_channel::<StagedLayer>(QUEUE);
+    let (writer, records) = thread::scope(|scope| {
+        let compressing = scope.spawn(move || {
+            for layer in receiver {
+                writer.add_staged_layer(&layer.digest, layer.size, &layer.path)?;
+            }
+            Ok::<_, crate::bundle::BundleError>(writer)
+        });
+        let mut queue = QueueSink {
+            sender,
+            staging,
+            handed_over: HashSet::new(),
+        };
+        let records = source.export(&plan.images, &mut queue, progress);
+        drop(queue);
+        let writer = compressing
+            .join()
+            .expect("the compressing thread does not panic");
+        (writer, records)
+    });
+    // A writer failure (disk full) is the cause of any send failure the source saw.
+    let writer = writer?;
+    let records = records?;
     progress.start(Task::Writing, None);
-    let written = store
-        .writer
-        .finish(&records, source.describe(), options.key.as_ref());
+    let written = writer.finish(&records, source.describe(), options.key.as_ref());
     progress.finish();
     Ok(written?)
 }
 
-/// The bundle writer as the place sources push layers into.
-struct WriterStore {
-    writer: BundleWriter,
+/// Hands staged layers to the compressing thread.
+struct QueueSink {
+    sender: SyncSender<StagedLayer>,
+    staging: PathBuf,
+    handed_over: HashSet<Digest>,
 }
 
-impl LayerSink for WriterStore {
+impl LayerSink for QueueSink {
     fn staging_dir(&self) -> &Path {
-        self.writer.workdir()
+        &self.staging
     }
 
     fn has_layer(&self, digest: &Digest) -> bool {
-        self.writer.has_layer(digest)
+        self.handed_over.contains(digest)
     }
 
-    fn put_layer(
-        &mut self,
-        digest: &Digest,
-        size: u64,
-        content: &mut dyn Read,
-    ) -> Result<(), SourceError> {
-        Ok(self.writer.add_layer(digest, size, content)?)
+    fn put_layer(&mut self, layer: StagedLayer) -> Result<(), SourceError> {
+        self.handed_over.insert(layer.digest.clone());
+        self.sender
+            .send(layer)
+            .map_err(|_| SourceError::WriterStopped)
     }
 }

@@ -143,6 +143,24 @@ impl BundleWriter {
         Ok(())
     }
 
+    /// Appends a layer a source staged at `path` (and hashed while staging),
+    /// then removes the file to keep temporary disk use to the queue.
+    pub fn add_staged_layer(
+        &mut self,
+        digest: &Digest,
+        size: u64,
+        path: &Path,
+    ) -> Result<(), BundleError> {
+        let mut file = File::open(path).map_err(|source| BundleError::Io {
+            action: "reading staged layer",
+            path: path.to_owned(),
+            source,
+        })?;
+        let added = self.add_layer(digest, size, &mut file);
+        let _ = fs::remove_file(path);
+        added
+    }
+
     fn body_error(&self, source: io::Error) -> BundleError {
         BundleError::Io {
             action: "writing",

@@ -5,7 +5,6 @@
 pub mod archive;
 pub mod daemon;
 
-use std::io::Read;
 use std::path::PathBuf;
 
 use crate::digest::Digest;
@@ -16,19 +15,27 @@ use crate::progress::Progress;
 pub use archive::ArchiveSource;
 pub use daemon::DaemonSource;
 
-/// Receives uncompressed layer blobs, each already hashed by the source.
+/// An uncompressed layer a source has written to the staging directory and
+/// hashed on the way.
+#[derive(Debug)]
+pub struct StagedLayer {
+    /// The staged file; whoever receives the layer removes it.
+    pub path: PathBuf,
+    /// Digest of its content (its diff ID).
+    pub digest: Digest,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+/// Receives staged layers. Sources hand layers over as soon as they are
+/// staged, so a sink that compresses on another thread overlaps the export.
 pub trait LayerSink {
     /// A directory on the output's filesystem where sources may stage blobs.
     fn staging_dir(&self) -> &std::path::Path;
-    /// True when a layer with this digest is already stored, so a source may skip it.
+    /// True when a layer with this digest was already handed over.
     fn has_layer(&self, digest: &Digest) -> bool;
-    /// Stores a layer whose content hashes to `digest` and is `size` bytes long.
-    fn put_layer(
-        &mut self,
-        digest: &Digest,
-        size: u64,
-        content: &mut dyn Read,
-    ) -> Result<(), SourceError>;
+    /// Takes a staged layer (and the duty to remove its file).
+    fn put_layer(&mut self, layer: StagedLayer) -> Result<(), SourceError>;
 }
 
 /// Where images come from.
@@ -103,4 +110,7 @@ pub enum SourceError {
     /// Storing a layer into the bundle failed.
     #[error(transparent)]
     Store(#[from] crate::bundle::BundleError),
+    /// The bundle writer stopped taking layers (its own error says why).
+    #[error("the bundle writer stopped")]
+    WriterStopped,
 }

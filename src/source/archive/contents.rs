@@ -12,7 +12,7 @@ use std::path::{Component, Path, PathBuf};
 use crate::bundle::layout::DockerLoadEntry;
 use crate::digest::Digest;
 use crate::progress::{Progress, ProgressReader};
-use crate::source::{LayerSink, SourceError};
+use crate::source::{LayerSink, SourceError, StagedLayer};
 
 use super::stage::{self, StagedBlob};
 
@@ -119,23 +119,25 @@ pub fn read_archive(
     Ok(contents)
 }
 
-/// Gives a staged layer to the sink (unless it has it) and frees its disk space.
+/// Gives a staged layer to the sink, or drops it if the sink has it.
 pub fn hand_over(
     staged: StagedBlob,
     layers: &mut dyn LayerSink,
 ) -> Result<ArchiveFile, SourceError> {
-    if !layers.has_layer(&staged.digest) {
-        let mut file = fs::File::open(&staged.path).map_err(|source| SourceError::Stage {
-            path: staged.path.clone(),
-            source,
-        })?;
-        layers.put_layer(&staged.digest, staged.size, &mut file)?;
-    }
-    let _ = fs::remove_file(&staged.path);
-    Ok(ArchiveFile::Layer {
-        digest: staged.digest,
+    let file = ArchiveFile::Layer {
+        digest: staged.digest.clone(),
         size: staged.size,
-    })
+    };
+    if layers.has_layer(&staged.digest) {
+        let _ = fs::remove_file(&staged.path);
+    } else {
+        layers.put_layer(StagedLayer {
+            path: staged.path,
+            digest: staged.digest,
+            size: staged.size,
+        })?;
+    }
+    Ok(file)
 }
 
 impl ArchiveContents {
