@@ -68,9 +68,11 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<Document>, ComposeError> {
 fn error_line(text: &str, error: &serde_yaml::Error) -> Option<usize> {
     let line = error.location()?.line();
     let message = error.to_string();
+    let marker = "duplicate entry with key \"";
     let Some(key) = message
-        .strip_prefix("duplicate entry with key \"")
-        .and_then(|rest| rest.split_once("\"").map(|(key, _)| key))
+        .find(marker)
+        .and_then(|at| message[at + marker.len()..].split_once('"'))
+        .map(|(key, _)| key)
     else {
         return Some(line);
     };
