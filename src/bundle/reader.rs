@@ -291,7 +291,11 @@ mod tests {
     }
 
     fn manifest_for(files: &[(&str, &[u8])]) -> BundleManifest {
-        let mut manifest = BundleManifest::new("test".into(), "2026-01-01T00:00:00Z".into(), SourceInfo::default());
+        let mut manifest = BundleManifest::new(
+            "test".into(),
+            "2026-01-01T00:00:00Z".into(),
+            SourceInfo::default(),
+        );
         manifest.entries = files
             .iter()
             .map(|(path, bytes)| Entry {
@@ -320,7 +324,9 @@ mod tests {
         for entry in entries {
             match entry {
                 Raw::File(path, bytes) => {
-                    tar.extend_from_slice(raw_header(path, bytes.len() as u64, tar::EntryType::Regular).as_bytes());
+                    tar.extend_from_slice(
+                        raw_header(path, bytes.len() as u64, tar::EntryType::Regular).as_bytes(),
+                    );
                     tar.extend_from_slice(bytes);
                     tar.resize(tar.len().div_ceil(512) * 512, 0);
                 }
@@ -343,10 +349,14 @@ mod tests {
 
     fn read_bundle(bytes: &[u8]) -> Result<Vec<String>, BundleError> {
         let mut seen = Vec::new();
-        read(bytes, |_| Ok(()), |entry: &Entry, _: &mut dyn Read| {
-            seen.push(entry.path.clone());
-            Ok::<(), BundleError>(())
-        })?;
+        read(
+            bytes,
+            |_| Ok(()),
+            |entry: &Entry, _: &mut dyn Read| {
+                seen.push(entry.path.clone());
+                Ok::<(), BundleError>(())
+            },
+        )?;
         Ok(seen)
     }
 
@@ -359,57 +369,106 @@ mod tests {
 
     #[test]
     fn a_well_formed_bundle_yields_its_entries_in_order() {
-        let bundle = compress(&tar_of(&valid_manifest(), &[Raw::File("a", A), Raw::File("b", B)], &[]));
+        let bundle = compress(&tar_of(
+            &valid_manifest(),
+            &[Raw::File("a", A), Raw::File("b", B)],
+            &[],
+        ));
         assert_eq!(read_bundle(&bundle).unwrap(), ["a", "b"]);
     }
 
     #[test]
     fn an_unknown_major_version_is_refused_by_name() {
-        let manifest = String::from_utf8(valid_manifest()).unwrap().replace("\"1.0\"", "\"2.0\"");
-        let bundle = compress(&tar_of(manifest.as_bytes(), &[Raw::File("a", A), Raw::File("b", B)], &[]));
+        let manifest = String::from_utf8(valid_manifest())
+            .unwrap()
+            .replace("\"1.0\"", "\"2.0\"");
+        let bundle = compress(&tar_of(
+            manifest.as_bytes(),
+            &[Raw::File("a", A), Raw::File("b", B)],
+            &[],
+        ));
         let error = read_bundle(&bundle).unwrap_err();
-        assert!(matches!(&error, BundleError::UnsupportedVersion { found } if found == "2.0"), "{error}");
+        assert!(
+            matches!(&error, BundleError::UnsupportedVersion { found } if found == "2.0"),
+            "{error}"
+        );
     }
 
     #[test]
     fn a_later_minor_version_is_read() {
-        let manifest = String::from_utf8(valid_manifest()).unwrap().replace("\"1.0\"", "\"1.7\"");
-        let bundle = compress(&tar_of(manifest.as_bytes(), &[Raw::File("a", A), Raw::File("b", B)], &[]));
+        let manifest = String::from_utf8(valid_manifest())
+            .unwrap()
+            .replace("\"1.0\"", "\"1.7\"");
+        let bundle = compress(&tar_of(
+            manifest.as_bytes(),
+            &[Raw::File("a", A), Raw::File("b", B)],
+            &[],
+        ));
         assert_eq!(read_bundle(&bundle).unwrap(), ["a", "b"]);
     }
 
     #[test]
     fn entries_not_in_the_manifest_are_refused() {
-        let bundle =
-            compress(&tar_of(&valid_manifest(), &[Raw::File("a", A), Raw::File("b", B), Raw::File("c", A)], &[]));
-        assert!(matches!(read_bundle(&bundle), Err(BundleError::UnexpectedEntry { found, .. }) if found == "c"));
+        let bundle = compress(&tar_of(
+            &valid_manifest(),
+            &[Raw::File("a", A), Raw::File("b", B), Raw::File("c", A)],
+            &[],
+        ));
+        assert!(
+            matches!(read_bundle(&bundle), Err(BundleError::UnexpectedEntry { found, .. }) if found == "c")
+        );
     }
 
     #[test]
     fn reordered_entries_are_refused() {
-        let bundle = compress(&tar_of(&valid_manifest(), &[Raw::File("b", B), Raw::File("a", A)], &[]));
-        assert!(matches!(read_bundle(&bundle), Err(BundleError::UnexpectedEntry { .. })));
+        let bundle = compress(&tar_of(
+            &valid_manifest(),
+            &[Raw::File("b", B), Raw::File("a", A)],
+            &[],
+        ));
+        assert!(matches!(
+            read_bundle(&bundle),
+            Err(BundleError::UnexpectedEntry { .. })
+        ));
     }
 
     #[test]
     fn missing_entries_are_refused() {
         let bundle = compress(&tar_of(&valid_manifest(), &[Raw::File("a", A)], &[]));
-        assert!(matches!(read_bundle(&bundle), Err(BundleError::MissingEntry { path, more: 0 }) if path == "b"));
+        assert!(
+            matches!(read_bundle(&bundle), Err(BundleError::MissingEntry { path, more: 0 }) if path == "b")
+        );
     }
 
     #[test]
     fn wrong_sizes_and_contents_are_refused() {
-        let bundle = compress(&tar_of(&valid_manifest(), &[Raw::File("a", A), Raw::File("b", b"second entrx")], &[]));
-        assert!(matches!(read_bundle(&bundle), Err(BundleError::DigestMismatch { path }) if path == "b"));
-        let bundle = compress(&tar_of(&valid_manifest(), &[Raw::File("a", A), Raw::File("b", b"second")], &[]));
-        assert!(matches!(read_bundle(&bundle), Err(BundleError::SizeMismatch { .. })));
+        let bundle = compress(&tar_of(
+            &valid_manifest(),
+            &[Raw::File("a", A), Raw::File("b", b"second entrx")],
+            &[],
+        ));
+        assert!(
+            matches!(read_bundle(&bundle), Err(BundleError::DigestMismatch { path }) if path == "b")
+        );
+        let bundle = compress(&tar_of(
+            &valid_manifest(),
+            &[Raw::File("a", A), Raw::File("b", b"second")],
+            &[],
+        ));
+        assert!(matches!(
+            read_bundle(&bundle),
+            Err(BundleError::SizeMismatch { .. })
+        ));
     }
 
     #[test]
     fn links_are_refused_even_when_listed() {
         let manifest = manifest_for(&[("a", b"")]).to_bytes();
         let bundle = compress(&tar_of(&manifest, &[Raw::Symlink("a", "/etc/passwd")], &[]));
-        assert!(matches!(read_bundle(&bundle), Err(BundleError::NotAFile { .. })));
+        assert!(matches!(
+            read_bundle(&bundle),
+            Err(BundleError::NotAFile { .. })
+        ));
     }
 
     #[test]
@@ -417,34 +476,60 @@ mod tests {
         for path in ["../evil", "/etc/cron.d/x", "a/../../b"] {
             let manifest = manifest_for(&[(path, A)]).to_bytes();
             let bundle = compress(&tar_of(&manifest, &[Raw::File(path, A)], &[]));
-            assert!(matches!(read_bundle(&bundle), Err(BundleError::UnsafePath { .. })), "{path}");
+            assert!(
+                matches!(read_bundle(&bundle), Err(BundleError::UnsafePath { .. })),
+                "{path}"
+            );
         }
     }
 
     #[test]
     fn duplicate_paths_are_refused() {
         let manifest = manifest_for(&[("a", A), ("a", A)]).to_bytes();
-        let bundle = compress(&tar_of(&manifest, &[Raw::File("a", A), Raw::File("a", A)], &[]));
-        assert!(matches!(read_bundle(&bundle), Err(BundleError::Inconsistent { .. })));
+        let bundle = compress(&tar_of(
+            &manifest,
+            &[Raw::File("a", A), Raw::File("a", A)],
+            &[],
+        ));
+        assert!(matches!(
+            read_bundle(&bundle),
+            Err(BundleError::Inconsistent { .. })
+        ));
     }
 
     #[test]
     fn data_after_the_end_is_refused() {
-        let bundle = compress(&tar_of(&valid_manifest(), &[Raw::File("a", A), Raw::File("b", B)], b"extra"));
-        assert!(matches!(read_bundle(&bundle), Err(BundleError::TrailingData)));
+        let bundle = compress(&tar_of(
+            &valid_manifest(),
+            &[Raw::File("a", A), Raw::File("b", B)],
+            b"extra",
+        ));
+        assert!(matches!(
+            read_bundle(&bundle),
+            Err(BundleError::TrailingData)
+        ));
     }
 
     #[test]
     fn an_oversized_manifest_is_refused_before_it_is_read() {
-        let mut tar = raw_header(MANIFEST_PATH, MANIFEST_LIMIT + 1, tar::EntryType::Regular).as_bytes().to_vec();
+        let mut tar = raw_header(MANIFEST_PATH, MANIFEST_LIMIT + 1, tar::EntryType::Regular)
+            .as_bytes()
+            .to_vec();
         tar.extend_from_slice(&[b' '; 4096]);
         let bundle = compress(&tar);
-        assert!(matches!(read_bundle(&bundle), Err(BundleError::TooLarge { .. })));
+        assert!(matches!(
+            read_bundle(&bundle),
+            Err(BundleError::TooLarge { .. })
+        ));
     }
 
     #[test]
     fn frames_with_windows_above_128_mib_are_refused() {
-        let tar = tar_of(&valid_manifest(), &[Raw::File("a", A), Raw::File("b", B)], &[]);
+        let tar = tar_of(
+            &valid_manifest(),
+            &[Raw::File("a", A), Raw::File("b", B)],
+            &[],
+        );
         let mut encoder = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
         encoder.window_log(WINDOW_LOG_MAX + 1).unwrap();
         encoder.long_distance_matching(true).unwrap();
@@ -455,8 +540,15 @@ mod tests {
 
     #[test]
     fn a_missing_end_marker_is_truncation() {
-        let mut tar = tar_of(&valid_manifest(), &[Raw::File("a", A), Raw::File("b", B)], &[]);
+        let mut tar = tar_of(
+            &valid_manifest(),
+            &[Raw::File("a", A), Raw::File("b", B)],
+            &[],
+        );
         tar.truncate(tar.len() - 1024);
-        assert!(matches!(read_bundle(&compress(&tar)), Err(BundleError::Corrupt(_))));
+        assert!(matches!(
+            read_bundle(&compress(&tar)),
+            Err(BundleError::Corrupt(_))
+        ));
     }
 }

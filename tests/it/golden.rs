@@ -14,7 +14,9 @@ fn every_golden_bundle_still_verifies() {
     for entry in std::fs::read_dir(GOLDEN).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        let Some(version) = name.strip_suffix("-minimal.zst") else { continue };
+        let Some(version) = name.strip_suffix("-minimal.zst") else {
+            continue;
+        };
         let key = format!("{version}-signer.pub.pem");
         let run = airgap(Path::new(GOLDEN), &["verify", &name, "--key", &key]).success();
         assert!(run.stdout.contains(": OK"), "{name}: {}", run.stdout);
@@ -26,7 +28,16 @@ fn every_golden_bundle_still_verifies() {
 #[test]
 fn the_v1_0_golden_bundle_still_describes_its_images() {
     let run = airgap(Path::new(GOLDEN), &["inspect", "v1.0-minimal.zst"]).success();
-    for expected in ["golden/base:1", "golden/app:1", "used by 2 images", "format:   1.0"] {
-        assert!(run.stdout.contains(expected), "{expected} missing: {}", run.stdout);
+    for expected in [
+        "golden/base:1",
+        "golden/app:1",
+        "used by 2 images",
+        "format:   1.0",
+    ] {
+        assert!(
+            run.stdout.contains(expected),
+            "{expected} missing: {}",
+            run.stdout
+        );
     }
 }
