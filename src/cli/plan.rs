@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use airgap::plan::{self, PlanInput};
+use airgap::plan::{self, PlanError, PlanInput};
 
 use super::compose::ComposeArgs;
 use super::output::print;
@@ -27,12 +27,17 @@ pub fn run(args: PlanArgs) -> anyhow::Result<()> {
     if !args.images {
         anyhow::bail!("airgap plan without --images is not available yet; pass --images");
     }
-    let plan = plan::plan(&PlanInput {
+    let plan = match plan::plan(&PlanInput {
         args: args.inputs,
         image_lists: args.images_file,
         compose: args.compose.options()?,
-    })
-    .map_err(airgap::Error::from)?;
+    }) {
+        Ok(plan) => plan,
+        // A project whose services are all behind profiles lists nothing,
+        // as `docker compose config --images` does; only pack needs images.
+        Err(PlanError::Empty) => return Ok(()),
+        Err(error) => return Err(airgap::Error::from(error).into()),
+    };
     // Byte order, as `LC_ALL=C sort -u` gives it.
     let images: BTreeSet<&str> = plan.images.iter().map(|i| i.given.as_str()).collect();
     let mut text = String::new();

@@ -187,3 +187,98 @@ impl Context<'_, '_, '_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::{images, load_in};
+    use super::*;
+
+    #[test]
+    fn same_file_chains_inherit_the_image() {
+        let (_d, p) = load_in(
+            &[(
+                "compose.yaml",
+                "services:\n  base: {image: base:1, profiles: [never]}\n  mid: {extends: base, profiles: !override []}\n  top: {extends: mid}\n",
+            )],
+            |_| {},
+        );
+        // `profiles` accumulate through extends too; !override empties them.
+        assert_eq!(images(&p.unwrap()), ["base:1", "base:1"]);
+    }
+
+    #[test]
+    fn other_files_resolve_their_own_extends_relative_to_themselves() {
+        let (_d, p) = load_in(
+            &[
+                (
+                    "compose.yaml",
+                    "services:\n  web: {extends: {file: lib/a.yml, service: a}}\n",
+                ),
+                (
+                    "lib/a.yml",
+                    "services:\n  a: {extends: {file: b.yml, service: b}}\n",
+                ),
+                ("lib/b.yml", "services:\n  b: {build: ./b}\n"),
+            ],
+            |o| o.project_name = Some("p".into()),
+        );
+        let project = p.unwrap();
+        // Build-only through extends: named after the extending service.
+        assert_eq!(images(&project), ["p-web"]);
+        let files: Vec<_> = project.files.iter().map(|f| f.path.clone()).collect();
+        assert_eq!(
+            files,
+            [
+                PathBuf::from("compose.yaml"),
+                "lib/a.yml".into(),
+                "lib/b.yml".into()
+            ]
+        );
+    }
+
+    #[test]
+    fn reset_in_the_extending_service_strips_the_base() {
+        let (_d, p) = load_in(
+            &[(
+                "compose.yaml",
+                "services:\n  base: {image: base:1, build: .}\n  web: {extends: base, build: !reset null}\n",
+            )],
+            |_| {},
+        );
+        let project = p.unwrap();
+        assert!(project.services[0].build);
+        assert!(!project.services[1].build);
+    }
+
+    #[test]
+    fn cycles_across_files_are_refused() {
+        let (_d, p) = load_in(
+            &[
+                (
+                    "compose.yaml",
+                    "services:\n  web: {extends: {file: b.yml, service: b}}\n",
+                ),
+                (
+                    "b.yml",
+                    "services:\n  b: {extends: {file: compose.yaml, service: web}}\n",
+                ),
+            ],
+            |_| {},
+        );
+        assert!(matches!(p, Err(ComposeError::ExtendsCycle { .. })), "{p:?}");
+    }
+
+    #[test]
+    fn a_missing_base_names_both_services() {
+        let (_d, p) = load_in(
+            &[("compose.yaml", "services:\n  web: {extends: nope}\n")],
+            |_| {},
+        );
+        match p {
+            Err(ComposeError::ExtendsMissing { service, base, .. }) => {
+                assert_eq!((service.as_str(), base.as_str()), ("web", "nope"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

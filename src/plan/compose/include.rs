@@ -187,3 +187,92 @@ fn shape(path: &Path, key: &str, expected: &'static str) -> ComposeError {
         expected,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::{images, load_in};
+    use super::super::{ComposeError, FileKind};
+
+    #[test]
+    fn the_including_project_s_variables_win_over_the_included_env() {
+        let (_d, p) = load_in(
+            &[
+                (
+                    "compose.yaml",
+                    "include: [sub/compose.yaml]\nservices:\n  web: {image: web}\n",
+                ),
+                (
+                    "sub/compose.yaml",
+                    "services:\n  db: {image: \"db:${TAG}-${OWN}\"}\n",
+                ),
+                ("sub/.env", "TAG=sub\nOWN=sub\n"),
+                (".env", "TAG=top\n"),
+            ],
+            |_| {},
+        );
+        let project = p.unwrap();
+        assert_eq!(images(&project), ["web", "db:top-sub"]);
+        assert_eq!(
+            project.services[1].file,
+            project.directory.join("sub/compose.yaml")
+        );
+        let env_files: Vec<_> = project
+            .files
+            .iter()
+            .filter(|f| f.kind == FileKind::Env)
+            .map(|f| f.path.clone())
+            .collect();
+        assert_eq!(
+            env_files,
+            [std::path::PathBuf::from(".env"), "sub/.env".into()]
+        );
+    }
+
+    #[test]
+    fn project_directory_sets_where_the_included_env_is_read() {
+        let (_d, p) = load_in(
+            &[
+                (
+                    "compose.yaml",
+                    "include:\n  - path: parts/db.yml\n    project_directory: settings\n",
+                ),
+                ("parts/db.yml", "services:\n  db: {image: \"db:${TAG}\"}\n"),
+                ("settings/.env", "TAG=from-settings\n"),
+            ],
+            |_| {},
+        );
+        assert_eq!(images(&p.unwrap()), ["db:from-settings"]);
+    }
+
+    #[test]
+    fn identical_definitions_are_not_conflicts() {
+        let (_d, p) = load_in(
+            &[
+                (
+                    "compose.yaml",
+                    "include: [other.yml]\nservices:\n  web: {image: web}\n",
+                ),
+                ("other.yml", "services:\n  web: {image: web}\n"),
+            ],
+            |_| {},
+        );
+        assert_eq!(images(&p.unwrap()), ["web"]);
+        let (_d, p) = load_in(
+            &[
+                (
+                    "compose.yaml",
+                    "include: [other.yml]\nservices:\n  web: {image: web}\n",
+                ),
+                ("other.yml", "services:\n  web: {image: web2}\n"),
+            ],
+            |_| {},
+        );
+        assert!(matches!(p, Err(ComposeError::IncludeConflict { .. })));
+    }
+
+    #[test]
+    fn a_file_that_includes_itself_is_a_cycle() {
+        let (_d, p) = load_in(&[("compose.yaml", "include: [compose.yaml]\n")], |_| {});
+        assert!(matches!(p, Err(ComposeError::IncludeCycle { .. })), "{p:?}");
+    }
+}

@@ -1,7 +1,7 @@
 //! One compose model from a list of files, in Compose's order for each
-//! document: interpolate, check the shape, resolve `extends`, apply the
-//! document's `!reset`/`!override` paths to what came before, import its
-//! `include`s, then merge it over the earlier documents.
+//! document: interpolate, resolve `extends`, apply the document's
+//! `!reset`/`!override` paths to what came before, import its `include`s,
+//! merge it over the earlier documents, then check the merged shape.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -79,7 +79,7 @@ impl Loader<'_> {
         scope: &Scope,
     ) -> Result<(), ComposeError> {
         let mut config = interpolated(path, document.model, scope.env)?;
-        schema::check(path, &config)?;
+        schema::check_services(path, &config)?;
         extends::apply(self, &mut config, path, scope, &document.resets)?;
         merge::reset(&mut model.mapping, &document.resets);
         let imported = include::apply(self, &mut config, path, scope)?;
@@ -96,7 +96,9 @@ impl Loader<'_> {
         }
         let earlier = std::mem::take(&mut model.mapping);
         model.mapping = merge::merge_mappings(earlier, config, &mut Vec::new());
-        Ok(())
+        // Like Compose, check the merged model: a null in a later file
+        // (`image:`) keeps the earlier value and is fine there.
+        schema::check(path, &model.mapping)
     }
 
     /// A file named by `extends.file`: its documents interpolated and merged,
@@ -135,5 +137,43 @@ fn interpolated(path: &Path, config: Mapping, env: &Environment) -> Result<Mappi
     match value {
         Value::Mapping(config) => Ok(config),
         _ => unreachable!("interpolation keeps the kind of every value"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::{images, load_in};
+
+    #[test]
+    fn resets_apply_to_earlier_documents_only() {
+        let (_d, p) = load_in(
+            &[(
+                "compose.yaml",
+                "services:\n  web: {image: a, build: .}\n---\nservices:\n  web: {image: !reset null}\n---\nservices:\n  api: {image: api}\n",
+            )],
+            |o| o.project_name = Some("p".into()),
+        );
+        assert_eq!(images(&p.unwrap()), ["p-web", "api"]);
+    }
+
+    #[test]
+    fn a_service_s_file_is_where_it_was_first_defined() {
+        let (_d, p) = load_in(
+            &[
+                ("compose.yaml", "services:\n  web: {image: a}\n"),
+                (
+                    "compose.override.yaml",
+                    "services:\n  web: {image: b}\n  db: {image: c}\n",
+                ),
+            ],
+            |_| {},
+        );
+        let project = p.unwrap();
+        let files: Vec<_> = project
+            .services
+            .iter()
+            .map(|s| s.file.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(files, ["compose.yaml", "compose.override.yaml"]);
     }
 }

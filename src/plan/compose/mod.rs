@@ -24,6 +24,8 @@ mod paths;
 mod profiles;
 mod project_name;
 mod schema;
+#[cfg(test)]
+mod testutil;
 mod yaml;
 
 use std::collections::BTreeMap;
@@ -355,4 +357,133 @@ fn project_name(
         }
     }
     project_name::derived(from_files.as_deref(), directory)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testutil::{images, load_in};
+    use super::*;
+
+    #[test]
+    fn dotenv_of_the_current_directory_and_of_the_project_are_both_read() {
+        let (dir, project) = load_in(
+            &[
+                ("work/.env", "TAG=cwd\n"),
+                (
+                    "compose.yaml",
+                    "services:\n  web: {image: \"web:${TAG}-${BASE}\"}\n",
+                ),
+                (".env", "TAG=project\nBASE=project\n"),
+            ],
+            |o| o.current_dir.push("work"),
+        );
+        let project = project.unwrap();
+        // Compose reads the current directory's .env first; it wins.
+        assert_eq!(images(&project), ["web:cwd-project"]);
+        assert_eq!(project.directory, dir.path());
+        let files: Vec<_> = project
+            .files
+            .iter()
+            .map(|f| (f.path.clone(), f.kind))
+            .collect();
+        assert_eq!(
+            files,
+            [
+                ("work/.env".into(), FileKind::Env),
+                (".env".into(), FileKind::Env),
+                ("compose.yaml".into(), FileKind::Compose),
+            ]
+        );
+    }
+
+    #[test]
+    fn compose_file_entries_are_relative_to_the_current_directory() {
+        let (_dir, project) = load_in(
+            &[
+                ("a/one.yml", "services:\n  one: {image: one}\n"),
+                ("b/two.yml", "services:\n  two: {build: .}\n"),
+            ],
+            |o| {
+                o.environment
+                    .insert("COMPOSE_FILE".into(), "a/one.yml;b/two.yml".into());
+                o.environment
+                    .insert("COMPOSE_PATH_SEPARATOR".into(), ";".into());
+            },
+        );
+        let project = project.unwrap();
+        assert_eq!(images(&project), ["one", "a-two"]);
+        assert_eq!(project.name, "a");
+    }
+
+    #[test]
+    fn project_name_precedence() {
+        let files = [
+            (
+                "compose.yaml",
+                "name: From-Yaml\nservices:\n  web: {build: .}\n",
+            ),
+            ("override.yaml", "name: ${LATER:-later}\n"),
+        ];
+        let both = |o: &mut ComposeOptions| {
+            o.files = vec!["compose.yaml".into(), "override.yaml".into()];
+        };
+        let (_d, p) = load_in(&files, both);
+        assert_eq!(p.unwrap().name, "later");
+        let (_d, p) = load_in(&files, |o| {
+            both(o);
+            o.environment
+                .insert("COMPOSE_PROJECT_NAME".into(), "env".into());
+        });
+        assert_eq!(p.unwrap().name, "env");
+        let (_d, p) = load_in(&files, |o| {
+            both(o);
+            o.environment
+                .insert("COMPOSE_PROJECT_NAME".into(), "env".into());
+            o.project_name = Some("flag".into());
+        });
+        assert_eq!(images(&p.unwrap()), ["flag-web"]);
+    }
+
+    #[test]
+    fn disabled_services_are_reported() {
+        let (_d, p) = load_in(
+            &[(
+                "compose.yaml",
+                "services:\n  a: {image: a}\n  b: {image: b, profiles: [x]}\n",
+            )],
+            |_| {},
+        );
+        let project = p.unwrap();
+        assert_eq!(images(&project), ["a"]);
+        assert_eq!(project.disabled_services, ["b"]);
+    }
+
+    #[test]
+    fn the_default_env_file_can_be_disabled() {
+        let files = [
+            (
+                "compose.yaml",
+                "services:\n  a: {image: \"a:${TAG:-none}\"}\n",
+            ),
+            (".env", "TAG=1\n"),
+        ];
+        let (_d, p) = load_in(&files, |o| {
+            o.environment
+                .insert("COMPOSE_DISABLE_ENV_FILE".into(), "true".into());
+        });
+        assert_eq!(images(&p.unwrap()), ["a:none"]);
+        let (_d, p) = load_in(&files, |o| {
+            o.environment
+                .insert("COMPOSE_DISABLE_ENV_FILE".into(), "maybe".into());
+        });
+        assert!(matches!(p, Err(ComposeError::DisableEnvFile { .. })));
+    }
+
+    #[test]
+    fn a_named_directory_must_hold_the_compose_file() {
+        let (_d, p) = load_in(&[("compose.yaml", "services: {}\n"), ("sub/x", "")], |o| {
+            o.project_directory = Some("sub".into());
+        });
+        assert!(matches!(p, Err(ComposeError::NotFoundIn { .. })), "{p:?}");
+    }
 }

@@ -1,7 +1,8 @@
 //! The shape checks Compose's JSON schema makes that matter for finding
 //! images: the top level and each service may hold only known keys (so a
 //! typo such as `service:` or `imgae:` fails instead of silently dropping
-//! images), and the keys the planner reads have the right kind.
+//! images), and the keys the planner reads have the right kind. As in
+//! Compose, the merged model is checked, not each file on its own.
 
 use std::path::Path;
 
@@ -111,7 +112,32 @@ const SERVICE: [&str; 92] = [
     "working_dir",
 ];
 
-/// Checks one document of `path` (after interpolation).
+/// What Compose requires of a document before it resolves `extends`:
+/// `services`, where present, is a mapping of mappings (or nulls).
+pub fn check_services(path: &Path, document: &Mapping) -> Result<(), ComposeError> {
+    let services = match document.get("services") {
+        None => return Ok(()),
+        Some(Value::Mapping(services)) => services,
+        Some(_) => return Err(shape_error(path, "services".into(), "a mapping")),
+    };
+    for (name, service) in services {
+        if !matches!(service, Value::Mapping(_) | Value::Null) {
+            let key = format!("services.{}", super::interpolate::key_text(name));
+            return Err(shape_error(path, key, "a mapping"));
+        }
+    }
+    Ok(())
+}
+
+fn shape_error(path: &Path, key: String, expected: &'static str) -> ComposeError {
+    ComposeError::Shape {
+        path: path.to_owned(),
+        key,
+        expected,
+    }
+}
+
+/// Checks a model merged from the documents up to one of `path`.
 pub fn check(path: &Path, model: &Mapping) -> Result<(), ComposeError> {
     let shape = |key: String, expected| ComposeError::Shape {
         path: path.to_owned(),
@@ -130,7 +156,7 @@ pub fn check(path: &Path, model: &Mapping) -> Result<(), ComposeError> {
         return Err(shape("include".into(), "a list"));
     }
     let services = match model.get("services") {
-        None | Some(Value::Null) => return Ok(()),
+        None => return Ok(()),
         Some(Value::Mapping(services)) => services,
         Some(_) => return Err(shape("services".into(), "a mapping")),
     };
@@ -158,15 +184,12 @@ fn check_service(path: &Path, name: &str, service: &Mapping) -> Result<(), Compo
             return Err(unknown(path, &format!("services.{name}"), key));
         }
     }
-    if !matches!(
-        service.get("image"),
-        None | Some(Value::String(_) | Value::Null)
-    ) {
+    if !matches!(service.get("image"), None | Some(Value::String(_))) {
         return Err(shape("image", "a string"));
     }
     if !matches!(
         service.get("build"),
-        None | Some(Value::String(_) | Value::Mapping(_) | Value::Null)
+        None | Some(Value::String(_) | Value::Mapping(_))
     ) {
         return Err(shape("build", "a string or a mapping"));
     }
@@ -242,6 +265,10 @@ mod tests {
             "services:\n  web: {image: [a]}\n",
             "services:\n  web: {image: a, profiles: p}\n",
             "services:\n  web: {image: a, extends: {file: x.yml}}\n",
+            "services:\n",
+            "services:\n  web:\n",
+            "services:\n  web: {image: a, build: null}\n",
+            "services:\n  web: {image: null, build: .}\n",
             "include: a.yml\n",
         ] {
             assert!(
