@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use airgap::plan::ComposeOptions;
+use airgap::plan::{ComposeOptions, Plan};
 
 #[derive(Debug, clap::Args)]
 #[command(next_help_heading = "Compose project")]
@@ -38,11 +38,37 @@ impl ComposeArgs {
             profiles: self.profile,
             all_profiles: self.all_profiles,
             env_files: self.env_file,
-            current_dir: std::env::current_dir()?,
+            current_dir: working_directory()?,
             // Variables that are not UTF-8 cannot be interpolated by Compose either.
             environment: std::env::vars_os()
                 .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
                 .collect(),
         })
+    }
+}
+
+/// The current directory as the shell names it: `$PWD` when it is the same
+/// directory, as Go's `os.Getwd` (and so Compose) does. Through a symbolic
+/// link, the project is then named after the link, not its target.
+fn working_directory() -> std::io::Result<PathBuf> {
+    let physical = std::env::current_dir()?;
+    if let Some(pwd) = std::env::var_os("PWD").map(PathBuf::from)
+        && pwd.is_absolute()
+        && std::fs::canonicalize(&pwd).ok() == std::fs::canonicalize(&physical).ok()
+    {
+        return Ok(pwd);
+    }
+    Ok(physical)
+}
+
+/// Warns, as Compose does, about each variable that was unset where the
+/// compose files use it plainly: it became an empty string, which can
+/// quietly change an image name.
+pub fn warn_unset_variables(plan: &Plan) {
+    let Some(project) = &plan.project else {
+        return;
+    };
+    for name in &project.unset_variables {
+        eprintln!("warning: variable {name} is not set; it was replaced by an empty string");
     }
 }

@@ -53,6 +53,7 @@ pub fn run(args: PackArgs, context: &Context) -> anyhow::Result<()> {
         compose: args.compose.options()?,
     })
     .map_err(airgap::Error::from)?;
+    super::compose::warn_unset_variables(&plan);
     let key = args
         .key
         .as_deref()

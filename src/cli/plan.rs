@@ -38,6 +38,7 @@ pub fn run(args: PlanArgs) -> anyhow::Result<()> {
         Err(PlanError::Empty) => return Ok(()),
         Err(error) => return Err(airgap::Error::from(error).into()),
     };
+    super::compose::warn_unset_variables(&plan);
     // Byte order, as `LC_ALL=C sort -u` gives it.
     let images: BTreeSet<&str> = plan.images.iter().map(|i| i.given.as_str()).collect();
     let mut text = String::new();

@@ -188,3 +188,19 @@ fn image_arguments_and_lists_join_the_compose_images() {
         "alpine:3.20\nbusybox\nmerge-reset-web\ntool:1\n"
     );
 }
+
+#[test]
+fn unset_variables_are_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(
+        dir.path().join("compose.yaml"),
+        "services:\n  web:\n    image: web${SUFFIX}:${TAG:-1}\n",
+    )
+    .unwrap();
+    let run = plan_images(dir.path(), &[], &[]).success();
+    assert_eq!(run.stdout, "web:1\n");
+    assert_eq!(
+        run.stderr,
+        "warning: variable SUFFIX is not set; it was replaced by an empty string\n"
+    );
+}

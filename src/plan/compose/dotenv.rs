@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use super::interpolate::{self, TemplateError};
+use super::interpolate::{self, TemplateError, Variables};
 
 /// Why an env file could not be parsed.
 #[derive(Debug, thiserror::Error)]
@@ -53,7 +53,7 @@ pub enum DotenvError {
 /// `lookup` (the process environment) first, then in `vars`.
 pub fn parse(
     text: &str,
-    lookup: &dyn Fn(&str) -> Option<String>,
+    lookup: &dyn Variables,
     vars: &mut BTreeMap<String, String>,
 ) -> Result<(), DotenvError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
@@ -99,8 +99,8 @@ fn is_space(c: char) -> bool {
 }
 
 impl Parser<'_> {
-    fn lookup(&self, lookup: &dyn Fn(&str) -> Option<String>, name: &str) -> Option<String> {
-        lookup(name).or_else(|| self.vars.get(name).cloned())
+    fn lookup(&self, lookup: &dyn Variables, name: &str) -> Option<String> {
+        lookup.get(name).or_else(|| self.vars.get(name).cloned())
     }
 
     /// Skips blank space and comment lines, counting lines.
@@ -169,7 +169,7 @@ impl Parser<'_> {
     fn value<'t>(
         &mut self,
         src: &'t str,
-        lookup: &dyn Fn(&str) -> Option<String>,
+        lookup: &dyn Variables,
     ) -> Result<(String, &'t str), DotenvError> {
         let quote = match src.chars().next() {
             Some(q @ ('"' | '\'')) => q,
@@ -220,7 +220,7 @@ impl Parser<'_> {
     fn expand(
         &self,
         value: &str,
-        lookup: &dyn Fn(&str) -> Option<String>,
+        lookup: &dyn Variables,
         line: usize,
     ) -> Result<String, DotenvError> {
         let local = |name: &str| self.lookup(lookup, name);
@@ -310,7 +310,7 @@ mod tests {
     }
 
     fn fails(text: &str) -> DotenvError {
-        parse(text, &|_| None, &mut BTreeMap::new()).unwrap_err()
+        parse(text, &|_: &str| None, &mut BTreeMap::new()).unwrap_err()
     }
 
     #[test]
@@ -355,8 +355,8 @@ mod tests {
     #[test]
     fn later_lines_and_files_override_earlier_ones() {
         let mut vars = BTreeMap::new();
-        parse("A=1\nA=2\nB=$A\n", &|_| None, &mut vars).unwrap();
-        parse("A=3\nC=$A$B\n", &|_| None, &mut vars).unwrap();
+        parse("A=1\nA=2\nB=$A\n", &|_: &str| None, &mut vars).unwrap();
+        parse("A=3\nC=$A$B\n", &|_: &str| None, &mut vars).unwrap();
         assert_eq!(vars, pairs(&[("A", "3"), ("B", "2"), ("C", "32")]));
     }
 

@@ -3,22 +3,35 @@
 //! the process does not set. The process environment is handed in as a map,
 //! so nothing here reads `std::env`.
 
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use super::error::ComposeError;
+use super::interpolate::Variables;
 use super::{FileKind, FileLog, dotenv};
 
-/// Variable names to values.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Variable names to values, and the names interpolation found unset
+/// (shared by the clones made for included projects).
+#[derive(Debug, Clone, Default)]
 pub struct Environment {
     vars: BTreeMap<String, String>,
+    unset: Rc<RefCell<BTreeSet<String>>>,
 }
 
 impl Environment {
     /// Starts from the process environment.
     pub fn new(process: BTreeMap<String, String>) -> Self {
-        Self { vars: process }
+        Self {
+            vars: process,
+            unset: Rc::default(),
+        }
+    }
+
+    /// Variables a plain `$NAME` or `${NAME}` referred to while unset.
+    pub fn unset_names(&self) -> Vec<String> {
+        self.unset.borrow().iter().cloned().collect()
     }
 
     /// The value of `name`, `None` when unset.
@@ -31,8 +44,8 @@ impl Environment {
         self.vars.insert(name.to_owned(), value.to_owned());
     }
 
-    /// A lookup function for interpolation.
-    pub fn lookup(&self) -> impl Fn(&str) -> Option<String> + '_ {
+    /// The values alone, for reading env files (which Compose does not warn about).
+    fn values(&self) -> impl Fn(&str) -> Option<String> + '_ {
         |name| self.vars.get(name).cloned()
     }
 
@@ -57,7 +70,7 @@ fn read_files(
     let mut vars = BTreeMap::new();
     for path in files {
         let text = log.read(path, FileKind::Env)?;
-        dotenv::parse(&text, &current.lookup(), &mut vars).map_err(|source| {
+        dotenv::parse(&text, &current.values(), &mut vars).map_err(|source| {
             ComposeError::EnvFile {
                 path: path.clone(),
                 source,
@@ -65,6 +78,16 @@ fn read_files(
         })?;
     }
     Ok(vars)
+}
+
+impl Variables for Environment {
+    fn get(&self, name: &str) -> Option<String> {
+        self.vars.get(name).cloned()
+    }
+
+    fn unset(&self, name: &str) {
+        self.unset.borrow_mut().insert(name.to_owned());
+    }
 }
 
 /// The default env file of a project directory, when there is one.

@@ -40,12 +40,32 @@ fn reason_suffix(reason: &str) -> String {
     }
 }
 
-/// Substitutes the variables of `template`; `lookup` distinguishes unset
-/// (`None`) from empty.
-pub fn substitute(
-    template: &str,
-    lookup: &dyn Fn(&str) -> Option<String>,
-) -> Result<String, TemplateError> {
+/// Where variables come from.
+pub trait Variables {
+    /// The value of `name`; `None` when unset (not the same as empty).
+    fn get(&self, name: &str) -> Option<String>;
+
+    /// Called when a plain `$NAME` or `${NAME}` finds `name` unset and
+    /// becomes empty, which Compose warns about.
+    fn unset(&self, _name: &str) {}
+}
+
+impl<F: Fn(&str) -> Option<String>> Variables for F {
+    fn get(&self, name: &str) -> Option<String> {
+        self(name)
+    }
+}
+
+/// A plain variable's value: empty when unset, and reported.
+fn plain(lookup: &dyn Variables, name: &str) -> String {
+    lookup.get(name).unwrap_or_else(|| {
+        lookup.unset(name);
+        String::new()
+    })
+}
+
+/// Substitutes the variables of `template`.
+pub fn substitute(template: &str, lookup: &dyn Variables) -> Result<String, TemplateError> {
     substitute_inner(template, lookup).map_err(|error| match error {
         TemplateError::Invalid { template: t } if t.is_empty() => TemplateError::Invalid {
             template: template.to_owned(),
@@ -58,7 +78,7 @@ pub fn substitute(
 /// dotted path of the value (`services.web.image`) with the error.
 pub fn interpolate_tree(
     value: &mut Value,
-    lookup: &dyn Fn(&str) -> Option<String>,
+    lookup: &dyn Variables,
 ) -> Result<(), (String, TemplateError)> {
     walk(value, &mut Vec::new(), lookup)
 }
@@ -66,7 +86,7 @@ pub fn interpolate_tree(
 fn walk(
     value: &mut Value,
     path: &mut Vec<String>,
-    lookup: &dyn Fn(&str) -> Option<String>,
+    lookup: &dyn Variables,
 ) -> Result<(), (String, TemplateError)> {
     match value {
         Value::String(text) => {
@@ -119,10 +139,7 @@ fn is_name_char(b: u8) -> bool {
 }
 
 /// An empty `template` in an `Invalid` error means "the caller's string".
-fn substitute_inner(
-    template: &str,
-    lookup: &dyn Fn(&str) -> Option<String>,
-) -> Result<String, TemplateError> {
+fn substitute_inner(template: &str, lookup: &dyn Variables) -> Result<String, TemplateError> {
     let bytes = template.as_bytes();
     let mut out = String::with_capacity(template.len());
     let mut first_error = None;
@@ -141,7 +158,7 @@ fn substitute_inner(
             while end < bytes.len() && is_name_char(bytes[end]) {
                 end += 1;
             }
-            (Ok(lookup(&template[i + 1..end]).unwrap_or_default()), end)
+            (Ok(plain(lookup, &template[i + 1..end])), end)
         } else if next == b'{' {
             match braced(template, i, lookup) {
                 Some((result, end)) => (result, end),
@@ -179,7 +196,7 @@ fn substitute_inner(
 /// where the matched text ends, or `None` when it is malformed.
 type Braced = (Result<String, TemplateError>, usize);
 
-fn braced(template: &str, start: usize, lookup: &dyn Fn(&str) -> Option<String>) -> Option<Braced> {
+fn braced(template: &str, start: usize, lookup: &dyn Variables) -> Option<Braced> {
     let bytes = template.as_bytes();
     let name_start = start + 2;
     if name_start >= bytes.len() || !is_name_start(bytes[name_start]) {
@@ -191,7 +208,7 @@ fn braced(template: &str, start: usize, lookup: &dyn Fn(&str) -> Option<String>)
     }
     let name = &template[name_start..name_end];
     if bytes.get(name_end) == Some(&b'}') {
-        return Some((Ok(lookup(name).unwrap_or_default()), name_end + 1));
+        return Some((Ok(plain(lookup, name)), name_end + 1));
     }
     let operator = OPERATORS
         .iter()
@@ -243,12 +260,12 @@ fn apply(
     name: &str,
     operator: &str,
     argument: &str,
-    lookup: &dyn Fn(&str) -> Option<String>,
+    lookup: &dyn Variables,
 ) -> Result<String, TemplateError> {
     // Compose 2.40.3 interpolates the argument before it knows whether it
     // needs it.
     let argument = substitute_inner(argument, lookup)?;
-    let value = lookup(name);
+    let value = lookup.get(name);
     let set_and_non_empty = value.as_deref().is_some_and(|v| !v.is_empty());
     Ok(match operator {
         ":-" if !set_and_non_empty => argument,
@@ -365,15 +382,32 @@ mod tests {
     }
 
     #[test]
+    fn plain_variables_that_are_unset_are_reported() {
+        struct Recorder(std::cell::RefCell<Vec<String>>);
+        impl Variables for Recorder {
+            fn get(&self, _: &str) -> Option<String> {
+                None
+            }
+            fn unset(&self, name: &str) {
+                self.0.borrow_mut().push(name.to_owned());
+            }
+        }
+        let recorder = Recorder(Default::default());
+        let text = "$A ${B} ${C:-c} ${D-d} ${E:+e} $$F";
+        assert_eq!(substitute(text, &recorder).unwrap(), "  c d  $F");
+        assert_eq!(*recorder.0.borrow(), ["A", "B"]);
+    }
+
+    #[test]
     fn trees_keep_keys_and_name_the_failing_path() {
         let mut value: Value =
             serde_yaml::from_str("services:\n  $SET:\n    image: ${SET}\n    n: 1\n").unwrap();
-        interpolate_tree(&mut value, &|_| Some("v".into())).unwrap();
+        interpolate_tree(&mut value, &|_: &str| Some("v".into())).unwrap();
         assert_eq!(value["services"]["$SET"]["image"], Value::from("v"));
 
         let mut value: Value =
             serde_yaml::from_str("services:\n  web:\n    environment: [\"A=${X:?}\"]\n").unwrap();
-        let (path, _) = interpolate_tree(&mut value, &|_| None).unwrap_err();
+        let (path, _) = interpolate_tree(&mut value, &|_: &str| None).unwrap_err();
         assert_eq!(path, "services.web.environment.[]");
     }
 }

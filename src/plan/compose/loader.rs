@@ -127,7 +127,7 @@ impl Loader<'_> {
 /// `config` with every string interpolated.
 fn interpolated(path: &Path, config: Mapping, env: &Environment) -> Result<Mapping, ComposeError> {
     let mut value = Value::Mapping(config);
-    interpolate::interpolate_tree(&mut value, &env.lookup()).map_err(|(key, source)| {
+    interpolate::interpolate_tree(&mut value, env).map_err(|(key, source)| {
         ComposeError::Interpolation {
             path: path.to_owned(),
             key,

@@ -80,6 +80,9 @@ pub struct Project {
     pub disabled_services: Vec<String>,
     /// Every file read to resolve the project, in reading order.
     pub files: Vec<ProjectFile>,
+    /// Variables that a plain `$NAME` or `${NAME}` referred to while unset,
+    /// so they became empty strings (Compose warns about each), sorted.
+    pub unset_variables: Vec<String>,
 }
 
 /// One service and the image it runs.
@@ -280,6 +283,7 @@ pub fn load(options: &ComposeOptions) -> Result<Project, ComposeError> {
         directory,
         services,
         disabled_services,
+        unset_variables: env.unset_names(),
     })
 }
 
@@ -335,14 +339,13 @@ fn project_name(
         for document in documents {
             match document.model.get("name") {
                 Some(Value::String(name)) if !name.is_empty() => {
-                    let interpolated =
-                        interpolate::substitute(name, &env.lookup()).map_err(|source| {
-                            ComposeError::Interpolation {
-                                path: path.clone(),
-                                key: "name".to_owned(),
-                                source,
-                            }
-                        })?;
+                    let interpolated = interpolate::substitute(name, env).map_err(|source| {
+                        ComposeError::Interpolation {
+                            path: path.clone(),
+                            key: "name".to_owned(),
+                            source,
+                        }
+                    })?;
                     from_files = Some(interpolated);
                 }
                 None | Some(Value::Null) | Some(Value::String(_)) => {}
@@ -442,6 +445,20 @@ mod tests {
             o.project_name = Some("flag".into());
         });
         assert_eq!(images(&p.unwrap()), ["flag-web"]);
+    }
+
+    #[test]
+    fn unset_variables_are_reported() {
+        let (_d, p) = load_in(
+            &[(
+                "compose.yaml",
+                "services:\n  a: {image: \"a${SUFFIX}:${TAG:-1}\", environment: [X=$HOME_DIR]}\n",
+            )],
+            |_| {},
+        );
+        let project = p.unwrap();
+        assert_eq!(images(&project), ["a:1"]);
+        assert_eq!(project.unset_variables, ["HOME_DIR", "SUFFIX"]);
     }
 
     #[test]
