@@ -124,7 +124,7 @@ pub enum FileKind {
 
 /// The files read so far, each once, in reading order.
 #[derive(Debug, Default)]
-pub struct FileLog {
+pub(crate) struct FileLog {
     files: Vec<(PathBuf, FileKind)>,
 }
 
@@ -142,6 +142,7 @@ impl FileLog {
     }
 
     /// The paths read, in order.
+    #[cfg(test)]
     pub fn paths(&self) -> impl Iterator<Item = &Path> {
         self.files.iter().map(|(p, _)| p.as_path())
     }
