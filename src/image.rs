@@ -198,6 +198,27 @@ mod tests {
     }
 
     #[test]
+    fn compose_spellings_keep_their_form() {
+        let digest = "sha256:".to_owned() + &"b".repeat(64);
+        let r = ImageRef::parse(&format!("nginx:1.27@{digest}")).unwrap();
+        assert_eq!(r.given, format!("nginx:1.27@{digest}"));
+        assert_eq!(r.name, format!("docker.io/library/nginx:1.27@{digest}"));
+        assert!(!r.is_taggable());
+
+        let r = ImageRef::parse("redislabs/redismod").unwrap();
+        assert_eq!(r.name, "docker.io/redislabs/redismod:latest");
+        let r = ImageRef::parse("docker.io/postgres:16-alpine").unwrap();
+        assert_eq!(r.name, "docker.io/library/postgres:16-alpine");
+        assert_eq!(r.familiar_tag().as_deref(), Some("postgres:16-alpine"));
+        // A build-only service's default name.
+        let r = ImageRef::parse("ac-nginx-flask-mysql-backend").unwrap();
+        assert_eq!(
+            r.name,
+            "docker.io/library/ac-nginx-flask-mysql-backend:latest"
+        );
+    }
+
+    #[test]
     fn garbage_is_refused() {
         assert!(ImageRef::parse("fixture/Web:1").is_err());
         assert!(ImageRef::parse("a b").is_err());

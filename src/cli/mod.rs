@@ -1,12 +1,14 @@
 //! Command-line interface: clap definitions, dispatch, and printing. No
 //! logic lives here beyond turning arguments into library options.
 
+mod compose;
 pub mod exit;
 mod inspect;
 mod key;
 mod keygen;
 pub mod output;
 mod pack;
+mod plan;
 mod progress;
 mod trust;
 mod unpack;
@@ -42,6 +44,8 @@ enum Command {
     Key(key::KeyCommand),
     /// Save images from the engine into one signed bundle.
     Pack(pack::PackArgs),
+    /// Show what pack would take; --images lists a compose project's images without an engine.
+    Plan(plan::PlanArgs),
     /// Check a bundle's signature and every byte of its content.
     Verify(verify::VerifyArgs),
     /// Verify a bundle, then load its images into the engine and restore their tags.
@@ -83,6 +87,7 @@ pub fn run(args: Args, runtime: Handle) -> anyhow::Result<()> {
         Command::Keygen(args) => keygen::run(args),
         Command::Key(command) => key::run(command),
         Command::Pack(args) => pack::run(args, &context),
+        Command::Plan(args) => plan::run(args),
         Command::Verify(args) => verify::run(args, &context),
         Command::Unpack(args) => unpack::run(args, &context),
         Command::Inspect(args) => inspect::run(args),

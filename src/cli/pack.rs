@@ -9,11 +9,12 @@ use airgap::plan::{self, PlanInput};
 use airgap::source::{ArchiveSource, DaemonSource, Source};
 
 use super::Context;
+use super::compose::ComposeArgs;
 use super::output::{bytes, print};
 
 #[derive(Debug, clap::Args)]
 pub struct PackArgs {
-    /// Image references, and compose files (existing .yml/.yaml files) whose services' images to pack.
+    /// Image references, compose files (existing .yml/.yaml files) or a compose project directory; with none of these, no --images-file and no -f, the compose project of the current directory.
     inputs: Vec<String>,
     /// A file listing one image reference per line (# comments allowed); repeatable.
     #[arg(long, value_name = "FILE")]
@@ -41,14 +42,18 @@ pub struct PackArgs {
     /// Take the images from this `docker save` archive instead of the engine.
     #[arg(long, value_name = "TAR")]
     archive: Option<PathBuf>,
+    #[command(flatten)]
+    compose: ComposeArgs,
 }
 
 pub fn run(args: PackArgs, context: &Context) -> anyhow::Result<()> {
     let plan = plan::plan(&PlanInput {
         args: args.inputs,
         image_lists: args.images_file,
+        compose: args.compose.options()?,
     })
     .map_err(airgap::Error::from)?;
+    super::compose::warn_unset_variables(&plan);
     let key = args
         .key
         .as_deref()

@@ -6,6 +6,7 @@ mod support;
 
 mod archive;
 mod cli;
+mod compose;
 mod golden;
 mod hostile;
 mod roundtrip;

@@ -80,3 +80,23 @@ pub fn bundle_entries(bundle: &Path) -> Vec<String> {
         .map(|e| String::from_utf8_lossy(&e.unwrap().path_bytes()).into_owned())
         .collect()
 }
+
+/// Runs airgap with `args` in `dir` with a clean environment: only PATH,
+/// HOME and `vars`, so no variable of the developer's shell changes the
+/// result.
+pub fn airgap_clean_env(dir: &Path, args: &[&str], vars: &[(String, String)]) -> Run {
+    let output: Output = Command::new(env!("CARGO_BIN_EXE_airgap"))
+        .args(args)
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", std::env::var_os("HOME").unwrap_or_default())
+        .envs(vars.iter().map(|(k, v)| (k, v)))
+        .output()
+        .expect("airgap runs");
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
