@@ -51,6 +51,14 @@ pub enum EngineError {
         /// The engine's error message.
         message: String,
     },
+    /// A pull reported an error inside its response stream.
+    #[error("the engine could not pull {reference}: {message}")]
+    PullFailed {
+        /// What was pulled.
+        reference: String,
+        /// The engine's error message.
+        message: String,
+    },
     /// The engine returned something airgap cannot use.
     #[error("the engine returned an unusable answer: {reason}")]
     Unexpected {
@@ -267,6 +275,30 @@ impl Engine {
         EngineError::LoadFailed {
             message: format!("the engine at {} closed the transfer early", self.host),
         }
+    }
+
+    /// Pulls `reference` (fully qualified) from its registry into the engine.
+    pub fn pull(&self, reference: &str) -> Result<(), EngineError> {
+        let options = bollard::query_parameters::CreateImageOptionsBuilder::default()
+            .from_image(reference)
+            .build();
+        let pull = async {
+            let mut progress = self.transfer_client.create_image(Some(options), None, None);
+            while let Some(message) = progress.next().await {
+                match message {
+                    Ok(_) => {}
+                    Err(bollard::errors::Error::DockerStreamError { error }) => {
+                        return Err(EngineError::PullFailed {
+                            reference: reference.to_owned(),
+                            message: error,
+                        });
+                    }
+                    Err(source) => return Err(self.api_error(&format!("pull {reference}"), source)),
+                }
+            }
+            Ok(())
+        };
+        self.runtime.block_on(pull)
     }
 
     /// Tags `image` (an ID or reference) as `repo:tag`.

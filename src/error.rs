@@ -5,6 +5,7 @@ use crate::engine::EngineError;
 use crate::keys::KeyError;
 use crate::plan::PlanError;
 use crate::record::RecordError;
+use crate::restore::RestoreError;
 use crate::sink::SinkError;
 use crate::source::SourceError;
 use crate::trust::TrustError;
@@ -41,4 +42,7 @@ pub enum Error {
     /// The engine failed.
     #[error(transparent)]
     Engine(#[from] EngineError),
+    /// The carried compose project could not be restored.
+    #[error(transparent)]
+    Restore(#[from] RestoreError),
 }

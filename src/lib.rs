@@ -31,6 +31,7 @@ pub mod pack;
 pub mod plan;
 pub mod progress;
 pub mod record;
+pub mod restore;
 pub mod sink;
 pub mod source;
 pub mod trust;

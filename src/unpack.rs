@@ -7,6 +7,7 @@ use crate::digest::Digest;
 use crate::error::Error;
 use crate::progress::Progress;
 use crate::record::{AppliedBundle, Record, RecordError};
+use crate::restore::{RestoreError, Restored, restore_compose};
 use crate::sink::{LoadReport, Sink};
 use crate::trust::TrustPolicy;
 use crate::verify::{self, VerifiedBundle};
@@ -19,6 +20,8 @@ pub struct UnpackOptions {
     pub state_dir: PathBuf,
     /// Load even if tags would move back to older images.
     pub allow_downgrade: bool,
+    /// Write the carried compose project here and check its images.
+    pub compose_dir: Option<PathBuf>,
 }
 
 /// What an unpack did.
@@ -29,6 +32,8 @@ pub struct UnpackReport {
     pub load: LoadReport,
     /// An earlier application of this same bundle to this engine.
     pub previously_applied: Option<AppliedBundle>,
+    /// The compose project written out, if asked for.
+    pub compose: Option<Restored>,
 }
 
 /// Verifies the bundle at `path` completely, refuses rollbacks, loads it
@@ -47,12 +52,20 @@ pub fn unpack(
     if !downgrades.is_empty() && !options.allow_downgrade {
         return Err(RecordError::Downgrade { downgrades }.into());
     }
+    if options.compose_dir.is_some() && bundle.manifest().compose.is_none() {
+        return Err(RestoreError::NoProject.into());
+    }
     let load = sink.load(&bundle, progress)?;
     let signer = bundle.signer().map(ToString::to_string);
     record.note_applied(bundle.manifest(), &manifest_digest, signer)?;
+    let compose = match &options.compose_dir {
+        Some(dir) => Some(restore_compose(&bundle, dir, sink)?),
+        None => None,
+    };
     Ok(UnpackReport {
         bundle,
         load,
         previously_applied,
+        compose,
     })
 }

@@ -73,12 +73,19 @@ pub struct VerifiedBundle {
     path: PathBuf,
     head: Head,
     signer: Option<Fingerprint>,
+    metadata: Vec<(String, Vec<u8>)>,
 }
 
 impl VerifiedBundle {
     /// The verified manifest.
     pub fn manifest(&self) -> &BundleManifest {
         &self.head.manifest
+    }
+
+    /// The verified `airgap/` metadata entries (a carried compose project),
+    /// kept in memory from the verifying read.
+    pub fn metadata(&self) -> &[(String, Vec<u8>)] {
+        &self.metadata
     }
 
     /// SHA-256 of the manifest bytes: the identity of this bundle.
@@ -134,13 +141,38 @@ pub fn verify(
     let total = file.metadata().ok().map(|m| m.len());
     progress.start(Task::Verifying, total);
     let mut signer = None;
+    let mut metadata = Vec::new();
     let result = reader::read(
         ProgressReader::new(file, progress),
         |head: &Head| {
             signer = check_signature(head, policy)?;
+            let metadata_size: u64 = head
+                .manifest
+                .entries
+                .iter()
+                .filter(|e| is_metadata(&e.path))
+                .map(|e| e.size)
+                .sum();
+            if metadata_size > METADATA_LIMIT {
+                return Err(BundleError::TooLarge {
+                    path: "airgap/".into(),
+                    size: metadata_size,
+                    limit: METADATA_LIMIT,
+                }
+                .into());
+            }
             Ok::<(), VerifyError>(())
         },
-        |_, _| Ok(()),
+        |entry: &Entry, content: &mut dyn Read| {
+            if is_metadata(&entry.path) {
+                let mut bytes = Vec::with_capacity(entry.size as usize);
+                content
+                    .read_to_end(&mut bytes)
+                    .map_err(BundleError::Corrupt)?;
+                metadata.push((entry.path.clone(), bytes));
+            }
+            Ok(())
+        },
     );
     progress.finish();
     let head = result?;
@@ -148,7 +180,15 @@ pub fn verify(
         path: path.to_owned(),
         head,
         signer,
+        metadata,
     })
+}
+
+/// Total size of the `airgap/` metadata entries kept in memory after verifying.
+const METADATA_LIMIT: u64 = 64 << 20;
+
+fn is_metadata(path: &str) -> bool {
+    path.starts_with("airgap/")
 }
 
 /// Reads only the manifest and signature, checking nothing but their form:

@@ -31,6 +31,35 @@ pub struct BundleManifest {
     /// Blobs the images need that the bundle does not carry (delta bundles).
     #[serde(default)]
     pub required: Vec<BlobRef>,
+    /// The compose project the images were planned from (format 1.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compose: Option<ComposeRecord>,
+}
+
+/// Prefix of the entries that carry a compose project's files.
+pub const COMPOSE_PREFIX: &str = "airgap/compose/";
+
+/// A compose project carried in a bundle: its files (entries under
+/// [`COMPOSE_PREFIX`]) and the image each service's reference resolved to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComposeRecord {
+    /// The project name.
+    pub project: String,
+    /// The files, relative to the project directory, in reading order.
+    pub files: Vec<String>,
+    /// Every service with its image reference and that image's config digest.
+    pub services: Vec<ComposeService>,
+}
+
+/// One service of a carried compose project.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComposeService {
+    /// The service name.
+    pub service: String,
+    /// The image reference as the compose file spells it.
+    pub image: String,
+    /// Config digest of the image it resolved to when packed.
+    pub config: Digest,
 }
 
 /// Where a bundle's images came from.
@@ -136,6 +165,7 @@ impl BundleManifest {
             images: Vec::new(),
             entries: Vec::new(),
             required: Vec::new(),
+            compose: None,
         }
     }
 
@@ -196,6 +226,25 @@ impl BundleManifest {
                     return inconsistent(format!(
                         "layer {} of image {name} is neither carried nor required",
                         layer.digest
+                    ));
+                }
+            }
+        }
+        if let Some(compose) = &self.compose {
+            for file in &compose.files {
+                if !paths.contains(format!("{COMPOSE_PREFIX}{file}").as_str()) {
+                    return inconsistent(format!("compose file {file} is not in the bundle"));
+                }
+            }
+            for service in &compose.services {
+                if !self
+                    .images
+                    .iter()
+                    .any(|i| i.config.digest == service.config)
+                {
+                    return inconsistent(format!(
+                        "compose service {} names an image not in the bundle",
+                        service.service
                     ));
                 }
             }

@@ -10,12 +10,15 @@ pub mod writer;
 
 use std::path::PathBuf;
 
-pub use manifest::{BundleImage, BundleManifest, Entry, SignatureEntry, SourceInfo};
+pub use manifest::{
+    BundleImage, BundleManifest, COMPOSE_PREFIX, ComposeRecord, ComposeService, Entry,
+    SignatureEntry, SourceInfo,
+};
 
 /// Media type of `airgap/manifest.json`.
 pub const MANIFEST_MEDIA_TYPE: &str = "application/vnd.airgap.bundle.manifest.v1+json";
 /// The format version this airgap writes.
-pub const FORMAT_VERSION: &str = "1.0";
+pub const FORMAT_VERSION: &str = "1.1";
 /// The one major version this airgap reads.
 pub const FORMAT_MAJOR: u32 = 1;
 /// Path of the manifest entry, always first.

@@ -282,6 +282,7 @@ fn sniff(input: &mut impl io::BufRead) -> Result<(), BundleError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bundle::FORMAT_VERSION;
     use crate::bundle::manifest::SourceInfo;
     use crate::digest::Digest;
 
@@ -381,7 +382,7 @@ mod tests {
     fn an_unknown_major_version_is_refused_by_name() {
         let manifest = String::from_utf8(valid_manifest())
             .unwrap()
-            .replace("\"1.0\"", "\"2.0\"");
+            .replace(&format!("\"{FORMAT_VERSION}\""), "\"2.0\"");
         let bundle = compress(&tar_of(
             manifest.as_bytes(),
             &[Raw::File("a", A), Raw::File("b", B)],
@@ -398,7 +399,7 @@ mod tests {
     fn a_later_minor_version_is_read() {
         let manifest = String::from_utf8(valid_manifest())
             .unwrap()
-            .replace("\"1.0\"", "\"1.7\"");
+            .replace(&format!("\"{FORMAT_VERSION}\""), "\"1.7\"");
         let bundle = compress(&tar_of(
             manifest.as_bytes(),
             &[Raw::File("a", A), Raw::File("b", B)],

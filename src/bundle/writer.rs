@@ -15,8 +15,11 @@ use crate::digest::{Digest, HashingReader, HashingWriter};
 use crate::image::{BlobRef, ImageRecord};
 use crate::keys::{Fingerprint, PrivateKey};
 
-use super::layout::{self, MetadataEntry};
-use super::manifest::{BundleImage, BundleManifest, Entry, SignatureEntry, SourceInfo};
+use super::layout;
+pub use super::layout::MetadataEntry;
+use super::manifest::{
+    BundleImage, BundleManifest, ComposeRecord, Entry, SignatureEntry, SourceInfo,
+};
 use super::{
     BundleError, MANIFEST_PATH, SIGNATURE_CONTEXT, SIGNATURE_PATH, WINDOW_LOG_MAX, tar_stream,
 };
@@ -35,6 +38,20 @@ impl Default for Compression {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
         Self { level: 3, threads }
     }
+}
+
+/// What goes into a bundle besides the layers already added.
+pub struct Contents<'a> {
+    /// The images, as the source recorded them.
+    pub images: &'a [ImageRecord],
+    /// Where they came from.
+    pub source: SourceInfo,
+    /// The signing key; `None` writes an unsigned bundle.
+    pub key: Option<&'a PrivateKey>,
+    /// The compose project, if the images were planned from one.
+    pub compose: Option<ComposeRecord>,
+    /// Extra metadata entries under `airgap/` (the compose project's files).
+    pub files: Vec<MetadataEntry>,
 }
 
 /// What was written.
@@ -171,12 +188,14 @@ impl BundleWriter {
 
     /// Writes manifest, signature and metadata, then the layers, and renames
     /// the result into place with its `.sha256` file beside it.
-    pub fn finish(
-        mut self,
-        images: &[ImageRecord],
-        source: SourceInfo,
-        key: Option<&PrivateKey>,
-    ) -> Result<WrittenBundle, BundleError> {
+    pub fn finish(mut self, contents: Contents<'_>) -> Result<WrittenBundle, BundleError> {
+        let Contents {
+            images,
+            source,
+            key,
+            compose,
+            files,
+        } = contents;
         for image in images {
             for layer in &image.layers {
                 if !self.layers.contains(&layer.digest) {
@@ -202,13 +221,15 @@ impl BundleWriter {
             source,
         })?;
 
-        let (metadata, bundle_images) = metadata_entries(images);
+        let (mut metadata, bundle_images) = metadata_entries(images);
+        metadata.extend(files);
         let mut manifest = BundleManifest::new(
             format!("airgap {}", env!("CARGO_PKG_VERSION")),
             now_rfc3339(),
             source,
         );
         manifest.images = bundle_images;
+        manifest.compose = compose;
         manifest.entries = metadata
             .iter()
             .map(|m| Entry {

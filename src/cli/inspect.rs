@@ -78,6 +78,23 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
             );
         }
     }
+    if let Some(compose) = &manifest.compose {
+        text += &format!(
+            "\ncompose project {} (unpack --compose-dir writes it out):\n",
+            compose.project
+        );
+        for file in &compose.files {
+            text += &format!("  file {file}\n");
+        }
+        for service in &compose.services {
+            text += &format!(
+                "  service {} → {} ({})\n",
+                service.service,
+                service.image,
+                service.config.short()
+            );
+        }
+    }
     if !summary.required.is_empty() {
         text += "\nrequired on the target (not carried):\n";
         for layer in &summary.required {

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use airgap::bundle::writer::Compression;
 use airgap::keys::PrivateKey;
 use airgap::pack::PackOptions;
+use airgap::plan::carry::carried_project;
 use airgap::plan::{self, PlanInput};
 use airgap::source::{ArchiveSource, DaemonSource, Source};
 
@@ -42,6 +43,12 @@ pub struct PackArgs {
     /// Take the images from this `docker save` archive instead of the engine.
     #[arg(long, value_name = "TAR")]
     archive: Option<PathBuf>,
+    /// Also carry the compose project's env files (.env, --env-file, services' env_file); they often hold secrets.
+    #[arg(long)]
+    with_env: bool,
+    /// Pull images the engine lacks (through the engine, from their registries) before packing.
+    #[arg(long, conflicts_with = "archive")]
+    pull: bool,
     #[command(flatten)]
     compose: ComposeArgs,
 }
@@ -67,16 +74,29 @@ pub fn run(args: PackArgs, context: &Context) -> anyhow::Result<()> {
     if let Some(threads) = args.threads {
         compression.threads = threads;
     }
+    let progress = context.progress();
     let source: Box<dyn Source> = match &args.archive {
         Some(archive) => Box::new(ArchiveSource::new(archive)),
-        None => Box::new(DaemonSource::new(context.engine()?)),
+        None => {
+            let daemon = DaemonSource::new(context.engine()?);
+            if args.pull {
+                for reference in daemon
+                    .pull_missing(&plan.images, progress.as_ref())
+                    .map_err(airgap::Error::from)?
+                {
+                    eprintln!("pulled {reference}");
+                }
+            }
+            Box::new(daemon)
+        }
     };
+    let compose = carried_project(&plan, args.with_env).map_err(airgap::Error::from)?;
     let options = PackOptions {
         output: args.output,
         compression,
         key,
+        compose,
     };
-    let progress = context.progress();
     let written = airgap::pack(source.as_ref(), &plan, &options, progress.as_ref())?;
 
     let summary = airgap::inspect::summarize(&written.manifest);

@@ -23,6 +23,9 @@ pub struct UnpackArgs {
     /// recorded (a rollback you mean to do).
     #[arg(long)]
     allow_downgrade: bool,
+    /// Write the compose project the bundle was packed from into DIR, and check that every service's image is the packed one.
+    #[arg(long, value_name = "DIR")]
+    compose_dir: Option<PathBuf>,
 }
 
 pub fn run(args: UnpackArgs, context: &Context) -> anyhow::Result<()> {
@@ -30,6 +33,7 @@ pub fn run(args: UnpackArgs, context: &Context) -> anyhow::Result<()> {
         policy: args.trust.policy()?,
         state_dir: args.state_dir.unwrap_or_else(airgap::record::default_dir),
         allow_downgrade: args.allow_downgrade,
+        compose_dir: args.compose_dir,
     };
     let sink = DaemonSink::new(context.engine()?);
     let progress = context.progress();
@@ -57,6 +61,14 @@ pub fn run(args: UnpackArgs, context: &Context) -> anyhow::Result<()> {
                 "  note: {reference} is a digest reference and cannot be restored as a tag\n"
             );
         }
+    }
+    if let Some(compose) = &report.compose {
+        text += &format!(
+            "compose project {}: {} files written, every service's image checked ({} services); run docker compose up there\n",
+            compose.project,
+            compose.files.len(),
+            compose.services
+        );
     }
     print(&text)
 }

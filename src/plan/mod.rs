@@ -6,6 +6,7 @@
 //! project directory, anything else an image reference. With nothing named
 //! at all, the compose project of the current directory is used.
 
+pub mod carry;
 pub mod compose;
 pub mod list;
 
@@ -51,6 +52,13 @@ pub enum PlanError {
         first: PathBuf,
         /// The second directory.
         second: PathBuf,
+    },
+    /// A project file outside the project directory, or with a name a
+    /// bundle cannot hold.
+    #[error("cannot carry {} in the bundle: it is outside the compose project directory or has an unusual name", .path.display())]
+    NotCarriable {
+        /// The file.
+        path: PathBuf,
     },
     /// Nothing to pack.
     #[error("no images to pack: name images, an --images-file or a compose file")]

@@ -65,6 +65,13 @@ fn matches_image(found: &EngineImage, image: &BundleImage) -> bool {
 }
 
 impl Sink for DaemonSink {
+    fn resolves(&self, reference: &str, image: &BundleImage) -> Result<bool, SinkError> {
+        Ok(self
+            .engine
+            .inspect(reference)?
+            .is_some_and(|found| matches_image(&found, image)))
+    }
+
     fn target(&self) -> Result<String, SinkError> {
         Ok(self.engine.info()?.id)
     }

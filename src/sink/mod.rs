@@ -15,6 +15,13 @@ pub trait Sink {
     /// A stable identity of the target, keying its unpack record.
     fn target(&self) -> Result<String, SinkError>;
 
+    /// True when `reference` names exactly `image` on the target.
+    fn resolves(
+        &self,
+        reference: &str,
+        image: &crate::bundle::BundleImage,
+    ) -> Result<bool, SinkError>;
+
     /// Loads every image of `bundle` and restores its tags.
     fn load(
         &self,

@@ -41,6 +41,27 @@ impl DaemonSource {
     }
 }
 
+impl DaemonSource {
+    /// Pulls, through the engine, every reference it lacks; returns those pulled.
+    pub fn pull_missing(
+        &self,
+        refs: &[ImageRef],
+        progress: &dyn Progress,
+    ) -> Result<Vec<String>, SourceError> {
+        let mut pulled = Vec::new();
+        for reference in refs {
+            if self.engine.inspect(&reference.given)?.is_none() {
+                progress.start(Task::Saving, None);
+                let result = self.engine.pull(&reference.name);
+                progress.finish();
+                result?;
+                pulled.push(reference.given.clone());
+            }
+        }
+        Ok(pulled)
+    }
+}
+
 impl Source for DaemonSource {
     fn describe(&self) -> SourceInfo {
         let info = self.engine.info().ok();

@@ -41,3 +41,20 @@ fn the_v1_0_golden_bundle_still_describes_its_images() {
         );
     }
 }
+
+#[test]
+fn the_v1_1_golden_bundle_still_carries_its_compose_project() {
+    let run = airgap(Path::new(GOLDEN), &["inspect", "v1.1-minimal.zst"]).success();
+    for expected in [
+        "format:   1.1",
+        "compose project golden",
+        "service app → golden/app:1",
+        "file compose.yaml",
+    ] {
+        assert!(
+            run.stdout.contains(expected),
+            "{expected} missing: {}",
+            run.stdout
+        );
+    }
+}

@@ -9,5 +9,6 @@ mod cli;
 mod compose;
 mod golden;
 mod hostile;
+mod project;
 mod roundtrip;
 mod tamper;

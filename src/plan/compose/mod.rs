@@ -99,6 +99,10 @@ pub struct Service {
     pub build: bool,
     /// The file that defines the service.
     pub file: PathBuf,
+    /// The service's `env_file:` targets, resolved against the directory of
+    /// the file that defines the service. Never read by the planner; listed
+    /// so that a bundle can carry them when asked to.
+    pub env_files: Vec<PathBuf>,
 }
 
 /// A file the project was read from.
@@ -313,12 +317,32 @@ fn resolve_service(
             });
         }
     };
+    let base = file.parent().map(Path::to_path_buf).unwrap_or_default();
+    let env_files = env_file_paths(service.get("env_file"))
+        .into_iter()
+        .map(|path| base.join(path))
+        .collect();
     Ok(Service {
         name: name.to_owned(),
         image,
         build,
         file,
+        env_files,
     })
+}
+
+/// `env_file:` is a path, a list of paths, or a list of `{path, required}`.
+fn env_file_paths(value: Option<&Value>) -> Vec<String> {
+    let one = |value: &Value| match value {
+        Value::String(path) => Some(path.clone()),
+        Value::Mapping(entry) => entry.get("path").and_then(Value::as_str).map(str::to_owned),
+        _ => None,
+    };
+    match value {
+        Some(Value::Sequence(items)) => items.iter().filter_map(one).collect(),
+        Some(value) => one(value).into_iter().collect(),
+        None => Vec::new(),
+    }
 }
 
 /// The project name, by Compose's precedence.

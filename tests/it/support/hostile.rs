@@ -443,9 +443,10 @@ pub fn crafted(valid: &[u8], key: &PrivateKey, other: &PrivateKey) -> Vec<Case> 
         .unwrap();
     cases.push(case("window-1-GiB", encoder.finish().unwrap(), invalid, ""));
     // Versions, times and shapes the reader must not guess at.
-    let future = String::from_utf8(manifest.clone())
-        .unwrap()
-        .replace("\"formatVersion\": \"1.0\"", "\"formatVersion\": \"2.0\"");
+    let future = String::from_utf8(manifest.clone()).unwrap().replace(
+        &format!("\"formatVersion\": \"{}\"", airgap::bundle::FORMAT_VERSION),
+        "\"formatVersion\": \"2.0\"",
+    );
     cases.push(case(
         "major-version-2",
         signed(future.as_bytes(), &parts.raws(), &[]),

@@ -1,0 +1,212 @@
+//! A compose project carried across: its files ride in the bundle and are
+//! written out on the isolated side, where every service's image is checked.
+
+use std::fs;
+use std::path::Path;
+
+use crate::engines;
+use crate::support::cmd::{airgap, workdir_with_keys};
+use crate::support::fixtures;
+
+const SHOP: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/projects/shop");
+
+#[test]
+fn a_compose_project_is_carried_and_its_images_checked_on_the_other_side() {
+    let (_lock, [connected, offline]) = engines!("a-connected", "a-offline");
+    fixtures::ensure(&connected);
+    offline.wipe();
+    let (_dir, dir) = workdir_with_keys();
+    let run = airgap(
+        &dir,
+        &[
+            "--host",
+            &connected.host,
+            "pack",
+            "-q",
+            SHOP,
+            "-o",
+            "shop.zst",
+            "--key",
+            "ops.pem",
+        ],
+    )
+    .success();
+    assert!(
+        run.stdout.contains("fixture/worker:latest"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        !run.stdout.contains("tool"),
+        "a service behind a profile was packed: {}",
+        run.stdout
+    );
+    let inspect = airgap(&dir, &["inspect", "shop.zst"]).success().stdout;
+    assert!(inspect.contains("compose project shop"), "{inspect}");
+    assert!(
+        inspect.contains("service worker → fixture/worker:latest"),
+        "{inspect}"
+    );
+    assert!(
+        !inspect.contains(".env"),
+        "env files are carried only with --with-env: {inspect}"
+    );
+
+    let out = dir.join("site");
+    let run = airgap(
+        &dir,
+        &[
+            "--host",
+            &offline.host,
+            "unpack",
+            "-q",
+            "shop.zst",
+            "--key",
+            "ops.pub.pem",
+            "--compose-dir",
+            out.to_str().unwrap(),
+        ],
+    )
+    .success();
+    assert!(
+        run.stdout.contains("compose project shop"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        fs::read(out.join("compose.yaml")).unwrap(),
+        fs::read(Path::new(SHOP).join("compose.yaml")).unwrap()
+    );
+    assert!(!out.join(".env").exists());
+    for tag in ["fixture/web:1", "fixture/api:1", "fixture/worker:latest"] {
+        assert_eq!(offline.inspect(tag), connected.inspect(tag), "{tag}");
+    }
+
+    // Unpacking again into the same directory is fine; a changed file is not overwritten.
+    airgap(
+        &dir,
+        &[
+            "--host",
+            &offline.host,
+            "unpack",
+            "-q",
+            "shop.zst",
+            "--key",
+            "ops.pub.pem",
+            "--compose-dir",
+            out.to_str().unwrap(),
+        ],
+    )
+    .success();
+    fs::write(out.join("compose.yaml"), "services: {}\n").unwrap();
+    let run = airgap(
+        &dir,
+        &[
+            "--host",
+            &offline.host,
+            "unpack",
+            "-q",
+            "shop.zst",
+            "--key",
+            "ops.pub.pem",
+            "--compose-dir",
+            out.to_str().unwrap(),
+        ],
+    )
+    .failure(1);
+    assert!(run.stderr.contains("already exists"), "{}", run.stderr);
+}
+
+#[test]
+fn env_files_ride_along_only_with_with_env() {
+    let (_lock, [connected, offline]) = engines!("a-connected", "a-offline");
+    fixtures::ensure(&connected);
+    let (_dir, dir) = workdir_with_keys();
+    let pack = [
+        "--host",
+        &connected.host,
+        "pack",
+        "-q",
+        SHOP,
+        "--with-env",
+        "-o",
+        "shop.zst",
+        "--key",
+        "ops.pem",
+    ];
+    airgap(&dir, &pack).success();
+    let out = dir.join("site");
+    let unpack = [
+        "--host",
+        &offline.host,
+        "unpack",
+        "-q",
+        "shop.zst",
+        "--key",
+        "ops.pub.pem",
+        "--compose-dir",
+        out.to_str().unwrap(),
+    ];
+    airgap(&dir, &unpack).success();
+    assert_eq!(
+        fs::read_to_string(out.join(".env")).unwrap(),
+        "WORKER_TAG=latest\n"
+    );
+    assert_eq!(
+        fs::read_to_string(out.join("web.env")).unwrap(),
+        "GREETING=hello from web.env\n"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        fs::metadata(out.join(".env")).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+}
+
+#[test]
+fn a_tag_moved_on_the_site_is_put_back_by_the_next_unpack() {
+    let (_lock, [connected, offline]) = engines!("a-connected", "a-offline");
+    fixtures::ensure(&connected);
+    offline.wipe();
+    let (_dir, dir) = workdir_with_keys();
+    airgap(
+        &dir,
+        &[
+            "--host",
+            &connected.host,
+            "pack",
+            "-q",
+            SHOP,
+            "-o",
+            "shop.zst",
+            "--key",
+            "ops.pem",
+        ],
+    )
+    .success();
+    let out = dir.join("site");
+    let unpack = [
+        "--host",
+        &offline.host,
+        "unpack",
+        "-q",
+        "shop.zst",
+        "--key",
+        "ops.pub.pem",
+        "--compose-dir",
+        out.to_str().unwrap(),
+    ];
+    airgap(&dir, &unpack).success();
+    // Someone re-tags the api image on the site: compose would now run the wrong image.
+    offline.docker(&["tag", "fixture/web:1", "fixture/api:1"]);
+    assert_ne!(
+        offline.inspect("fixture/api:1"),
+        connected.inspect("fixture/api:1")
+    );
+    let run = airgap(&dir, &unpack).success();
+    assert!(run.stdout.contains("already present"), "{}", run.stdout);
+    assert_eq!(
+        offline.inspect("fixture/api:1"),
+        connected.inspect("fixture/api:1")
+    );
+}
