@@ -197,6 +197,30 @@ impl Engine {
         }))
     }
 
+    /// Sizes of the image's layers, bottom first, from its history: the
+    /// entries that added bytes. `None` where the history does not line up
+    /// with the layers (a layer that added nothing cannot be told from a
+    /// metadata-only step).
+    pub fn layer_sizes(
+        &self,
+        reference: &str,
+        layers: usize,
+    ) -> Result<Option<Vec<u64>>, EngineError> {
+        let history = self
+            .runtime
+            .block_on(self.client.image_history(reference))
+            .map_err(|source| {
+                self.api_error(&format!("show the history of {reference}"), source)
+            })?;
+        let sizes: Vec<u64> = history
+            .iter()
+            .rev()
+            .filter(|h| h.size > 0)
+            .map(|h| h.size as u64)
+            .collect();
+        Ok((sizes.len() == layers).then_some(sizes))
+    }
+
     /// Starts `docker save` of `names` in one request; the archive streams
     /// through the returned reader, which must be read on a blocking thread.
     pub fn save(&self, names: &[String]) -> impl Read + Send + use<> {

@@ -34,6 +34,7 @@ pub mod record;
 pub mod restore;
 pub mod sink;
 pub mod source;
+pub mod survey;
 pub mod trust;
 pub mod unpack;
 pub mod verify;

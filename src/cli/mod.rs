@@ -87,7 +87,7 @@ pub fn run(args: Args, runtime: Handle) -> anyhow::Result<()> {
         Command::Keygen(args) => keygen::run(args),
         Command::Key(command) => key::run(command),
         Command::Pack(args) => pack::run(args, &context),
-        Command::Plan(args) => plan::run(args),
+        Command::Plan(args) => plan::run(args, &context),
         Command::Verify(args) => verify::run(args, &context),
         Command::Unpack(args) => unpack::run(args, &context),
         Command::Inspect(args) => inspect::run(args),

@@ -1,13 +1,15 @@
-//! `airgap plan`: what a pack would take, without packing. For now only
-//! `--images`, which needs no engine.
+//! `airgap plan`: what a pack would take, without packing. `--images` needs
+//! no engine; the full report asks the engine for sizes and layers.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use airgap::plan::{self, PlanError, PlanInput};
+use airgap::source::DaemonSource;
+use airgap::survey::Survey;
 
 use super::compose::ComposeArgs;
-use super::output::print;
+use super::output::{bytes, print};
 
 #[derive(Debug, clap::Args)]
 pub struct PlanArgs {
@@ -19,14 +21,16 @@ pub struct PlanArgs {
     /// Print only the image references, one per line, sorted and unique, as spelt in the compose files (as `docker compose config --images` does).
     #[arg(long)]
     images: bool,
+    /// Print the report as JSON.
+    #[arg(long, conflicts_with = "images")]
+    json: bool,
     #[command(flatten)]
     compose: ComposeArgs,
 }
 
-pub fn run(args: PlanArgs) -> anyhow::Result<()> {
-    if !args.images {
-        anyhow::bail!("airgap plan without --images is not available yet; pass --images");
-    }
+pub fn run(args: PlanArgs, context: &super::Context) -> anyhow::Result<()> {
+    let report = !args.images;
+    let json = args.json;
     let plan = match plan::plan(&PlanInput {
         args: args.inputs,
         image_lists: args.images_file,
@@ -39,6 +43,15 @@ pub fn run(args: PlanArgs) -> anyhow::Result<()> {
         Err(error) => return Err(airgap::Error::from(error).into()),
     };
     super::compose::warn_unset_variables(&plan);
+    if report {
+        let source = DaemonSource::new(context.engine()?);
+        let survey = airgap::survey::survey(&source, &plan)?;
+        return print(&if json {
+            render_json(&survey)
+        } else {
+            render(&survey)
+        });
+    }
     // Byte order, as `LC_ALL=C sort -u` gives it.
     let images: BTreeSet<&str> = plan.images.iter().map(|i| i.given.as_str()).collect();
     let mut text = String::new();
@@ -47,4 +60,67 @@ pub fn run(args: PlanArgs) -> anyhow::Result<()> {
         text += "\n";
     }
     print(&text)
+}
+
+fn size(size: Option<u64>) -> String {
+    size.map_or_else(|| "size unknown".into(), bytes)
+}
+
+fn render(survey: &Survey) -> String {
+    let mut text = String::new();
+    for image in &survey.images {
+        let services = match image.services.as_slice() {
+            [] => String::new(),
+            services => format!(" (service {})", services.join(", ")),
+        };
+        let Some(id) = &image.id else {
+            text += &format!("{}{services}: MISSING from the engine\n", image.reference);
+            continue;
+        };
+        let total: u64 = image.layers.iter().filter_map(|l| l.size).sum();
+        text += &format!(
+            "{}{services}: id {}, {}, {}\n",
+            image.reference,
+            id.short(),
+            super::pack::layers(image.layers.len()),
+            bytes(total)
+        );
+        for layer in &image.layers {
+            text += &format!("    {}  {}\n", layer.digest.short(), size(layer.size));
+        }
+    }
+    if !survey.shared_layers.is_empty() {
+        text += "shared layers (packed once):\n";
+        for layer in &survey.shared_layers {
+            text += &format!(
+                "    {}  {}  used by {}\n",
+                layer.digest.short(),
+                size(layer.size),
+                layer.used_by.join(", ")
+            );
+        }
+    }
+    let bound = if survey.sizes_incomplete {
+        "at least "
+    } else {
+        ""
+    };
+    text += &format!(
+        "total: {bound}{} as separate images, {bound}{} deduplicated\n",
+        bytes(survey.total_size),
+        bytes(survey.deduplicated_size)
+    );
+    if !survey.missing.is_empty() {
+        text += &format!(
+            "missing from the engine: {} (pack would fail; build or load them, or pack --pull)\n",
+            survey.missing.join(", ")
+        );
+    }
+    text
+}
+
+fn render_json(survey: &Survey) -> String {
+    let mut json = serde_json::to_string_pretty(survey).expect("surveys always serialise");
+    json.push('\n');
+    json
 }

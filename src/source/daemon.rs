@@ -23,6 +23,11 @@ impl DaemonSource {
         Self { engine }
     }
 
+    /// The engine images come from.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
     /// Inspects every reference; one error names all that are missing.
     fn inspect_all(&self, refs: &[ImageRef]) -> Result<Vec<(ImageRef, EngineImage)>, SourceError> {
         let mut found = Vec::new();

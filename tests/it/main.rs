@@ -9,6 +9,7 @@ mod cli;
 mod compose;
 mod golden;
 mod hostile;
+mod plan;
 mod project;
 mod roundtrip;
 mod tamper;

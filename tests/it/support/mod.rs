@@ -4,4 +4,5 @@ pub mod cmd;
 pub mod engine;
 pub mod fixtures;
 pub mod hostile;
+pub mod registry;
 pub mod synthetic;
