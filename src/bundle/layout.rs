@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 use crate::digest::Digest;
 use crate::image::{BlobRef, ImageRecord};
 
+use super::manifest::BundleImage;
+
 /// Containerd's name annotation; Docker's containerd image store reads it.
 const CONTAINERD_NAME: &str = "io.containerd.image.name";
 
@@ -68,9 +70,8 @@ pub fn image_manifest(image: &ImageRecord) -> Vec<u8> {
     serde_json::to_vec(&manifest).expect("manifests always serialise")
 }
 
-/// `oci-layout`, `index.json` and `manifest.json` for `images`, whose image
-/// manifests are `manifests` (same order).
-pub fn layout_entries(images: &[ImageRecord], manifests: &[BlobRef]) -> Vec<MetadataEntry> {
+/// `oci-layout`, `index.json` and `manifest.json` for `images`.
+pub fn layout_entries(images: &[BundleImage]) -> Vec<MetadataEntry> {
     let layout = OciLayoutBuilder::default()
         .image_layout_version("1.0.0")
         .build()
@@ -78,7 +79,8 @@ pub fn layout_entries(images: &[ImageRecord], manifests: &[BlobRef]) -> Vec<Meta
 
     let mut index_manifests = Vec::new();
     let mut docker_entries = Vec::new();
-    for (image, manifest) in images.iter().zip(manifests) {
+    for image in images {
+        let manifest = &image.manifest;
         for reference in &image.refs {
             let digest: oci_spec::image::Digest = manifest
                 .digest
@@ -93,7 +95,7 @@ pub fn layout_entries(images: &[ImageRecord], manifests: &[BlobRef]) -> Vec<Meta
             index_manifests.push(descriptor);
         }
         docker_entries.push(DockerLoadEntry {
-            config: image.config_digest.blob_path(),
+            config: image.config.digest.blob_path(),
             repo_tags: Some(image.refs.iter().filter_map(|r| r.familiar_tag()).collect()),
             layers: image.layers.iter().map(|l| l.digest.blob_path()).collect(),
         });

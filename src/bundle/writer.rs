@@ -329,31 +329,16 @@ fn write_head(
 /// view of each image.
 fn metadata_entries(images: &[ImageRecord]) -> (Vec<MetadataEntry>, Vec<BundleImage>) {
     let manifests: Vec<Vec<u8>> = images.iter().map(layout::image_manifest).collect();
-    let manifest_refs: Vec<BlobRef> = manifests
+    let bundle_images: Vec<BundleImage> = images
         .iter()
-        .map(|m| BlobRef {
-            digest: Digest::of(m),
-            size: m.len() as u64,
-        })
-        .collect();
-    let mut entries = layout::layout_entries(images, &manifest_refs);
-    let blobs = images
-        .iter()
-        .map(|i| (&i.config_digest, i.config.as_slice()))
-        .chain(
-            manifest_refs
-                .iter()
-                .zip(&manifests)
-                .map(|(r, m)| (&r.digest, m.as_slice())),
-        );
-    entries.extend(layout::blob_entries(blobs));
-    let bundle_images = images
-        .iter()
-        .zip(manifest_refs)
+        .zip(&manifests)
         .map(|(image, manifest)| BundleImage {
             refs: image.refs.clone(),
             platform: image.platform.clone(),
-            manifest,
+            manifest: BlobRef {
+                digest: Digest::of(manifest),
+                size: manifest.len() as u64,
+            },
             config: BlobRef {
                 digest: image.config_digest.clone(),
                 size: image.config.len() as u64,
@@ -361,6 +346,17 @@ fn metadata_entries(images: &[ImageRecord]) -> (Vec<MetadataEntry>, Vec<BundleIm
             layers: image.layers.clone(),
         })
         .collect();
+    let mut entries = layout::layout_entries(&bundle_images);
+    let blobs = images
+        .iter()
+        .map(|i| (&i.config_digest, i.config.as_slice()))
+        .chain(
+            bundle_images
+                .iter()
+                .zip(&manifests)
+                .map(|(b, m)| (&b.manifest.digest, m.as_slice())),
+        );
+    entries.extend(layout::blob_entries(blobs));
     (entries, bundle_images)
 }
 
