@@ -79,6 +79,27 @@ pub struct EngineImage {
     pub repo_tags: Vec<String>,
 }
 
+/// How an engine stores images, which decides what it accepts on load.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ImageStore {
+    /// Docker's graph drivers (overlay2…): image ID = config digest; loads an
+    /// archive whose layer files it already holds are left out.
+    Graph,
+    /// Docker's containerd image store: image ID = manifest digest; a left-out
+    /// layer must be in its content store under the same digest.
+    Containerd,
+    /// Podman: image ID = config digest; every layer file must be in the archive.
+    Podman,
+}
+
+impl ImageStore {
+    /// True when the store loads an archive that leaves out layers it holds.
+    pub fn accepts_absent_layers(self) -> bool {
+        self == Self::Graph
+    }
+}
+
 /// Name, version and identity of an engine.
 #[derive(Clone, Debug)]
 pub struct EngineInfo {
@@ -89,6 +110,8 @@ pub struct EngineInfo {
     /// A stable identity of the engine's image store: the engine's ID where
     /// it reports one, else its host name and data root.
     pub id: String,
+    /// How it stores images.
+    pub store: ImageStore,
 }
 
 /// A connection to one engine.
@@ -140,11 +163,23 @@ impl Engine {
             .runtime
             .block_on(self.client.version())
             .map_err(|source| self.api_error("report its version", source))?;
-        let product = version
+        // Docker's own builds name the platform ("Docker Engine - Community");
+        // Debian's leave it empty and Podman puts its OS there, so fall back
+        // to the first component ("Engine", "Podman Engine").
+        let platform = version
             .platform
             .map(|p| p.name)
-            .filter(|n| !n.is_empty())
-            .unwrap_or_else(|| "Engine".into());
+            .filter(|n| !n.is_empty() && !n.starts_with("linux/"));
+        let component = version
+            .components
+            .iter()
+            .flatten()
+            .next()
+            .map(|c| c.name.clone());
+        let product = match platform.or(component).as_deref() {
+            None | Some("") | Some("Engine") => "Docker Engine".to_owned(),
+            Some(name) => name.to_owned(),
+        };
         let product = match version.version {
             Some(v) if !product.contains(&v) => format!("{product} {v}"),
             _ => product,
@@ -153,6 +188,18 @@ impl Engine {
             .runtime
             .block_on(self.client.info())
             .map_err(|source| self.api_error("report its identity", source))?;
+        let containerd = system
+            .driver_status
+            .iter()
+            .flatten()
+            .any(|pair| pair.iter().any(|v| v.contains("containerd.snapshotter")));
+        let store = if product.contains("Podman") {
+            ImageStore::Podman
+        } else if containerd {
+            ImageStore::Containerd
+        } else {
+            ImageStore::Graph
+        };
         let id = match system.id.filter(|id| !id.is_empty()) {
             Some(id) => id,
             None => format!(
@@ -165,6 +212,7 @@ impl Engine {
             product,
             api_version: format!("{}", self.client.client_version()),
             id,
+            store,
         })
     }
 
@@ -195,6 +243,18 @@ impl Engine {
             diff_ids,
             repo_tags: inspected.repo_tags.unwrap_or_default(),
         }))
+    }
+
+    /// IDs of every tagged or top-level image.
+    pub fn list_images(&self) -> Result<Vec<String>, EngineError> {
+        let images = self
+            .runtime
+            .block_on(
+                self.client
+                    .list_images(None::<bollard::query_parameters::ListImagesOptions>),
+            )
+            .map_err(|source| self.api_error("list its images", source))?;
+        Ok(images.into_iter().map(|i| i.id).collect())
     }
 
     /// Sizes of the image's layers, bottom first, from its history: the

@@ -2,6 +2,7 @@
 
 use crate::bundle::BundleError;
 use crate::engine::EngineError;
+use crate::inventory::InventoryError;
 use crate::keys::KeyError;
 use crate::plan::PlanError;
 use crate::record::RecordError;
@@ -24,6 +25,9 @@ pub enum Error {
     /// Writing or reading the bundle format failed.
     #[error(transparent)]
     Bundle(#[from] BundleError),
+    /// An inventory could not be taken or read.
+    #[error(transparent)]
+    Inventory(#[from] InventoryError),
     /// A key could not be used.
     #[error(transparent)]
     Key(#[from] KeyError),

@@ -26,6 +26,7 @@ pub mod engine;
 pub mod error;
 pub mod image;
 pub mod inspect;
+pub mod inventory;
 pub mod keys;
 pub mod pack;
 pub mod plan;

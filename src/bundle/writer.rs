@@ -82,6 +82,7 @@ pub struct BundleWriter {
     body: BodyEncoder,
     body_entries: Vec<Entry>,
     layers: HashSet<Digest>,
+    left_out: HashSet<Digest>,
 }
 
 impl BundleWriter {
@@ -120,12 +121,19 @@ impl BundleWriter {
             body,
             body_entries: Vec::new(),
             layers: HashSet::new(),
+            left_out: HashSet::new(),
         })
     }
 
     /// The work directory, where callers may stage blobs too; removed with the writer.
     pub fn workdir(&self) -> &Path {
         self.workdir.path()
+    }
+
+    /// Layers the receiving site already holds: listed as required, not
+    /// carried (a delta bundle).
+    pub fn leave_out(&mut self, layers: HashSet<Digest>) {
+        self.left_out = layers;
     }
 
     /// True when the layer is already in the bundle.
@@ -141,7 +149,7 @@ impl BundleWriter {
         size: u64,
         content: &mut dyn Read,
     ) -> Result<(), BundleError> {
-        if !self.layers.insert(digest.clone()) {
+        if !self.layers.insert(digest.clone()) || self.left_out.contains(digest) {
             return Ok(());
         }
         let path = digest.blob_path();
@@ -228,6 +236,7 @@ impl BundleWriter {
             now_rfc3339(),
             source,
         );
+        manifest.required = required_layers(&bundle_images, &self.left_out);
         manifest.images = bundle_images;
         manifest.compose = compose;
         manifest.entries = metadata
@@ -325,6 +334,17 @@ fn write_head(
     Ok(())
 }
 
+/// The left-out layers the images use, each once, in image order.
+fn required_layers(images: &[BundleImage], left_out: &HashSet<Digest>) -> Vec<BlobRef> {
+    let mut seen = HashSet::new();
+    images
+        .iter()
+        .flat_map(|i| &i.layers)
+        .filter(|l| left_out.contains(&l.digest) && seen.insert(&l.digest))
+        .cloned()
+        .collect()
+}
+
 /// The layout files, then configs and image manifests, and the manifest's
 /// view of each image.
 fn metadata_entries(images: &[ImageRecord]) -> (Vec<MetadataEntry>, Vec<BundleImage>) {
@@ -380,7 +400,8 @@ fn first_ref(image: &ImageRecord) -> &str {
         .map_or("(unnamed image)", |r| r.given.as_str())
 }
 
-fn now_rfc3339() -> String {
+/// The current time as bundles and records write it (RFC 3339, UTC, seconds).
+pub fn now_rfc3339() -> String {
     let now = time::OffsetDateTime::now_utc()
         .replace_nanosecond(0)
         .expect("0 is a valid nanosecond");

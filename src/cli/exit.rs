@@ -21,6 +21,8 @@ pub const ENGINE: u8 = 5;
 pub const IMAGES_MISSING: u8 = 6;
 /// The bundle would move tags back to older images (a rollback).
 pub const DOWNGRADE: u8 = 7;
+/// A delta bundle builds on layers the engine does not hold.
+pub const BASE_MISSING: u8 = 8;
 
 /// The exit code for `error`.
 pub fn code(error: &anyhow::Error) -> u8 {
@@ -36,6 +38,7 @@ pub fn code(error: &anyhow::Error) -> u8 {
         Error::Sink(SinkError::Mismatch { .. }) => ENGINE,
         Error::Source(SourceError::Missing { .. }) => IMAGES_MISSING,
         Error::Record(RecordError::Downgrade { .. }) => DOWNGRADE,
+        Error::Sink(SinkError::BaseMissing { .. }) => BASE_MISSING,
         _ => FAILURE,
     }
 }
@@ -111,6 +114,9 @@ pub fn hint(error: &anyhow::Error) -> Option<&'static str> {
             Some("start the engine, or point --host or DOCKER_HOST at it")
         }
         Error::Key(KeyError::Exists { .. }) => Some("choose another --output prefix"),
+        Error::Sink(SinkError::BaseMissing { .. }) => Some(
+            "nothing was loaded; unpack the full bundle first, or pack a delta against this site's airgap inventory",
+        ),
         Error::Record(RecordError::Downgrade { .. }) => {
             Some("nothing was loaded; if you mean to roll back, pass --allow-downgrade")
         }

@@ -4,6 +4,7 @@
 mod compose;
 pub mod exit;
 mod inspect;
+mod inventory;
 mod key;
 mod keygen;
 pub mod output;
@@ -50,6 +51,8 @@ enum Command {
     Verify(verify::VerifyArgs),
     /// Verify a bundle, then load its images into the engine and restore their tags.
     Unpack(unpack::UnpackArgs),
+    /// Record what the engine holds (images, tags, layers) for a delta pack on the connected side.
+    Inventory(inventory::InventoryArgs),
     /// Show what a bundle holds: images, tags, layers, sizes, signer.
     Inspect(inspect::InspectArgs),
 }
@@ -90,6 +93,7 @@ pub fn run(args: Args, runtime: Handle) -> anyhow::Result<()> {
         Command::Plan(args) => plan::run(args, &context),
         Command::Verify(args) => verify::run(args, &context),
         Command::Unpack(args) => unpack::run(args, &context),
+        Command::Inventory(args) => inventory::run(args, &context),
         Command::Inspect(args) => inspect::run(args),
     }
 }

@@ -3,11 +3,14 @@
 use std::path::PathBuf;
 
 use airgap::bundle::writer::Compression;
+use airgap::digest::Digest;
+use airgap::inventory::Inventory;
 use airgap::keys::PrivateKey;
 use airgap::pack::PackOptions;
 use airgap::plan::carry::carried_project;
 use airgap::plan::{self, PlanInput};
 use airgap::source::{ArchiveSource, DaemonSource, Source};
+use airgap::verify;
 
 use super::Context;
 use super::compose::ComposeArgs;
@@ -46,6 +49,12 @@ pub struct PackArgs {
     /// Also carry the compose project's env files (.env, --env-file, services' env_file); they often hold secrets.
     #[arg(long)]
     with_env: bool,
+    /// The isolated site's inventory (from `airgap inventory`): write a delta bundle that leaves out the layers the site holds; repeatable.
+    #[arg(long, value_name = "INVENTORY", conflicts_with = "archive")]
+    have: Vec<PathBuf>,
+    /// An earlier bundle the site has unpacked: its layers count as present (a delta); repeatable.
+    #[arg(long, value_name = "BUNDLE", conflicts_with = "archive")]
+    since: Vec<PathBuf>,
     /// Pull images the engine lacks (through the engine, from their registries) before packing.
     #[arg(long, conflicts_with = "archive")]
     pull: bool,
@@ -91,11 +100,13 @@ pub fn run(args: PackArgs, context: &Context) -> anyhow::Result<()> {
         }
     };
     let compose = carried_project(&plan, args.with_env).map_err(airgap::Error::from)?;
+    let site = site_chains(&args.have, &args.since)?;
     let options = PackOptions {
         output: args.output,
         compression,
         key,
         compose,
+        site,
     };
     let written = airgap::pack(source.as_ref(), &plan, &options, progress.as_ref())?;
 
@@ -119,6 +130,14 @@ pub fn run(args: PackArgs, context: &Context) -> anyhow::Result<()> {
         written.sha256.hex(),
         written.checksum_path.display(),
     );
+    if !written.manifest.required.is_empty() {
+        let left_out: u64 = written.manifest.required.iter().map(|b| b.size).sum();
+        text += &format!(
+            "delta: {} left out ({}), the site must hold them\n",
+            super::pack::layers(written.manifest.required.len()),
+            bytes(left_out)
+        );
+    }
     text += &match &written.signer {
         Some(signer) => format!("signed by {signer}\n"),
         None => "UNSIGNED: the isolated side must pass --allow-unsigned\n".to_owned(),
@@ -132,4 +151,29 @@ pub fn layers(count: usize) -> String {
     } else {
         format!("{count} layers")
     }
+}
+
+/// The layer chains the site holds, from inventories and earlier bundles;
+/// `None` when neither is named (a full bundle).
+fn site_chains(have: &[PathBuf], since: &[PathBuf]) -> anyhow::Result<Option<Vec<Vec<Digest>>>> {
+    if have.is_empty() && since.is_empty() {
+        return Ok(None);
+    }
+    let mut chains = Vec::new();
+    for path in have {
+        let inventory = Inventory::read(path).map_err(airgap::Error::from)?;
+        chains.extend(inventory.chains().map(<[Digest]>::to_vec));
+    }
+    for path in since {
+        // Only what the earlier bundle claims to hold is used, to decide what
+        // to leave out; a false claim makes the site refuse the delta.
+        let head = verify::read_head(path).map_err(airgap::Error::from)?;
+        chains.extend(
+            head.manifest
+                .images
+                .iter()
+                .map(|i| i.layers.iter().map(|l| l.digest.clone()).collect()),
+        );
+    }
+    Ok(Some(chains))
 }

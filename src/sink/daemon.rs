@@ -1,15 +1,21 @@
-//! Loads a verified bundle into an engine: one `docker load` streamed from a
-//! second, re-hashing read of the bundle, then tags, then a check that every
-//! reference names exactly the bundle's image.
+//! Loads a verified bundle into an engine: only the images it lacks, in one
+//! `docker load` streamed from a second, re-hashing read of the bundle; then
+//! tags, then a check that every reference names exactly the bundle's image.
+//! For a delta bundle it first checks the engine holds the layers the bundle
+//! builds on, and rebuilds them from the engine where its store cannot load
+//! an archive that leaves them out.
 
+use std::collections::HashSet;
 use std::io::Write;
 
-use crate::bundle::{BundleImage, Entry, tar_stream};
-use crate::engine::{Engine, EngineImage, LoadError};
-use crate::progress::{Progress, Task};
+use crate::bundle::BundleImage;
+use crate::digest::Digest;
+use crate::engine::{Engine, EngineImage, ImageStore, LoadError};
+use crate::progress::Progress;
 use crate::verify::VerifiedBundle;
 
-use super::{LoadReport, LoadedImage, Sink, SinkError};
+use super::rebuild::{LocalImages, RebuiltLayers, rebuild};
+use super::{LoadReport, LoadedImage, MissingBase, Sink, SinkError, load_stream};
 
 /// Loads into the engine behind `engine`.
 pub struct DaemonSink {
@@ -23,8 +29,8 @@ impl DaemonSink {
     }
 
     /// The engine's view of `image`, if it holds exactly that image: same
-    /// layers, and an ID that is either the config digest (graph drivers) or
-    /// the bundle's manifest digest (containerd image store).
+    /// layers, and an ID that is either the config digest (graph drivers,
+    /// Podman) or the bundle's manifest digest (containerd image store).
     fn find(&self, image: &BundleImage) -> Result<Option<EngineImage>, SinkError> {
         for candidate in [&image.config.digest, &image.manifest.digest] {
             if let Some(found) = self.engine.inspect(candidate.as_str())? {
@@ -36,16 +42,72 @@ impl DaemonSink {
         Ok(None)
     }
 
-    fn send(&self, bundle: &VerifiedBundle, progress: &dyn Progress) -> Result<(), SinkError> {
-        let produce = |out: &mut dyn Write| -> Result<(), SinkError> {
-            bundle.read_entries(progress, Task::Loading, |entry: &Entry, content| {
-                if entry.path.starts_with("airgap/") {
-                    return Ok(());
-                }
-                tar_stream::append(out, &entry.path, entry.size, content).map_err(SinkError::Stream)
-            })?;
-            tar_stream::finish(out).map_err(SinkError::Stream)
-        };
+    /// Layers of `images` the bundle does not carry must already be on the
+    /// engine, each with every layer below it (a chain); where the engine
+    /// cannot load around absent layers, they are rebuilt from its images.
+    fn prepare_absent(
+        &self,
+        bundle: &VerifiedBundle,
+        images: &[&BundleImage],
+        progress: &dyn Progress,
+    ) -> Result<RebuiltLayers, SinkError> {
+        let carried: HashSet<&str> = bundle
+            .manifest()
+            .entries
+            .iter()
+            .map(|e| e.path.as_str())
+            .collect();
+        let is_absent = |digest: &Digest| !carried.contains(digest.blob_path().as_str());
+        let absent: HashSet<Digest> = images
+            .iter()
+            .flat_map(|i| &i.layers)
+            .map(|l| &l.digest)
+            .filter(|d| is_absent(d))
+            .cloned()
+            .collect();
+        if absent.is_empty() {
+            return RebuiltLayers::none();
+        }
+        let local = LocalImages::take(&self.engine)?;
+        let mut missing = Vec::new();
+        for image in images {
+            let Some(last) = image.layers.iter().rposition(|l| is_absent(&l.digest)) else {
+                continue;
+            };
+            let chain: Vec<Digest> = image.layers[..=last]
+                .iter()
+                .map(|l| l.digest.clone())
+                .collect();
+            if !local.has_chain(&chain) {
+                missing.push(MissingBase {
+                    image: image
+                        .refs
+                        .first()
+                        .map_or_else(|| image.config.digest.to_string(), |r| r.given.clone()),
+                    layers: chain.into_iter().filter(|d| is_absent(d)).collect(),
+                });
+            }
+        }
+        if !missing.is_empty() {
+            return Err(SinkError::BaseMissing { missing });
+        }
+        if self.engine.info()?.store.accepts_absent_layers() {
+            RebuiltLayers::none()
+        } else {
+            rebuild(&self.engine, &local, &absent, progress)
+        }
+    }
+
+    fn send(
+        &self,
+        bundle: &VerifiedBundle,
+        images: &[&BundleImage],
+        rebuilt: &RebuiltLayers,
+        progress: &dyn Progress,
+    ) -> Result<(), SinkError> {
+        let oci = self.engine.info()?.store != ImageStore::Podman;
+        let produce =
+            |out: &mut dyn Write| load_stream::write(out, bundle, images, rebuilt, oci, progress);
         match self.engine.load(produce) {
             Ok(_) => Ok(()),
             Err(LoadError::Produce(error)) => Err(error),
@@ -86,8 +148,15 @@ impl Sink for DaemonSink {
         for image in images {
             present.push(self.find(image)?.is_some());
         }
-        if present.iter().any(|p| !p) {
-            self.send(bundle, progress)?;
+        let wanted: Vec<&BundleImage> = images
+            .iter()
+            .zip(&present)
+            .filter(|(_, p)| !**p)
+            .map(|(i, _)| i)
+            .collect();
+        if !wanted.is_empty() {
+            let rebuilt = self.prepare_absent(bundle, &wanted, progress)?;
+            self.send(bundle, &wanted, &rebuilt, progress)?;
         }
 
         let mut report = LoadReport::default();
@@ -113,23 +182,20 @@ impl Sink for DaemonSink {
                     continue;
                 };
                 self.engine.tag(found.id.as_str(), &repo, &tag)?;
-                confirm(self, image, &reference.given)?;
+                if !self.resolves(&reference.given, image)? {
+                    return Err(SinkError::Mismatch {
+                        reference: reference.given.clone(),
+                        expected: image.config.digest.clone(),
+                        found: self
+                            .engine
+                            .inspect(&reference.given)?
+                            .map_or_else(|| "missing".into(), |f| f.id.to_string()),
+                    });
+                }
                 loaded.tags.push(reference.given.clone());
             }
             report.images.push(loaded);
         }
         Ok(report)
-    }
-}
-
-/// The reference must now name exactly the bundle's image.
-fn confirm(sink: &DaemonSink, image: &BundleImage, reference: &str) -> Result<(), SinkError> {
-    match sink.engine.inspect(reference)? {
-        Some(found) if matches_image(&found, image) => Ok(()),
-        found => Err(SinkError::Mismatch {
-            reference: reference.to_owned(),
-            expected: image.config.digest.clone(),
-            found: found.map_or_else(|| "missing".into(), |f| f.id.to_string()),
-        }),
     }
 }

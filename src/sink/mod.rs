@@ -2,6 +2,8 @@
 //! only `verify` can make, so nothing unverified reaches an engine.
 
 pub mod daemon;
+mod load_stream;
+mod rebuild;
 
 use crate::digest::Digest;
 use crate::engine::EngineError;
@@ -77,6 +79,41 @@ pub enum SinkError {
     /// Writing the load stream failed.
     #[error("writing the load stream")]
     Stream(#[source] std::io::Error),
+    /// A delta bundle builds on layers the engine does not hold.
+    #[error("the engine lacks the layers this delta bundle builds on: {}", describe_missing(.missing))]
+    BaseMissing {
+        /// Each image and the layers it lacks.
+        missing: Vec<MissingBase>,
+    },
+    /// Rebuilding left-out layers from the engine's own images failed.
+    #[error("cannot rebuild the layers the bundle leaves out from the engine's images")]
+    Rebuild(#[source] crate::source::SourceError),
+    /// The engine's save lacked a layer it was expected to hold.
+    #[error("the engine's save did not contain layer {layer}")]
+    NotRebuilt {
+        /// The layer.
+        layer: Digest,
+    },
+}
+
+/// An image of a delta bundle whose base is not on the engine.
+#[derive(Debug, Clone)]
+pub struct MissingBase {
+    /// The image, as the bundle names it.
+    pub image: String,
+    /// The left-out layers it needs that the engine lacks as a chain.
+    pub layers: Vec<Digest>,
+}
+
+fn describe_missing(missing: &[MissingBase]) -> String {
+    missing
+        .iter()
+        .map(|m| {
+            let layers: Vec<&str> = m.layers.iter().map(Digest::short).collect();
+            format!("{} needs {}", m.image, layers.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 impl From<crate::bundle::BundleError> for SinkError {

@@ -81,6 +81,14 @@ impl Source for DaemonSource {
         self.inspect_all(refs).map(|_| ())
     }
 
+    fn layer_lists(&self, refs: &[ImageRef]) -> Result<Vec<Vec<Digest>>, SourceError> {
+        Ok(self
+            .inspect_all(refs)?
+            .into_iter()
+            .map(|(_, image)| image.diff_ids)
+            .collect())
+    }
+
     fn export(
         &self,
         refs: &[ImageRef],

@@ -46,6 +46,10 @@ pub trait Source {
     /// Checks every reference exists; one error names all that are missing.
     fn check(&self, refs: &[ImageRef]) -> Result<(), SourceError>;
 
+    /// The layers (diff IDs, bottom first) of each reference, known before
+    /// the export starts, so a delta can decide what to leave out.
+    fn layer_lists(&self, refs: &[ImageRef]) -> Result<Vec<Vec<Digest>>, SourceError>;
+
     /// Streams the images' layers into `layers` and returns one record per
     /// distinct image, with every reference that names it.
     fn export(
@@ -110,6 +114,9 @@ pub enum SourceError {
     /// Storing a layer into the bundle failed.
     #[error(transparent)]
     Store(#[from] crate::bundle::BundleError),
+    /// The source cannot tell image layers before exporting them.
+    #[error("this source cannot list image layers ahead of the export, which a delta pack needs")]
+    NoLayerLists,
     /// The bundle writer stopped taking layers (its own error says why).
     #[error("the bundle writer stopped")]
     WriterStopped,

@@ -307,6 +307,10 @@ impl Source for ArchiveSource {
         }
     }
 
+    fn layer_lists(&self, _: &[ImageRef]) -> Result<Vec<Vec<Digest>>, SourceError> {
+        Err(SourceError::NoLayerLists)
+    }
+
     fn export(
         &self,
         refs: &[ImageRef],

@@ -1,0 +1,137 @@
+//! What an isolated site's engine holds, written there and carried back to
+//! the connected side so the next pack ships only what the site lacks.
+//! It reveals, about the site: the engine's product and version, how it
+//! stores images, and every image's ID, tags and layer digests — nothing
+//! about hosts, paths, containers or volumes.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::digest::Digest;
+use crate::engine::{Engine, EngineError, ImageStore};
+
+/// Media type of an inventory file.
+pub const INVENTORY_MEDIA_TYPE: &str = "application/vnd.airgap.inventory.v1+json";
+
+/// A site's engine contents.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Inventory {
+    /// Always [`INVENTORY_MEDIA_TYPE`].
+    pub media_type: String,
+    /// When it was taken (RFC 3339, UTC).
+    pub created: String,
+    /// The airgap that took it.
+    pub tool: String,
+    /// The engine.
+    pub engine: InventoryEngine,
+    /// Every image.
+    pub images: Vec<InventoryImage>,
+}
+
+/// The engine an inventory describes.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InventoryEngine {
+    /// Product and version.
+    pub product: String,
+    /// How it stores images.
+    pub store: ImageStore,
+}
+
+/// One image on the site.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InventoryImage {
+    /// The engine's image ID.
+    pub id: Digest,
+    /// Its tags.
+    pub tags: Vec<String>,
+    /// Its layers' diff IDs, bottom first: the engine vouches for each
+    /// prefix of this list as a layer chain it can build on.
+    pub layers: Vec<Digest>,
+}
+
+/// Why an inventory could not be taken or read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InventoryError {
+    /// The engine failed.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// The file could not be read.
+    #[error("cannot read inventory {path}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not an inventory.
+    #[error("{path} is not an airgap inventory")]
+    Malformed {
+        /// The file.
+        path: PathBuf,
+        /// The parser's complaint.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl Inventory {
+    /// Takes the inventory of `engine`.
+    pub fn take(engine: &Engine) -> Result<Self, InventoryError> {
+        let info = engine.info()?;
+        let mut images = Vec::new();
+        for id in engine.list_images()? {
+            // An image removed between listing and inspecting is simply not there.
+            if let Some(image) = engine.inspect(&id)? {
+                let mut tags = image.repo_tags;
+                tags.retain(|t| t != "<none>:<none>");
+                images.push(InventoryImage {
+                    id: image.id,
+                    tags,
+                    layers: image.diff_ids,
+                });
+            }
+        }
+        Ok(Self {
+            media_type: INVENTORY_MEDIA_TYPE.into(),
+            created: crate::bundle::writer::now_rfc3339(),
+            tool: format!("airgap {}", env!("CARGO_PKG_VERSION")),
+            engine: InventoryEngine {
+                product: info.product,
+                store: info.store,
+            },
+            images,
+        })
+    }
+
+    /// Reads an inventory file.
+    pub fn read(path: &Path) -> Result<Self, InventoryError> {
+        let bytes = std::fs::read(path).map_err(|source| InventoryError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let inventory: Self =
+            serde_json::from_slice(&bytes).map_err(|source| InventoryError::Malformed {
+                path: path.to_owned(),
+                source,
+            })?;
+        Ok(inventory)
+    }
+
+    /// Serialises for writing.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut bytes = serde_json::to_vec_pretty(self).expect("inventories always serialise");
+        bytes.push(b'\n');
+        bytes
+    }
+
+    /// The layer chains the site holds: each image's layer list.
+    pub fn chains(&self) -> impl Iterator<Item = &[Digest]> {
+        self.images.iter().map(|i| i.layers.as_slice())
+    }
+}
