@@ -7,6 +7,7 @@ mod support;
 mod archive;
 mod cli;
 mod compose;
+mod delta;
 mod golden;
 mod hostile;
 mod plan;

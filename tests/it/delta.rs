@@ -1,0 +1,164 @@
+//! Updates that ship only what the site lacks: inventory → delta → unpack,
+//! on each kind of engine, and a delta refused where its base is missing.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use crate::engines;
+use crate::support::cmd::{airgap, bundle_entries, workdir_with_keys};
+use crate::support::engine::TestEngine;
+use crate::support::fixtures;
+
+const V1: [&str; 3] = ["fixture/app:1", "fixture/web:1", "fixture/worker:1"];
+const V2: [&str; 3] = ["fixture/app:2", "fixture/web:1", "fixture/worker:1"];
+
+fn pack(from: &TestEngine, dir: &Path, images: &[&str], output: &str, extra: &[&str]) {
+    let mut args = vec![
+        "--host", &from.host, "pack", "-q", "-o", output, "--key", "ops.pem",
+    ];
+    args.extend(images);
+    args.extend(extra);
+    airgap(dir, &args).success();
+}
+
+fn unpack(into: &TestEngine, dir: &Path, bundle: &str) -> crate::support::cmd::Run {
+    airgap(
+        dir,
+        &[
+            "--host",
+            &into.host,
+            "unpack",
+            "-q",
+            bundle,
+            "--key",
+            "ops.pub.pem",
+        ],
+    )
+}
+
+/// Layer blobs a bundle carries (blob entries that are not configs or manifests).
+fn carried_layers(dir: &Path, bundle: &str) -> BTreeSet<String> {
+    let manifest = airgap::verify::read_head(&dir.join(bundle))
+        .unwrap()
+        .manifest;
+    let layers: BTreeSet<String> = manifest
+        .images
+        .iter()
+        .flat_map(|i| &i.layers)
+        .map(|l| l.digest.blob_path())
+        .collect();
+    bundle_entries(&dir.join(bundle))
+        .into_iter()
+        .filter(|e| layers.contains(e))
+        .collect()
+}
+
+fn top_layer(engine: &TestEngine, image: &str) -> String {
+    let (_, layers) = engine.inspect(image).unwrap();
+    format!(
+        "blobs/sha256/{}",
+        layers.last().unwrap().trim_start_matches("sha256:")
+    )
+}
+
+/// Same config and layers as on the connected engine (IDs differ on containerd stores).
+fn assert_same_image(target: &TestEngine, connected: &TestEngine, image: &str) {
+    let (id, layers) = connected.inspect(image).unwrap();
+    let (_, target_layers) = target
+        .inspect(image)
+        .unwrap_or_else(|| panic!("{image} missing on {}", target.name));
+    assert_eq!(target_layers, layers, "{image} on {}", target.name);
+    assert_eq!(
+        target.config_digest(image),
+        id,
+        "{image} on {}",
+        target.name
+    );
+}
+
+fn delta_round_trip(connected: &TestEngine, target: &TestEngine) {
+    fixtures::ensure(connected);
+    target.wipe();
+    let (_dir, dir) = workdir_with_keys();
+    pack(connected, &dir, &V1, "v1.zst", &[]);
+    unpack(target, &dir, "v1.zst").success();
+    airgap(
+        &dir,
+        &["--host", &target.host, "inventory", "--output", "have.json"],
+    )
+    .success();
+
+    pack(connected, &dir, &V2, "full.zst", &[]);
+    pack(connected, &dir, &V2, "delta.zst", &["--have", "have.json"]);
+    pack(connected, &dir, &V2, "since.zst", &["--since", "v1.zst"]);
+    let changed = BTreeSet::from([top_layer(connected, "fixture/app:2")]);
+    assert_eq!(
+        carried_layers(&dir, "delta.zst"),
+        changed,
+        "the delta carries only the changed layer"
+    );
+    assert_eq!(carried_layers(&dir, "since.zst"), changed);
+    let size = |name: &str| std::fs::metadata(dir.join(name)).unwrap().len();
+    assert!(
+        size("delta.zst") * 5 < size("full.zst"),
+        "delta {} vs full {}",
+        size("delta.zst"),
+        size("full.zst")
+    );
+    let inspect = airgap(&dir, &["inspect", "delta.zst"]).success().stdout;
+    assert!(
+        inspect.contains("(delta)") && inspect.contains("required on the target"),
+        "{inspect}"
+    );
+
+    let run = unpack(target, &dir, "delta.zst").success();
+    assert!(
+        run.stdout.contains("loaded fixture/app:2"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("already present fixture/web:1"),
+        "{}",
+        run.stdout
+    );
+    for image in V2 {
+        assert_same_image(target, connected, image);
+    }
+    assert_eq!(target.run("fixture/app:2"), "airgap fixture: app 2");
+}
+
+#[test]
+fn a_delta_updates_a_docker_20_10_site() {
+    let (_lock, [connected, offline]) = engines!("a-connected", "a-offline");
+    delta_round_trip(&connected, &offline);
+}
+
+#[test]
+fn a_delta_updates_a_containerd_store_site_by_rebuilding_left_out_layers() {
+    let (_lock, [connected, b]) = engines!("a-connected", "b");
+    delta_round_trip(&connected, &b);
+}
+
+#[test]
+fn a_delta_updates_a_podman_site_by_rebuilding_left_out_layers() {
+    let (_lock, [connected, podman]) = engines!("a-connected", "podman");
+    delta_round_trip(&connected, &podman);
+}
+
+#[test]
+fn a_delta_on_a_site_without_its_base_is_refused_and_loads_nothing() {
+    let (_lock, [connected, offline]) = engines!("a-connected", "a-offline");
+    fixtures::ensure(&connected);
+    offline.wipe();
+    let (_dir, dir) = workdir_with_keys();
+    pack(&connected, &dir, &V1, "v1.zst", &[]);
+    pack(&connected, &dir, &V2, "delta.zst", &["--since", "v1.zst"]);
+    let run = unpack(&offline, &dir, "delta.zst").failure(8);
+    assert!(
+        run.stderr.contains("lacks the layers") && run.stderr.contains("fixture/app:2"),
+        "{}",
+        run.stderr
+    );
+    assert!(offline.image_ids().is_empty());
+}
