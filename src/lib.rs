@@ -21,14 +21,17 @@
 
 pub mod bundle;
 pub mod cleanup;
+pub mod delta;
 pub mod digest;
 pub mod engine;
 pub mod error;
+pub mod extract;
 pub mod image;
 pub mod inspect;
 pub mod inventory;
 pub mod keys;
 pub mod pack;
+pub mod patch;
 pub mod plan;
 pub mod progress;
 pub mod record;

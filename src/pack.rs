@@ -10,6 +10,7 @@ use std::thread;
 
 use crate::bundle::writer::{BundleWriter, Compression, Contents, MetadataEntry, WrittenBundle};
 use crate::bundle::{COMPOSE_PREFIX, ComposeRecord, ComposeService};
+use crate::delta::{self, Site};
 use crate::digest::Digest;
 use crate::error::Error;
 use crate::image::ImageRecord;
@@ -34,9 +35,11 @@ pub struct PackOptions {
     pub key: Option<PrivateKey>,
     /// The compose project to carry, if the images were planned from one.
     pub compose: Option<CarriedProject>,
-    /// What the receiving site holds: layer chains it can build on. With
-    /// it, the bundle is a delta that leaves those layers out.
-    pub site: Option<Vec<Vec<Digest>>>,
+    /// What the receiving site holds. With it, the bundle is a delta that
+    /// leaves out the layers the site can build on.
+    pub site: Option<Site>,
+    /// Ship changed layers as patches against the site's older versions.
+    pub patch: bool,
 }
 
 /// Largest project file (compose or env file) a bundle carries.
@@ -56,9 +59,18 @@ pub fn pack(
         None => Vec::new(),
     };
     let mut writer = BundleWriter::create(&options.output, &options.compression)?;
-    if let Some(site) = &options.site {
-        writer.leave_out(left_out(&source.layer_lists(&plan.images)?, site));
-    }
+    // Held until the bundle is written: patch references live in it.
+    let _references = match &options.site {
+        Some(site) => Some(delta::prepare(
+            &mut writer,
+            source,
+            &plan.images,
+            site,
+            options.patch,
+            progress,
+        )?),
+        None => None,
+    };
     let staging = writer.workdir().to_owned();
     let (sender, receiver) = sync_channel::<StagedLayer>(QUEUE);
     let (writer, records) = thread::scope(|scope| {
@@ -175,62 +187,5 @@ fn compose_record(project: &CarriedProject, records: &[ImageRecord]) -> ComposeR
         project: project.name.clone(),
         files: project.files.iter().map(|f| f.path.clone()).collect(),
         services,
-    }
-}
-
-/// The layers a site can build on without receiving them: for each image, the
-/// longest prefix of its layers that the site holds as a chain. A layer the
-/// site holds but above a layer it lacks sits in a chain the site cannot
-/// build, so it ships; a layer shipped for one image is carried for all.
-pub fn left_out(images: &[Vec<Digest>], site: &[Vec<Digest>]) -> HashSet<Digest> {
-    let mut on_site = HashSet::new();
-    let mut carried = HashSet::new();
-    for layers in images {
-        let held = site
-            .iter()
-            .map(|chain| common_prefix(layers, chain))
-            .max()
-            .unwrap_or(0);
-        on_site.extend(layers[..held].iter().cloned());
-        carried.extend(layers[held..].iter().cloned());
-    }
-    on_site.retain(|layer| !carried.contains(layer));
-    on_site
-}
-
-fn common_prefix(a: &[Digest], b: &[Digest]) -> usize {
-    a.iter().zip(b).take_while(|(x, y)| x == y).count()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn d(n: u8) -> Digest {
-        Digest::of(&[n])
-    }
-
-    #[test]
-    fn only_chain_prefixes_the_site_holds_are_left_out() {
-        let site = vec![vec![d(1), d(2), d(3)]];
-        // Same base, new top: base and middle stay home.
-        assert_eq!(
-            left_out(&[vec![d(1), d(2), d(4)]], &site),
-            HashSet::from([d(1), d(2)])
-        );
-        // A changed middle layer: the unchanged top layer above it must ship.
-        assert_eq!(
-            left_out(&[vec![d(1), d(5), d(3)]], &site),
-            HashSet::from([d(1)])
-        );
-        // Nothing in common.
-        assert!(left_out(&[vec![d(9)]], &site).is_empty());
-    }
-
-    #[test]
-    fn a_layer_shipped_for_one_image_is_not_also_left_out() {
-        let site = vec![vec![d(1), d(2)]];
-        let images = [vec![d(1), d(2)], vec![d(1), d(3), d(2)]];
-        assert_eq!(left_out(&images, &site), HashSet::from([d(1)]));
     }
 }

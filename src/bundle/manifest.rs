@@ -34,6 +34,25 @@ pub struct BundleManifest {
     /// The compose project the images were planned from (format 1.1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compose: Option<ComposeRecord>,
+    /// Layers shipped as patches against layers the site holds (format 1.2).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub patches: Vec<LayerPatch>,
+}
+
+/// A layer shipped as a zstd patch against an older layer the site holds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LayerPatch {
+    /// The layer the patch rebuilds.
+    pub layer: BlobRef,
+    /// The layer the site holds that the patch was made against.
+    pub base: BlobRef,
+    /// The entry holding the patch (`patches/sha256/<layer hex>`).
+    pub entry: String,
+}
+
+/// The entry path of the patch that rebuilds `layer`.
+pub fn patch_entry(layer: &Digest) -> String {
+    format!("patches/sha256/{}", layer.hex())
 }
 
 /// Prefix of the entries that carry a compose project's files.
@@ -166,6 +185,7 @@ impl BundleManifest {
             entries: Vec::new(),
             required: Vec::new(),
             compose: None,
+            patches: Vec::new(),
         }
     }
 
@@ -211,6 +231,24 @@ impl BundleManifest {
             }
             required.insert(blob.digest.clone(), blob.size);
         }
+        let mut patched = HashMap::new();
+        for patch in &self.patches {
+            let digest = &patch.layer.digest;
+            if patch.entry != patch_entry(digest) || !paths.contains(patch.entry.as_str()) {
+                return inconsistent(format!("the patch for layer {digest} is not in the bundle"));
+            }
+            if carried.contains_key(digest)
+                || required.contains_key(digest)
+                || patch.base.digest == *digest
+            {
+                return inconsistent(format!(
+                    "layer {digest} is patched and also carried, required or its own base"
+                ));
+            }
+            if patched.insert(digest.clone(), patch.layer.size).is_some() {
+                return inconsistent(format!("layer {digest} is patched twice"));
+            }
+        }
         let carries = |blob: &BlobRef| carried.get(&blob.digest) == Some(&blob.size);
         for image in &self.images {
             let name = image.refs.first().map_or("(unnamed)", |r| r.given.as_str());
@@ -222,7 +260,11 @@ impl BundleManifest {
                 }
             }
             for layer in &image.layers {
-                if !carries(layer) && required.get(&layer.digest) != Some(&layer.size) {
+                let size = Some(&layer.size);
+                if !carries(layer)
+                    && required.get(&layer.digest) != size
+                    && patched.get(&layer.digest) != size
+                {
                     return inconsistent(format!(
                         "layer {} of image {name} is neither carried nor required",
                         layer.digest

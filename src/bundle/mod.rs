@@ -11,14 +11,14 @@ pub mod writer;
 use std::path::PathBuf;
 
 pub use manifest::{
-    BundleImage, BundleManifest, COMPOSE_PREFIX, ComposeRecord, ComposeService, Entry,
-    SignatureEntry, SourceInfo,
+    BundleImage, BundleManifest, COMPOSE_PREFIX, ComposeRecord, ComposeService, Entry, LayerPatch,
+    SignatureEntry, SourceInfo, patch_entry,
 };
 
 /// Media type of `airgap/manifest.json`.
 pub const MANIFEST_MEDIA_TYPE: &str = "application/vnd.airgap.bundle.manifest.v1+json";
 /// The format version this airgap writes.
-pub const FORMAT_VERSION: &str = "1.1";
+pub const FORMAT_VERSION: &str = "1.2";
 /// The one major version this airgap reads.
 pub const FORMAT_MAJOR: u32 = 1;
 /// Path of the manifest entry, always first.

@@ -4,7 +4,7 @@
 //! temporary file beside the output, the body appended, and the result
 //! renamed into place: a crash never leaves a plausible half bundle.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Seek, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -18,7 +18,7 @@ use crate::keys::{Fingerprint, PrivateKey};
 use super::layout;
 pub use super::layout::MetadataEntry;
 use super::manifest::{
-    BundleImage, BundleManifest, ComposeRecord, Entry, SignatureEntry, SourceInfo,
+    BundleImage, BundleManifest, ComposeRecord, Entry, LayerPatch, SignatureEntry, SourceInfo,
 };
 use super::{
     BundleError, MANIFEST_PATH, SIGNATURE_CONTEXT, SIGNATURE_PATH, WINDOW_LOG_MAX, tar_stream,
@@ -83,6 +83,8 @@ pub struct BundleWriter {
     body_entries: Vec<Entry>,
     layers: HashSet<Digest>,
     left_out: HashSet<Digest>,
+    patch_bases: HashMap<Digest, (BlobRef, PathBuf)>,
+    patches: Vec<LayerPatch>,
 }
 
 impl BundleWriter {
@@ -122,6 +124,8 @@ impl BundleWriter {
             body_entries: Vec::new(),
             layers: HashSet::new(),
             left_out: HashSet::new(),
+            patch_bases: HashMap::new(),
+            patches: Vec::new(),
         })
     }
 
@@ -176,14 +180,81 @@ impl BundleWriter {
         size: u64,
         path: &Path,
     ) -> Result<(), BundleError> {
+        let added = match self.patch_bases.get(digest).cloned() {
+            Some((base, base_file))
+                if !self.layers.contains(digest) && !self.left_out.contains(digest) =>
+            {
+                self.add_patch_or_layer(digest, size, path, &base, &base_file)
+            }
+            _ => self.add_layer_file(digest, size, path),
+        };
+        let _ = fs::remove_file(path);
+        added
+    }
+
+    fn add_layer_file(
+        &mut self,
+        digest: &Digest,
+        size: u64,
+        path: &Path,
+    ) -> Result<(), BundleError> {
         let mut file = File::open(path).map_err(|source| BundleError::Io {
             action: "reading staged layer",
             path: path.to_owned(),
             source,
         })?;
-        let added = self.add_layer(digest, size, &mut file);
-        let _ = fs::remove_file(path);
-        added
+        self.add_layer(digest, size, &mut file)
+    }
+
+    /// Layers to ship as patches when worth it: each layer digest with the
+    /// site's older layer (and a local copy of it) to patch against.
+    pub fn plan_patches(&mut self, bases: HashMap<Digest, (BlobRef, PathBuf)>) {
+        self.patch_bases = bases;
+    }
+
+    fn add_patch_or_layer(
+        &mut self,
+        digest: &Digest,
+        size: u64,
+        path: &Path,
+        base: &BlobRef,
+        base_file: &Path,
+    ) -> Result<(), BundleError> {
+        let patch_file = self.workdir.path().join(format!("patch-{}", digest.hex()));
+        let io_error = |source| BundleError::Io {
+            action: "making a patch for",
+            path: path.to_owned(),
+            source,
+        };
+        let made = crate::patch::make(path, base_file, &patch_file).map_err(io_error);
+        let result = match made {
+            Ok(Some(patch_size)) => {
+                self.layers.insert(digest.clone());
+                let entry = super::manifest::patch_entry(digest);
+                let mut hashing = HashingReader::new(File::open(&patch_file).map_err(io_error)?);
+                tar_stream::append(&mut self.body, &entry, patch_size, &mut hashing)
+                    .map_err(|source| self.body_error(source))?;
+                let (sha256, _) = hashing.finish();
+                self.body_entries.push(Entry {
+                    path: entry.clone(),
+                    size: patch_size,
+                    sha256: sha256.hex().to_owned(),
+                });
+                self.patches.push(LayerPatch {
+                    layer: BlobRef {
+                        digest: digest.clone(),
+                        size,
+                    },
+                    base: base.clone(),
+                    entry,
+                });
+                Ok(())
+            }
+            Ok(None) => self.add_layer_file(digest, size, path),
+            Err(error) => Err(error),
+        };
+        let _ = fs::remove_file(&patch_file);
+        result
     }
 
     fn body_error(&self, source: io::Error) -> BundleError {
@@ -239,6 +310,7 @@ impl BundleWriter {
         manifest.required = required_layers(&bundle_images, &self.left_out);
         manifest.images = bundle_images;
         manifest.compose = compose;
+        manifest.patches = std::mem::take(&mut self.patches);
         manifest.entries = metadata
             .iter()
             .map(|m| Entry {

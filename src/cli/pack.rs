@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 
 use airgap::bundle::writer::Compression;
-use airgap::digest::Digest;
+use airgap::delta::{Site, SiteImage};
+use airgap::image::ImageRef;
 use airgap::inventory::Inventory;
 use airgap::keys::PrivateKey;
 use airgap::pack::PackOptions;
@@ -55,6 +56,9 @@ pub struct PackArgs {
     /// An earlier bundle the site has unpacked: its layers count as present (a delta); repeatable.
     #[arg(long, value_name = "BUNDLE", conflicts_with = "archive")]
     since: Vec<PathBuf>,
+    /// In a delta, ship changed layers whole instead of as patches against the site's older versions.
+    #[arg(long)]
+    no_patch: bool,
     /// Pull images the engine lacks (through the engine, from their registries) before packing.
     #[arg(long, conflicts_with = "archive")]
     pull: bool,
@@ -100,13 +104,13 @@ pub fn run(args: PackArgs, context: &Context) -> anyhow::Result<()> {
         }
     };
     let compose = carried_project(&plan, args.with_env).map_err(airgap::Error::from)?;
-    let site = site_chains(&args.have, &args.since)?;
     let options = PackOptions {
         output: args.output,
         compression,
         key,
         compose,
-        site,
+        site: site(&args.have, &args.since)?,
+        patch: !args.no_patch,
     };
     let written = airgap::pack(source.as_ref(), &plan, &options, progress.as_ref())?;
 
@@ -130,6 +134,21 @@ pub fn run(args: PackArgs, context: &Context) -> anyhow::Result<()> {
         written.sha256.hex(),
         written.checksum_path.display(),
     );
+    for patch in &written.manifest.patches {
+        let size = written
+            .manifest
+            .entries
+            .iter()
+            .find(|e| e.path == patch.entry)
+            .map_or(0, |e| e.size);
+        text += &format!(
+            "patch: layer {} ({}) ships as {} against {}\n",
+            patch.layer.digest.short(),
+            bytes(patch.layer.size),
+            bytes(size),
+            patch.base.digest.short()
+        );
+    }
     if !written.manifest.required.is_empty() {
         let left_out: u64 = written.manifest.required.iter().map(|b| b.size).sum();
         text += &format!(
@@ -153,27 +172,40 @@ pub fn layers(count: usize) -> String {
     }
 }
 
-/// The layer chains the site holds, from inventories and earlier bundles;
-/// `None` when neither is named (a full bundle).
-fn site_chains(have: &[PathBuf], since: &[PathBuf]) -> anyhow::Result<Option<Vec<Vec<Digest>>>> {
+/// What the site holds, from inventories and earlier bundles; `None` when
+/// neither is named (a full bundle).
+fn site(have: &[PathBuf], since: &[PathBuf]) -> anyhow::Result<Option<Site>> {
     if have.is_empty() && since.is_empty() {
         return Ok(None);
     }
-    let mut chains = Vec::new();
+    let mut site = Site {
+        images: Vec::new(),
+        bundles: since.to_vec(),
+    };
     for path in have {
         let inventory = Inventory::read(path).map_err(airgap::Error::from)?;
-        chains.extend(inventory.chains().map(<[Digest]>::to_vec));
+        site.images
+            .extend(inventory.images.into_iter().map(|image| {
+                SiteImage {
+                    names: image
+                        .tags
+                        .iter()
+                        .filter_map(|t| ImageRef::parse(t).ok())
+                        .map(|r| r.name)
+                        .collect(),
+                    layers: image.layers,
+                }
+            }));
     }
     for path in since {
         // Only what the earlier bundle claims to hold is used, to decide what
         // to leave out; a false claim makes the site refuse the delta.
         let head = verify::read_head(path).map_err(airgap::Error::from)?;
-        chains.extend(
-            head.manifest
-                .images
-                .iter()
-                .map(|i| i.layers.iter().map(|l| l.digest.clone()).collect()),
-        );
+        site.images
+            .extend(head.manifest.images.iter().map(|image| SiteImage {
+                names: image.refs.iter().map(|r| r.name.clone()).collect(),
+                layers: image.layers.iter().map(|l| l.digest.clone()).collect(),
+            }));
     }
-    Ok(Some(chains))
+    Ok(Some(site))
 }

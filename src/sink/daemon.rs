@@ -14,8 +14,8 @@ use crate::engine::{Engine, EngineImage, ImageStore, LoadError};
 use crate::progress::Progress;
 use crate::verify::VerifiedBundle;
 
-use super::rebuild::{LocalImages, RebuiltLayers, rebuild};
 use super::{LoadReport, LoadedImage, MissingBase, Sink, SinkError, load_stream};
+use crate::extract::{LocalImages, StagedLayers, extract};
 
 /// Loads into the engine behind `engine`.
 pub struct DaemonSink {
@@ -44,65 +44,87 @@ impl DaemonSink {
 
     /// Layers of `images` the bundle does not carry must already be on the
     /// engine, each with every layer below it (a chain); where the engine
-    /// cannot load around absent layers, they are rebuilt from its images.
+    /// cannot load around absent layers, they are taken from its images.
+    /// Patched layers need their base layer, always taken from the engine.
     fn prepare_absent(
         &self,
         bundle: &VerifiedBundle,
         images: &[&BundleImage],
         progress: &dyn Progress,
-    ) -> Result<RebuiltLayers, SinkError> {
-        let carried: HashSet<&str> = bundle
-            .manifest()
-            .entries
-            .iter()
-            .map(|e| e.path.as_str())
-            .collect();
-        let is_absent = |digest: &Digest| !carried.contains(digest.blob_path().as_str());
-        let absent: HashSet<Digest> = images
+    ) -> Result<StagedLayers, SinkError> {
+        let manifest = bundle.manifest();
+        let carried: HashSet<&str> = manifest.entries.iter().map(|e| e.path.as_str()).collect();
+        let patched: HashSet<&Digest> = manifest.patches.iter().map(|p| &p.layer.digest).collect();
+        let is_absent = |digest: &Digest| {
+            !carried.contains(digest.blob_path().as_str()) && !patched.contains(digest)
+        };
+        let used: HashSet<&Digest> = images
             .iter()
             .flat_map(|i| &i.layers)
             .map(|l| &l.digest)
-            .filter(|d| is_absent(d))
-            .cloned()
             .collect();
-        if absent.is_empty() {
-            return RebuiltLayers::none();
+        let absent: HashSet<Digest> = used
+            .iter()
+            .filter(|d| is_absent(d))
+            .map(|d| (*d).clone())
+            .collect();
+        let bases: HashSet<Digest> = manifest
+            .patches
+            .iter()
+            .filter(|p| used.contains(&p.layer.digest))
+            .map(|p| p.base.digest.clone())
+            .collect();
+        if absent.is_empty() && bases.is_empty() {
+            return Ok(StagedLayers::none()?);
         }
         let local = LocalImages::take(&self.engine)?;
         let mut missing = Vec::new();
         for image in images {
-            let Some(last) = image.layers.iter().rposition(|l| is_absent(&l.digest)) else {
-                continue;
-            };
-            let chain: Vec<Digest> = image.layers[..=last]
+            let name = image
+                .refs
+                .first()
+                .map_or_else(|| image.config.digest.to_string(), |r| r.given.clone());
+            let mut lacking = Vec::new();
+            if let Some(last) = image.layers.iter().rposition(|l| is_absent(&l.digest)) {
+                let chain: Vec<Digest> = image.layers[..=last]
+                    .iter()
+                    .map(|l| l.digest.clone())
+                    .collect();
+                if !local.has_chain(&chain) {
+                    lacking.extend(chain.into_iter().filter(|d| is_absent(d)));
+                }
+            }
+            for patch in manifest
+                .patches
                 .iter()
-                .map(|l| l.digest.clone())
-                .collect();
-            if !local.has_chain(&chain) {
+                .filter(|p| image.layers.iter().any(|l| l.digest == p.layer.digest))
+            {
+                if !local.has_layer(&patch.base.digest) {
+                    lacking.push(patch.base.digest.clone());
+                }
+            }
+            if !lacking.is_empty() {
                 missing.push(MissingBase {
-                    image: image
-                        .refs
-                        .first()
-                        .map_or_else(|| image.config.digest.to_string(), |r| r.given.clone()),
-                    layers: chain.into_iter().filter(|d| is_absent(d)).collect(),
+                    image: name,
+                    layers: lacking,
                 });
             }
         }
         if !missing.is_empty() {
             return Err(SinkError::BaseMissing { missing });
         }
-        if self.engine.info()?.store.accepts_absent_layers() {
-            RebuiltLayers::none()
-        } else {
-            rebuild(&self.engine, &local, &absent, progress)
+        let mut wanted = bases;
+        if !self.engine.info()?.store.accepts_absent_layers() {
+            wanted.extend(absent);
         }
+        Ok(extract(&self.engine, &local, &wanted, progress)?)
     }
 
     fn send(
         &self,
         bundle: &VerifiedBundle,
         images: &[&BundleImage],
-        rebuilt: &RebuiltLayers,
+        rebuilt: &StagedLayers,
         progress: &dyn Progress,
     ) -> Result<(), SinkError> {
         let oci = self.engine.info()?.store != ImageStore::Podman;

@@ -3,7 +3,6 @@
 
 pub mod daemon;
 mod load_stream;
-mod rebuild;
 
 use crate::digest::Digest;
 use crate::engine::EngineError;
@@ -85,12 +84,14 @@ pub enum SinkError {
         /// Each image and the layers it lacks.
         missing: Vec<MissingBase>,
     },
-    /// Rebuilding left-out layers from the engine's own images failed.
-    #[error("cannot rebuild the layers the bundle leaves out from the engine's images")]
-    Rebuild(#[source] crate::source::SourceError),
-    /// The engine's save lacked a layer it was expected to hold.
-    #[error("the engine's save did not contain layer {layer}")]
-    NotRebuilt {
+    /// Taking left-out layers or patch references from the engine failed.
+    #[error("cannot take the layers the bundle builds on from the engine's images")]
+    Extract(#[from] crate::extract::ExtractError),
+    /// A patch did not rebuild the layer the manifest names.
+    #[error(
+        "the patch for layer {layer} does not rebuild it: the engine's reference layer differs or the bundle is damaged"
+    )]
+    PatchMismatch {
         /// The layer.
         layer: Digest,
     },

@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use crate::bundle::SourceInfo;
 use crate::digest::Digest;
 use crate::engine::{Engine, EngineImage};
+use crate::extract::{LocalImages, StagedLayers, extract};
 use crate::image::{ImageRecord, ImageRef};
 use crate::progress::{Progress, Task};
 
@@ -79,6 +80,23 @@ impl Source for DaemonSource {
 
     fn check(&self, refs: &[ImageRef]) -> Result<(), SourceError> {
         self.inspect_all(refs).map(|_| ())
+    }
+
+    fn extract_layers(
+        &self,
+        digests: &HashSet<Digest>,
+        progress: &dyn Progress,
+    ) -> Result<StagedLayers, SourceError> {
+        if digests.is_empty() {
+            return Ok(StagedLayers::none()?);
+        }
+        let local = LocalImages::take(&self.engine)?;
+        let held: HashSet<Digest> = digests
+            .iter()
+            .filter(|d| local.has_layer(d))
+            .cloned()
+            .collect();
+        Ok(extract(&self.engine, &local, &held, progress)?)
     }
 
     fn layer_lists(&self, refs: &[ImageRef]) -> Result<Vec<Vec<Digest>>, SourceError> {

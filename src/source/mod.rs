@@ -50,6 +50,14 @@ pub trait Source {
     /// the export starts, so a delta can decide what to leave out.
     fn layer_lists(&self, refs: &[ImageRef]) -> Result<Vec<Vec<Digest>>, SourceError>;
 
+    /// Stages the layers with these digests that the source holds (in any of
+    /// its images), for patches to be made against; others are skipped.
+    fn extract_layers(
+        &self,
+        digests: &std::collections::HashSet<Digest>,
+        progress: &dyn Progress,
+    ) -> Result<crate::extract::StagedLayers, SourceError>;
+
     /// Streams the images' layers into `layers` and returns one record per
     /// distinct image, with every reference that names it.
     fn export(
@@ -117,6 +125,9 @@ pub enum SourceError {
     /// The source cannot tell image layers before exporting them.
     #[error("this source cannot list image layers ahead of the export, which a delta pack needs")]
     NoLayerLists,
+    /// Taking layers from the engine failed.
+    #[error(transparent)]
+    Extract(#[from] crate::extract::ExtractError),
     /// The bundle writer stopped taking layers (its own error says why).
     #[error("the bundle writer stopped")]
     WriterStopped,

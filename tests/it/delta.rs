@@ -89,8 +89,20 @@ fn delta_round_trip(connected: &TestEngine, target: &TestEngine) {
     .success();
 
     pack(connected, &dir, &V2, "full.zst", &[]);
-    pack(connected, &dir, &V2, "delta.zst", &["--have", "have.json"]);
-    pack(connected, &dir, &V2, "since.zst", &["--since", "v1.zst"]);
+    pack(
+        connected,
+        &dir,
+        &V2,
+        "delta.zst",
+        &["--have", "have.json", "--no-patch"],
+    );
+    pack(
+        connected,
+        &dir,
+        &V2,
+        "since.zst",
+        &["--since", "v1.zst", "--no-patch"],
+    );
     let changed = BTreeSet::from([top_layer(connected, "fixture/app:2")]);
     assert_eq!(
         carried_layers(&dir, "delta.zst"),
@@ -111,7 +123,11 @@ fn delta_round_trip(connected: &TestEngine, target: &TestEngine) {
         "{inspect}"
     );
 
-    let run = unpack(target, &dir, "delta.zst").success();
+    // The same update with the changed layer as a patch against app:1's.
+    pack(connected, &dir, &V2, "patch.zst", &["--have", "have.json"]);
+    assert_one_small_patch(&dir, "patch.zst", connected);
+
+    let run = unpack(target, &dir, "patch.zst").success();
     assert!(
         run.stdout.contains("loaded fixture/app:2"),
         "{}",
@@ -126,6 +142,44 @@ fn delta_round_trip(connected: &TestEngine, target: &TestEngine) {
         assert_same_image(target, connected, image);
     }
     assert_eq!(target.run("fixture/app:2"), "airgap fixture: app 2");
+
+    // The unpatched delta yields the same images (here: all already present).
+    unpack(target, &dir, "delta.zst").success();
+    assert_same_image(target, connected, "fixture/app:2");
+}
+
+/// The bundle carries no layer but one patch of a few kilobytes, for the
+/// changed app layer, against app:1's layer.
+fn assert_one_small_patch(dir: &Path, bundle: &str, connected: &TestEngine) {
+    let manifest = airgap::verify::read_head(&dir.join(bundle))
+        .unwrap()
+        .manifest;
+    assert!(
+        carried_layers(dir, bundle).is_empty(),
+        "{:?}",
+        carried_layers(dir, bundle)
+    );
+    assert_eq!(manifest.patches.len(), 1, "{:?}", manifest.patches);
+    let patch = &manifest.patches[0];
+    assert_eq!(
+        patch.layer.digest.blob_path(),
+        top_layer(connected, "fixture/app:2")
+    );
+    assert_eq!(
+        patch.base.digest.blob_path(),
+        top_layer(connected, "fixture/app:1")
+    );
+    let entry = manifest
+        .entries
+        .iter()
+        .find(|e| e.path == patch.entry)
+        .unwrap();
+    assert!(
+        entry.size < 4096,
+        "a one-line change shipped as a {}-byte patch",
+        entry.size
+    );
+    assert!(patch.layer.size > 1_000_000);
 }
 
 #[test]
@@ -161,4 +215,29 @@ fn a_delta_on_a_site_without_its_base_is_refused_and_loads_nothing() {
         run.stderr
     );
     assert!(offline.image_ids().is_empty());
+}
+
+/// With the old image gone from the connected engine, the patch reference
+/// comes from the earlier bundle named with --since.
+#[test]
+fn a_patch_can_be_made_against_a_layer_of_an_earlier_bundle() {
+    let (_lock, [connected, offline]) = engines!("a-connected", "a-offline");
+    fixtures::ensure(&connected);
+    offline.wipe();
+    let (_dir, dir) = workdir_with_keys();
+    pack(&connected, &dir, &V1, "v1.zst", &[]);
+    let expected_base = top_layer(&connected, "fixture/app:1");
+    connected.docker(&["rmi", "fixture/app:1"]);
+    pack(&connected, &dir, &V2, "patch.zst", &["--since", "v1.zst"]);
+    let manifest = airgap::verify::read_head(&dir.join("patch.zst"))
+        .unwrap()
+        .manifest;
+    assert_eq!(manifest.patches.len(), 1);
+    assert_eq!(manifest.patches[0].base.digest.blob_path(), expected_base);
+
+    unpack(&offline, &dir, "v1.zst").success();
+    unpack(&offline, &dir, "patch.zst").success();
+    assert_same_image(&offline, &connected, "fixture/app:2");
+    // Put the fixture back for the other tests.
+    fixtures::rebuild(&connected);
 }

@@ -307,6 +307,14 @@ impl Source for ArchiveSource {
         }
     }
 
+    fn extract_layers(
+        &self,
+        _: &HashSet<Digest>,
+        _: &dyn Progress,
+    ) -> Result<crate::extract::StagedLayers, SourceError> {
+        Ok(crate::extract::StagedLayers::none()?)
+    }
+
     fn layer_lists(&self, _: &[ImageRef]) -> Result<Vec<Vec<Digest>>, SourceError> {
         Err(SourceError::NoLayerLists)
     }

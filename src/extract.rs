@@ -1,19 +1,39 @@
-//! Rebuilds layer blobs a bundle leaves out from the engine that already
-//! holds them: saved through the API, read by the archive reader, which
-//! hashes every layer as it stages it, so only blobs whose digest is the
-//! wanted diff ID come back. Engines that cannot load an archive missing
-//! layer files (containerd image store, Podman) get them this way.
+//! Layer blobs taken, by diff ID, from an engine's own images: saved through
+//! the API and read by the archive reader, which hashes every layer as it
+//! stages it, so only blobs whose digest is the wanted diff ID come back.
+//! The sink uses it for layers a delta leaves out (on engines that cannot
+//! load without them) and for patch references; pack for patch references.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use crate::digest::Digest;
 use crate::engine::Engine;
+use crate::engine::EngineError;
 use crate::progress::{Progress, Task};
 use crate::source::archive::read_archive;
 use crate::source::{LayerSink, SourceError, StagedLayer};
 
-use super::SinkError;
+/// Why layers could not be extracted.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExtractError {
+    /// The engine failed.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// The engine's save could not be read.
+    #[error("cannot read the engine's save while taking layers from it")]
+    Save(#[source] Box<SourceError>),
+    /// The engine's save lacked a layer it was expected to hold.
+    #[error("the engine's save did not contain layer {layer}")]
+    NotFound {
+        /// The layer.
+        layer: Digest,
+    },
+    /// The staging directory could not be made.
+    #[error("cannot make a staging directory for layers taken from the engine")]
+    Staging(#[source] std::io::Error),
+}
 
 /// The layer chains an engine holds, by image.
 pub struct LocalImages {
@@ -22,7 +42,7 @@ pub struct LocalImages {
 
 impl LocalImages {
     /// Lists every image of `engine` with its layers.
-    pub fn take(engine: &Engine) -> Result<Self, SinkError> {
+    pub fn take(engine: &Engine) -> Result<Self, ExtractError> {
         let mut images = Vec::new();
         for id in engine.list_images()? {
             if let Some(image) = engine.inspect(&id)? {
@@ -37,6 +57,11 @@ impl LocalImages {
         self.images
             .iter()
             .any(|(_, layers)| layers.starts_with(chain))
+    }
+
+    /// True when some image holds `layer`.
+    pub fn has_layer(&self, layer: &Digest) -> bool {
+        self.images.iter().any(|(_, layers)| layers.contains(layer))
     }
 
     /// Images whose layers together include every one of `digests`.
@@ -59,17 +84,17 @@ impl LocalImages {
 }
 
 /// Layers staged from the engine, by diff ID.
-pub struct RebuiltLayers {
+pub struct StagedLayers {
     dir: tempfile::TempDir,
     _registration: crate::cleanup::Registration,
     /// The staged files.
     pub layers: HashMap<Digest, StagedLayer>,
 }
 
-impl RebuiltLayers {
+impl StagedLayers {
     /// Nothing rebuilt.
-    pub fn none() -> Result<Self, SinkError> {
-        let dir = tempfile::tempdir().map_err(SinkError::Stream)?;
+    pub fn none() -> Result<Self, ExtractError> {
+        let dir = tempfile::tempdir().map_err(ExtractError::Staging)?;
         let registration = crate::cleanup::register(dir.path());
         Ok(Self {
             dir,
@@ -86,13 +111,13 @@ impl RebuiltLayers {
 
 /// Saves from `engine` the images that hold `digests` and stages exactly
 /// those layers, each verified by its digest.
-pub fn rebuild(
+pub fn extract(
     engine: &Engine,
     local: &LocalImages,
     digests: &HashSet<Digest>,
     progress: &dyn Progress,
-) -> Result<RebuiltLayers, SinkError> {
-    let mut rebuilt = RebuiltLayers::none()?;
+) -> Result<StagedLayers, ExtractError> {
+    let mut rebuilt = StagedLayers::none()?;
     if digests.is_empty() {
         return Ok(rebuilt);
     }
@@ -110,22 +135,18 @@ pub fn rebuild(
         progress,
     );
     progress.finish();
-    read.map_err(rebuild_error)?;
+    read.map_err(|error| match error {
+        SourceError::Engine(engine) => ExtractError::Engine(engine),
+        other => ExtractError::Save(Box::new(other)),
+    })?;
     // Blobs of the save that were not wanted stay staged until the directory goes.
     if let Some(missing) = digests.iter().find(|d| !collector.layers.contains_key(*d)) {
-        return Err(SinkError::NotRebuilt {
+        return Err(ExtractError::NotFound {
             layer: missing.clone(),
         });
     }
     rebuilt.layers = collector.layers;
     Ok(rebuilt)
-}
-
-fn rebuild_error(error: SourceError) -> SinkError {
-    match error {
-        SourceError::Engine(engine) => SinkError::Engine(engine),
-        other => SinkError::Rebuild(other),
-    }
 }
 
 struct Collector {
