@@ -95,6 +95,23 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
             );
         }
     }
+    if !manifest.patches.is_empty() {
+        text += "\nlayers shipped as patches (unpack rebuilds them against the site's layer):\n";
+        for patch in &manifest.patches {
+            let size = manifest
+                .entries
+                .iter()
+                .find(|e| e.path == patch.entry)
+                .map_or(0, |e| e.size);
+            text += &format!(
+                "  {}  {} as a {} patch against {}\n",
+                patch.layer.digest.short(),
+                bytes(patch.layer.size),
+                bytes(size),
+                patch.base.digest.short()
+            );
+        }
+    }
     if !summary.required.is_empty() {
         text += "\nrequired on the target (not carried):\n";
         for layer in &summary.required {

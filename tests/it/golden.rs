@@ -58,3 +58,19 @@ fn the_v1_1_golden_bundle_still_carries_its_compose_project() {
         );
     }
 }
+
+#[test]
+fn the_v1_2_golden_bundle_still_describes_its_patch() {
+    let run = airgap(Path::new(GOLDEN), &["inspect", "v1.2-minimal.zst"]).success();
+    for expected in [
+        "format:   1.2 (delta)",
+        "as a 571 B patch against",
+        "required on the target",
+    ] {
+        assert!(
+            run.stdout.contains(expected),
+            "{expected} missing: {}",
+            run.stdout
+        );
+    }
+}
