@@ -241,3 +241,72 @@ fn a_patch_can_be_made_against_a_layer_of_an_earlier_bundle() {
     // Put the fixture back for the other tests.
     fixtures::rebuild(&connected);
 }
+
+/// An unpack cut short at any point (Ctrl-C) finishes when run again, and
+/// one that finds some images already there loads only the others.
+#[test]
+fn an_interrupted_unpack_finishes_on_rerun() {
+    let (_lock, [connected, offline]) = engines!("a-connected", "a-offline");
+    fixtures::ensure(&connected);
+    let (_dir, dir) = workdir_with_keys();
+    let all = [
+        "fixture/app:1",
+        "fixture/app:2",
+        "fixture/web:1",
+        "fixture/worker:1",
+        "fixture/api:1",
+    ];
+    pack(&connected, &dir, &all, "all.zst", &[]);
+    for delay in [50, 300, 700, 1200] {
+        offline.wipe();
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_airgap"))
+            .args([
+                "--host",
+                &offline.host,
+                "unpack",
+                "-q",
+                "all.zst",
+                "--key",
+                "ops.pub.pem",
+            ])
+            .current_dir(&dir)
+            .env("AIRGAP_STATE_DIR", dir.join("state"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay));
+        let _ = std::process::Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status();
+        child.wait().unwrap();
+        let run = airgap(
+            &dir,
+            &[
+                "--host",
+                &offline.host,
+                "unpack",
+                "-q",
+                "all.zst",
+                "--key",
+                "ops.pub.pem",
+            ],
+        )
+        .success();
+        for image in all {
+            assert_same_image(&offline, &connected, image);
+            assert!(run.stdout.contains(image), "{}", run.stdout);
+        }
+    }
+    // A site that already has some of the images gets only the others.
+    offline.wipe();
+    pack(&connected, &dir, &all[..2], "some.zst", &[]);
+    unpack(&offline, &dir, "some.zst").success();
+    let run = unpack(&offline, &dir, "all.zst").success();
+    assert!(
+        run.stdout.contains("already present fixture/app:1")
+            && run.stdout.contains("loaded fixture/web:1"),
+        "{}",
+        run.stdout
+    );
+}
