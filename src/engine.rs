@@ -112,6 +112,9 @@ pub struct EngineInfo {
     pub id: String,
     /// How it stores images.
     pub store: ImageStore,
+    /// Where it keeps its data, if it says and runs on this machine (reached
+    /// through a unix socket), so its free space can be checked.
+    pub local_data_root: Option<std::path::PathBuf>,
 }
 
 /// A connection to one engine.
@@ -200,6 +203,12 @@ impl Engine {
         } else {
             ImageStore::Graph
         };
+        let local_data_root = system
+            .docker_root_dir
+            .clone()
+            .filter(|dir| !dir.is_empty() && self.host.starts_with("unix://"))
+            .map(std::path::PathBuf::from)
+            .filter(|dir| dir.is_dir());
         let id = match system.id.filter(|id| !id.is_empty()) {
             Some(id) => id,
             None => format!(
@@ -213,6 +222,7 @@ impl Engine {
             api_version: format!("{}", self.client.client_version()),
             id,
             store,
+            local_data_root,
         })
     }
 

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{SyncSender, sync_channel};
 use std::thread;
 
-use crate::bundle::writer::{BundleWriter, Compression, Contents, MetadataEntry, WrittenBundle};
+use crate::bundle::writer::{
+    BundleWriter, Compression, Contents, MetadataEntry, Output, WrittenBundle,
+};
 use crate::bundle::{COMPOSE_PREFIX, ComposeRecord, ComposeService};
 use crate::delta::{self, Site};
 use crate::digest::Digest;
@@ -27,8 +29,8 @@ const QUEUE: usize = 4;
 
 /// How to pack.
 pub struct PackOptions {
-    /// The bundle to write.
-    pub output: PathBuf,
+    /// Where the bundle goes.
+    pub output: Output,
     /// zstd settings.
     pub compression: Compression,
     /// The signing key; `None` writes an unsigned bundle.

@@ -2,13 +2,16 @@
 //! every entry's digest and size. A [`VerifiedBundle`] can only be made here,
 //! and sinks accept nothing else, so nothing unverified reaches an engine.
 
-use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use serde::Serialize;
+
 use crate::bundle::reader::{self, Head};
-use crate::bundle::{BundleError, BundleManifest, Entry, SIGNATURE_CONTEXT};
+use crate::bundle::{BundleError, BundleManifest, Entry, SIGNATURE_CONTEXT, SignatureEntry};
+use crate::digest::{Digest, HashingReader};
 use crate::keys::Fingerprint;
+use crate::locate::Location;
 use crate::progress::{Progress, ProgressReader, Task};
 pub use crate::trust::TrustPolicy;
 
@@ -49,6 +52,18 @@ pub enum VerifyError {
         /// The claimed signer.
         signer: Fingerprint,
     },
+    /// Parts of a split bundle are absent or cut short.
+    #[error("parts missing or incomplete: {}", .parts.join(", "))]
+    PartsMissing {
+        /// Their file names.
+        parts: Vec<String>,
+    },
+    /// Parts of a split bundle whose content differs from the index.
+    #[error("parts damaged: {}", .parts.join(", "))]
+    PartsDamaged {
+        /// Their file names.
+        parts: Vec<String>,
+    },
     /// The file changed between verification and use.
     #[error("the bundle changed on disk after it was verified")]
     ChangedSinceVerified,
@@ -70,10 +85,11 @@ impl VerifyError {
 /// A bundle whose signature and every entry checked out.
 #[derive(Debug)]
 pub struct VerifiedBundle {
-    path: PathBuf,
+    location: Location,
     head: Head,
     signer: Option<Fingerprint>,
     metadata: Vec<(String, Vec<u8>)>,
+    sha256: Digest,
 }
 
 impl VerifiedBundle {
@@ -89,8 +105,13 @@ impl VerifiedBundle {
     }
 
     /// SHA-256 of the manifest bytes: the identity of this bundle.
-    pub fn manifest_digest(&self) -> crate::digest::Digest {
-        crate::digest::Digest::of(&self.head.manifest_bytes)
+    pub fn manifest_digest(&self) -> Digest {
+        Digest::of(&self.head.manifest_bytes)
+    }
+
+    /// SHA-256 of the bundle as read (all parts together).
+    pub fn sha256(&self) -> &Digest {
+        &self.sha256
     }
 
     /// The trusted key that signed it; `None` for an accepted unsigned bundle.
@@ -98,9 +119,9 @@ impl VerifiedBundle {
         self.signer.as_ref()
     }
 
-    /// The bundle file.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Where the bundle is.
+    pub fn location(&self) -> &Location {
+        &self.location
     }
 
     /// Reads the bundle again, giving each entry to `on_entry`. Every entry is
@@ -113,9 +134,8 @@ impl VerifiedBundle {
         task: Task,
         on_entry: impl FnMut(&Entry, &mut dyn Read) -> Result<(), E>,
     ) -> Result<(), E> {
-        let file = open(&self.path)?;
-        let total = file.metadata().ok().map(|m| m.len());
-        progress.start(task, total);
+        let input = self.location.open()?;
+        progress.start(task, self.location.size());
         let verified = &self.head.manifest_bytes;
         let check_head = |head: &Head| {
             if &head.manifest_bytes == verified {
@@ -124,46 +144,193 @@ impl VerifiedBundle {
                 Err(E::from(VerifyError::ChangedSinceVerified))
             }
         };
-        let result = reader::read(ProgressReader::new(file, progress), check_head, on_entry);
+        let result = reader::read(ProgressReader::new(input, progress), check_head, on_entry);
         progress.finish();
         result.map(|_| ())
     }
 }
 
-/// Verifies the bundle at `path`: signature first (before reading any
-/// content), then every entry.
+/// One check of a verification, for the report a person can file.
+#[derive(Clone, Debug, Serialize)]
+pub struct Check {
+    /// What was checked.
+    pub check: &'static str,
+    /// Whether it held.
+    pub passed: bool,
+    /// Details, or why it failed.
+    pub detail: String,
+}
+
+/// What verifying found, whether or not it succeeded.
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    /// What was verified, as named.
+    pub bundle: String,
+    /// Its size, where known.
+    pub size: Option<u64>,
+    /// SHA-256 of the whole bundle, if it was read to the end.
+    pub sha256: Option<Digest>,
+    /// Number of parts, for a split bundle.
+    pub parts: usize,
+    /// The signer's fingerprint, if signed.
+    pub signer: Option<Fingerprint>,
+    /// Whether the signer is trusted here and the signature valid.
+    pub signer_trusted: bool,
+    /// The format version.
+    pub format_version: Option<String>,
+    /// When the bundle was made, by what.
+    pub created: Option<String>,
+    /// The writer.
+    pub tool: Option<String>,
+    /// The images.
+    pub images: Vec<ReportImage>,
+    /// Every check, in the order made.
+    pub checks: Vec<Check>,
+}
+
+/// One image in a [`Report`].
+#[derive(Clone, Debug, Serialize)]
+pub struct ReportImage {
+    /// Its references.
+    pub refs: Vec<String>,
+    /// Config digest (image ID on graph-driver engines and Podman).
+    pub config: Digest,
+    /// Manifest digest (image ID on Docker's containerd image store).
+    pub manifest: Digest,
+    /// OS/architecture.
+    pub platform: String,
+}
+
+impl Report {
+    fn check(&mut self, check: &'static str, passed: bool, detail: impl Into<String>) {
+        self.checks.push(Check {
+            check,
+            passed,
+            detail: detail.into(),
+        });
+    }
+}
+
+/// Verifies the bundle named by `named` (a file, or a split bundle's name,
+/// part or directory): signature first (before reading any content), then
+/// every entry.
 pub fn verify(
-    path: &Path,
+    named: &Path,
     policy: &TrustPolicy,
     progress: &dyn Progress,
 ) -> Result<VerifiedBundle, VerifyError> {
-    let file = open(path)?;
-    let total = file.metadata().ok().map(|m| m.len());
-    progress.start(Task::Verifying, total);
+    verify_with_report(named, policy, progress).1
+}
+
+/// As [`verify`], also returning a report of every check made.
+pub fn verify_with_report(
+    named: &Path,
+    policy: &TrustPolicy,
+    progress: &dyn Progress,
+) -> (Report, Result<VerifiedBundle, VerifyError>) {
+    let mut report = Report {
+        bundle: named.display().to_string(),
+        ..Report::default()
+    };
+    let result = run(named, policy, progress, &mut report);
+    if let Err(error) = &result {
+        let check = match error {
+            VerifyError::Open { .. } => "readable",
+            VerifyError::PartsMissing { .. } | VerifyError::PartsDamaged { .. } => "parts",
+            e if e.is_trust_failure() => "signature",
+            VerifyError::Bundle(BundleError::UnsupportedVersion { .. }) => "format",
+            _ if report.format_version.is_none() => "manifest",
+            _ if !report.checks.iter().any(|c| c.check == "entries") => "entries",
+            _ => "end",
+        };
+        report.check(check, false, format!("{:#}", anyhow_like(error)));
+    }
+    (report, result)
+}
+
+/// The error with its causes, as one line.
+fn anyhow_like(error: &VerifyError) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text += &format!(": {cause}");
+        source = cause.source();
+    }
+    text
+}
+
+fn run(
+    named: &Path,
+    policy: &TrustPolicy,
+    progress: &dyn Progress,
+    report: &mut Report,
+) -> Result<VerifiedBundle, VerifyError> {
+    let location = Location::find(named, Some(policy))?;
+    report.size = location.size();
+    if let Location::Parts { index, .. } = &location {
+        report.parts = index.parts.len();
+        report.check(
+            "parts",
+            true,
+            format!(
+                "{} parts present with their sizes, index signature accepted",
+                index.parts.len()
+            ),
+        );
+    }
+    let mut input = HashingReader::new(location.open()?);
+    progress.start(Task::Verifying, location.size());
     let mut signer = None;
     let mut metadata = Vec::new();
+    let mut entries = 0usize;
     let result = reader::read(
-        ProgressReader::new(file, progress),
+        ProgressReader::new(&mut input, progress),
         |head: &Head| {
-            signer = check_signature(head, policy)?;
-            let metadata_size: u64 = head
-                .manifest
-                .entries
+            let manifest = &head.manifest;
+            report.format_version = Some(manifest.format_version.clone());
+            report.created = Some(manifest.created.clone());
+            report.tool = Some(manifest.tool.clone());
+            report.images = manifest
+                .images
                 .iter()
-                .filter(|e| is_metadata(&e.path))
-                .map(|e| e.size)
-                .sum();
-            if metadata_size > METADATA_LIMIT {
-                return Err(BundleError::TooLarge {
-                    path: "airgap/".into(),
-                    size: metadata_size,
-                    limit: METADATA_LIMIT,
-                }
-                .into());
-            }
+                .map(|i| ReportImage {
+                    refs: i.refs.iter().map(|r| r.given.clone()).collect(),
+                    config: i.config.digest.clone(),
+                    manifest: i.manifest.digest.clone(),
+                    platform: i.platform.to_string(),
+                })
+                .collect();
+            report.signer = head.signature.as_ref().map(|s| Fingerprint(s.key.clone()));
+            report.check(
+                "format",
+                true,
+                format!("version {} is supported", manifest.format_version),
+            );
+            report.check(
+                "manifest",
+                true,
+                format!(
+                    "consistent: {} images, {} entries",
+                    manifest.images.len(),
+                    manifest.entries.len()
+                ),
+            );
+            signer = check_signature(head, policy)?;
+            report.signer_trusted = signer.is_some();
+            report.check(
+                "signature",
+                true,
+                match &signer {
+                    Some(signer) => format!("valid, by trusted key {signer}"),
+                    None => "none; unsigned bundle accepted (--allow-unsigned)".into(),
+                },
+            );
+            check_metadata_size(manifest)?;
             Ok::<(), VerifyError>(())
         },
         |entry: &Entry, content: &mut dyn Read| {
+            entries += 1;
             if is_metadata(&entry.path) {
                 let mut bytes = Vec::with_capacity(entry.size as usize);
                 content
@@ -175,12 +342,28 @@ pub fn verify(
         },
     );
     progress.finish();
-    let head = result?;
+    let head = match result {
+        Ok(head) => head,
+        Err(error) => {
+            // A part that differs from its index explains any later error best.
+            let damaged = location.damaged_parts();
+            return Err(if damaged.is_empty() {
+                error
+            } else {
+                VerifyError::PartsDamaged { parts: damaged }
+            });
+        }
+    };
+    let (sha256, _) = input.finish();
+    report.check("entries", true, format!("{entries} entries, each with the size and SHA-256 the manifest lists, in order, none missing or extra"));
+    report.check("end", true, "the archive ends cleanly, nothing after it");
+    report.sha256 = Some(sha256.clone());
     Ok(VerifiedBundle {
-        path: path.to_owned(),
+        location,
         head,
         signer,
         metadata,
+        sha256,
     })
 }
 
@@ -191,10 +374,32 @@ fn is_metadata(path: &str) -> bool {
     path.starts_with("airgap/")
 }
 
+fn check_metadata_size(manifest: &BundleManifest) -> Result<(), VerifyError> {
+    let size = manifest
+        .entries
+        .iter()
+        .filter(|e| is_metadata(&e.path))
+        .fold(0u64, |total, e| total.saturating_add(e.size));
+    if size > METADATA_LIMIT {
+        return Err(BundleError::TooLarge {
+            path: "airgap/".into(),
+            size,
+            limit: METADATA_LIMIT,
+        }
+        .into());
+    }
+    Ok(())
+}
+
 /// Reads only the manifest and signature, checking nothing but their form:
 /// for showing what a bundle claims to be, never for loading it.
-pub fn read_head(path: &Path) -> Result<Head, VerifyError> {
-    Ok(reader::read_head(open(path)?)?)
+pub fn read_head(named: &Path) -> Result<Head, VerifyError> {
+    read_head_from(Location::find(named, None)?.open()?)
+}
+
+/// Reads only the manifest and signature from `input`.
+pub fn read_head_from(input: impl Read) -> Result<Head, VerifyError> {
+    Ok(reader::read_head(input)?)
 }
 
 /// The fingerprint that signed the bundle, if any, checked against `policy`.
@@ -202,15 +407,32 @@ pub fn check_signature(
     head: &Head,
     policy: &TrustPolicy,
 ) -> Result<Option<Fingerprint>, VerifyError> {
-    let Some(signature) = &head.signature else {
+    check_signed(
+        &head.manifest_bytes,
+        head.signature.as_ref(),
+        SIGNATURE_CONTEXT,
+        policy,
+    )
+}
+
+/// Checks that `signature` (a signature entry, FORMAT.md 4) is a trusted
+/// key's signature of `context` followed by `signed`; `None` signature is
+/// accepted only where `policy` allows unsigned bundles.
+pub fn check_signed(
+    signed: &[u8],
+    signature: Option<&SignatureEntry>,
+    context: &[u8],
+    policy: &TrustPolicy,
+) -> Result<Option<Fingerprint>, VerifyError> {
+    let Some(entry) = signature else {
         return if policy.allow_unsigned {
             Ok(None)
         } else {
             Err(VerifyError::Unsigned)
         };
     };
-    let signer = Fingerprint(signature.key.clone());
-    if signature.algorithm != "ed25519" {
+    let signer = Fingerprint(entry.key.clone());
+    if entry.algorithm != "ed25519" {
         return Err(VerifyError::BadSignature { signer });
     }
     let Some(key) = policy.keys.iter().find(|k| k.fingerprint() == &signer) else {
@@ -220,20 +442,13 @@ pub fn check_signature(
             VerifyError::UntrustedSigner { signer }
         });
     };
-    let bytes: Option<[u8; 64]> = hex::decode(&signature.signature)
+    let bytes: Option<[u8; 64]> = hex::decode(&entry.signature)
         .ok()
         .and_then(|b| b.try_into().ok());
-    let mut message = SIGNATURE_CONTEXT.to_vec();
-    message.extend_from_slice(&head.manifest_bytes);
+    let mut message = context.to_vec();
+    message.extend_from_slice(signed);
     match bytes {
         Some(bytes) if key.verifies(&message, &bytes) => Ok(Some(signer)),
         _ => Err(VerifyError::BadSignature { signer }),
     }
-}
-
-fn open(path: &Path) -> Result<File, VerifyError> {
-    File::open(path).map_err(|source| VerifyError::Open {
-        path: path.to_owned(),
-        source,
-    })
 }

@@ -4,6 +4,7 @@
 
 pub mod layout;
 pub mod manifest;
+pub mod parts;
 pub mod reader;
 pub mod tar_stream;
 pub mod writer;
@@ -137,6 +138,9 @@ pub enum BundleError {
         /// The limit.
         limit: u64,
     },
+    /// The output's filesystem lacks the space the bundle needs.
+    #[error(transparent)]
+    NoSpace(#[from] crate::space::NoSpace),
     /// Data after the end of the tar archive.
     #[error("the bundle has data after its end")]
     TrailingData,

@@ -20,6 +20,7 @@ pub use super::layout::MetadataEntry;
 use super::manifest::{
     BundleImage, BundleManifest, ComposeRecord, Entry, LayerPatch, SignatureEntry, SourceInfo,
 };
+use super::parts::{self, Part, PartWriter, PartsIndex};
 use super::{
     BundleError, MANIFEST_PATH, SIGNATURE_CONTEXT, SIGNATURE_PATH, WINDOW_LOG_MAX, tar_stream,
 };
@@ -57,11 +58,13 @@ pub struct Contents<'a> {
 /// What was written.
 #[derive(Debug)]
 pub struct WrittenBundle {
-    /// The bundle file.
+    /// The bundle file (`-` for standard output).
     pub path: PathBuf,
-    /// Its `sha256sum`-format companion.
-    pub checksum_path: PathBuf,
-    /// SHA-256 of the whole file.
+    /// Its `sha256sum`-format companion, unless written to standard output.
+    pub checksum_path: Option<PathBuf>,
+    /// The parts, if the bundle was split.
+    pub parts: Vec<Part>,
+    /// SHA-256 of the whole bundle.
     pub sha256: Digest,
     /// Its size in bytes.
     pub size: u64,
@@ -75,7 +78,7 @@ type BodyEncoder = zstd::stream::write::Encoder<'static, BufWriter<File>>;
 
 /// A bundle being written.
 pub struct BundleWriter {
-    output: PathBuf,
+    output: Output,
     // Declared before `workdir` so it is deregistered only after removal.
     workdir: tempfile::TempDir,
     _workdir_registration: cleanup::Registration,
@@ -90,14 +93,14 @@ pub struct BundleWriter {
 impl BundleWriter {
     /// Starts a bundle that will become `output`. Temporary files live in a
     /// hidden directory beside it (same filesystem, so the final rename is atomic).
-    pub fn create(output: &Path, compression: &Compression) -> Result<Self, BundleError> {
-        let dir = parent_dir(output);
+    pub fn create(output: &Output, compression: &Compression) -> Result<Self, BundleError> {
+        let dir = output.dir();
         let workdir = tempfile::Builder::new()
             .prefix(".airgap-pack-")
-            .tempdir_in(dir)
+            .tempdir_in(&dir)
             .map_err(|source| BundleError::Io {
                 action: "creating a work directory in",
-                path: dir.to_owned(),
+                path: dir.clone(),
                 source,
             })?;
         let body_path = workdir.path().join("body.zst");
@@ -117,7 +120,7 @@ impl BundleWriter {
             body_encoder(BufWriter::with_capacity(1 << 20, file), compression).map_err(io_error)?;
         let workdir_registration = cleanup::register(workdir.path());
         Ok(Self {
-            output: output.to_owned(),
+            output: output.clone(),
             workdir,
             _workdir_registration: workdir_registration,
             body,
@@ -321,54 +324,43 @@ impl BundleWriter {
             .chain(self.body_entries.iter().cloned())
             .collect();
         let manifest_bytes = manifest.to_bytes();
-        let signature = key.map(|key| signature_entry(key, &manifest_bytes));
+        let signature = key.map(|key| signature_entry(key, SIGNATURE_CONTEXT, &manifest_bytes));
 
-        let dir = parent_dir(&self.output);
-        let io_error = |action, source| BundleError::Io {
-            action,
-            path: self.output.clone(),
-            source,
-        };
-        let temp = tempfile::Builder::new()
-            .prefix(&format!(".{}.", file_name(&self.output)))
-            .suffix(".tmp")
-            .tempfile_in(dir)
-            .map_err(|e| io_error("creating a temporary file for", e))?;
-        let _temp_registration = cleanup::register(temp.path());
-        let _temp_registration = cleanup::register(temp.path());
-        let mut out = HashingWriter::new(BufWriter::with_capacity(1 << 20, temp));
-        write_head(&mut out, &manifest_bytes, signature.as_deref(), &metadata)
-            .map_err(|e| io_error("writing", e))?;
-        body_file.rewind().map_err(|e| io_error("writing", e))?;
-        io::copy(&mut body_file, &mut out).map_err(|e| io_error("writing", e))?;
-        let (sha256, size, out) = out.finish();
-        let temp = out
-            .into_inner()
-            .map_err(|e| io_error("writing", e.into_error()))?;
-        // Bundles are meant to be copied and read by others; tempfile makes 0600.
-        temp.as_file()
-            .set_permissions(fs::Permissions::from_mode(0o644))
-            .map_err(|e| io_error("writing", e))?;
-        temp.as_file()
-            .sync_all()
-            .map_err(|e| io_error("syncing", e))?;
-        temp.persist(&self.output)
-            .map_err(|e| io_error("renaming into place", e.error))?;
-
-        let checksum_path = with_suffix(&self.output, ".sha256");
-        let line = format!("{}  {}\n", sha256.hex(), file_name(&self.output));
-        write_atomically(&checksum_path, line.as_bytes()).map_err(|source| BundleError::Io {
-            action: "writing",
-            path: checksum_path.clone(),
+        let head =
+            head_frame(&manifest_bytes, signature.as_deref(), &metadata).map_err(|source| {
+                BundleError::Io {
+                    action: "compressing the head of",
+                    path: self.output.path(),
+                    source,
+                }
+            })?;
+        let body_size = body_file
+            .metadata()
+            .map_err(|source| BundleError::Io {
+                action: "reading",
+                path: self.output.path(),
+                source,
+            })?
+            .len();
+        crate::space::ensure(&self.output.dir(), head.len() as u64 + body_size)?;
+        body_file.rewind().map_err(|source| BundleError::Io {
+            action: "reading",
+            path: self.output.path(),
             source,
         })?;
-        sync_dir(dir);
+        let assemble = |out: &mut dyn Write| -> io::Result<()> {
+            out.write_all(&head)?;
+            io::copy(&mut body_file, out)?;
+            Ok(())
+        };
+        let delivered = deliver(&self.output, assemble, key)?;
         let signer = key.map(|k| k.public().fingerprint().clone());
         Ok(WrittenBundle {
-            path: self.output,
-            checksum_path,
-            sha256,
-            size,
+            path: self.output.path(),
+            checksum_path: delivered.checksum_path,
+            sha256: delivered.sha256,
+            size: delivered.size,
+            parts: delivered.parts,
             manifest,
             signer,
         })
@@ -386,13 +378,15 @@ fn body_encoder(file: BufWriter<File>, compression: &Compression) -> io::Result<
     Ok(encoder)
 }
 
-fn write_head(
-    out: &mut impl Write,
+/// The head frame: manifest, signature, then the small metadata entries,
+/// compressed hard (it is small) in a frame of its own, since it can only
+/// be made once every layer is known but must come first.
+fn head_frame(
     manifest: &[u8],
     signature: Option<&[u8]>,
     metadata: &[MetadataEntry],
-) -> io::Result<()> {
-    let mut encoder = zstd::stream::write::Encoder::new(out, 19)?;
+) -> io::Result<Vec<u8>> {
+    let mut encoder = zstd::stream::write::Encoder::new(Vec::new(), 19)?;
     encoder.window_log(WINDOW_LOG_MAX)?;
     encoder.include_checksum(true)?;
     tar_stream::append_bytes(&mut encoder, MANIFEST_PATH, manifest)?;
@@ -402,8 +396,164 @@ fn write_head(
     for entry in metadata {
         tar_stream::append_bytes(&mut encoder, &entry.path, &entry.bytes)?;
     }
-    encoder.finish()?;
-    Ok(())
+    encoder.finish()
+}
+
+/// Where a finished bundle goes.
+#[derive(Clone, Debug)]
+pub enum Output {
+    /// One file, written under a temporary name beside it and renamed.
+    File(PathBuf),
+    /// Numbered parts of at most `part_size` bytes, with a signed index.
+    Parts {
+        /// The bundle path the parts are named after (`shop.zst` → `shop.zst.001`).
+        path: PathBuf,
+        /// Largest part.
+        part_size: u64,
+    },
+    /// Standard output, for piping to the other side.
+    Stdout,
+}
+
+impl Output {
+    /// The bundle's path, or `-` for standard output.
+    pub fn path(&self) -> PathBuf {
+        match self {
+            Self::File(path) | Self::Parts { path, .. } => path.clone(),
+            Self::Stdout => PathBuf::from("-"),
+        }
+    }
+
+    /// Where temporary files go: beside the output (so the final rename is
+    /// atomic and the space check measures the right filesystem), or the
+    /// temporary directory for standard output.
+    pub fn dir(&self) -> PathBuf {
+        match self {
+            Self::File(path) | Self::Parts { path, .. } => parent_dir(path).to_owned(),
+            Self::Stdout => std::env::temp_dir(),
+        }
+    }
+}
+
+struct Delivered {
+    checksum_path: Option<PathBuf>,
+    sha256: Digest,
+    size: u64,
+    parts: Vec<Part>,
+}
+
+/// Writes the bundle that `assemble` produces to `output`, under temporary
+/// names until it is complete, with its `.sha256` file (and parts index).
+fn deliver(
+    output: &Output,
+    assemble: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+    key: Option<&PrivateKey>,
+) -> Result<Delivered, BundleError> {
+    let io_error = |action, source| BundleError::Io {
+        action,
+        path: output.path(),
+        source,
+    };
+    match output {
+        Output::File(path) => {
+            let temp = tempfile::Builder::new()
+                .prefix(&format!(".{}.", file_name(path)))
+                .suffix(".tmp")
+                .tempfile_in(parent_dir(path))
+                .map_err(|e| io_error("creating a temporary file for", e))?;
+            let _registration = cleanup::register(temp.path());
+            let mut out = HashingWriter::new(BufWriter::with_capacity(1 << 20, temp));
+            assemble(&mut out).map_err(|e| io_error("writing", e))?;
+            let (sha256, size, out) = out.finish();
+            let temp = out
+                .into_inner()
+                .map_err(|e| io_error("writing", e.into_error()))?;
+            set_readable(temp.as_file()).map_err(|e| io_error("writing", e))?;
+            temp.as_file()
+                .sync_all()
+                .map_err(|e| io_error("syncing", e))?;
+            temp.persist(path)
+                .map_err(|e| io_error("renaming into place", e.error))?;
+            let checksum_path = write_checksums(path, &[(file_name(path), &sha256)])?;
+            Ok(Delivered {
+                checksum_path: Some(checksum_path),
+                sha256,
+                size,
+                parts: Vec::new(),
+            })
+        }
+        Output::Parts { path, part_size } => {
+            let mut writer = HashingWriter::new(PartWriter::new(path, *part_size));
+            let result = assemble(&mut writer);
+            let (sha256, size, writer) = writer.finish();
+            result.map_err(|e| io_error("writing", e))?;
+            let parts = writer.finish().map_err(|e| io_error("writing", e))?;
+            let index = PartsIndex {
+                media_type: parts::PARTS_MEDIA_TYPE.into(),
+                bundle: file_name(path),
+                size,
+                sha256: sha256.clone(),
+                parts: parts.clone(),
+            };
+            let index_bytes = index.to_bytes();
+            if let Some(key) = key {
+                let signature = signature_entry(key, parts::PARTS_SIGNATURE_CONTEXT, &index_bytes);
+                let signature_path = parts::index_signature_path(path);
+                write_atomically(&signature_path, &signature).map_err(|source| {
+                    BundleError::Io {
+                        action: "writing",
+                        path: signature_path,
+                        source,
+                    }
+                })?;
+            }
+            let index_path = parts::index_path(path);
+            write_atomically(&index_path, &index_bytes).map_err(|source| BundleError::Io {
+                action: "writing",
+                path: index_path,
+                source,
+            })?;
+            let lines: Vec<(String, &Digest)> =
+                parts.iter().map(|p| (p.name.clone(), &p.sha256)).collect();
+            let checksum_path = write_checksums(path, &lines)?;
+            Ok(Delivered {
+                checksum_path: Some(checksum_path),
+                sha256,
+                size,
+                parts,
+            })
+        }
+        Output::Stdout => {
+            let stdout = io::stdout().lock();
+            let mut out = HashingWriter::new(BufWriter::with_capacity(1 << 20, stdout));
+            assemble(&mut out)
+                .and_then(|()| out.flush())
+                .map_err(|e| io_error("writing", e))?;
+            let (sha256, size, _) = out.finish();
+            Ok(Delivered {
+                checksum_path: None,
+                sha256,
+                size,
+                parts: Vec::new(),
+            })
+        }
+    }
+}
+
+/// Writes `<path>.sha256` in `sha256sum` format, one line per file.
+fn write_checksums(path: &Path, files: &[(String, &Digest)]) -> Result<PathBuf, BundleError> {
+    let checksum_path = with_suffix(path, ".sha256");
+    let text: String = files
+        .iter()
+        .map(|(name, digest)| format!("{}  {name}\n", digest.hex()))
+        .collect();
+    write_atomically(&checksum_path, text.as_bytes()).map_err(|source| BundleError::Io {
+        action: "writing",
+        path: checksum_path.clone(),
+        source,
+    })?;
+    sync_dir(parent_dir(path));
+    Ok(checksum_path)
 }
 
 /// The left-out layers the images use, each once, in image order.
@@ -452,9 +602,10 @@ fn metadata_entries(images: &[ImageRecord]) -> (Vec<MetadataEntry>, Vec<BundleIm
     (entries, bundle_images)
 }
 
-fn signature_entry(key: &PrivateKey, manifest: &[u8]) -> Vec<u8> {
-    let mut message = SIGNATURE_CONTEXT.to_vec();
-    message.extend_from_slice(manifest);
+/// A signature entry over `context` followed by `signed` (FORMAT.md 4).
+fn signature_entry(key: &PrivateKey, context: &[u8], signed: &[u8]) -> Vec<u8> {
+    let mut message = context.to_vec();
+    message.extend_from_slice(signed);
     let entry = SignatureEntry {
         algorithm: "ed25519".into(),
         key: key.public().fingerprint().0.clone(),
@@ -507,6 +658,11 @@ fn write_atomically(path: &Path, contents: &[u8]) -> io::Result<()> {
     temp.as_file().sync_all()?;
     temp.persist(path).map_err(|e| e.error)?;
     Ok(())
+}
+
+/// Bundle files are meant to be copied and read by others; tempfile makes 0600.
+pub fn set_readable(file: &File) -> io::Result<()> {
+    file.set_permissions(fs::Permissions::from_mode(0o644))
 }
 
 /// Makes the renames durable; failure here loses nothing already written.

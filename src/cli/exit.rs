@@ -99,6 +99,9 @@ pub fn hint(error: &anyhow::Error) -> Option<&'static str> {
                 BundleError::NotABundle { .. } | BundleError::UnsupportedVersion { .. },
             ) => None,
             VerifyError::Open { .. } => None,
+            VerifyError::PartsMissing { .. } | VerifyError::PartsDamaged { .. } => {
+                Some("copy those parts again; the others are fine")
+            }
             _ => Some(
                 "nothing was loaded; copy the bundle again and compare it with its .sha256 file",
             ),

@@ -17,7 +17,12 @@ pub struct InspectArgs {
 }
 
 pub fn run(args: InspectArgs) -> anyhow::Result<()> {
-    let head = verify::read_head(&args.bundle).map_err(airgap::Error::from)?;
+    let head = if args.bundle.as_os_str() == "-" {
+        verify::read_head_from(std::io::stdin().lock())
+    } else {
+        verify::read_head(&args.bundle)
+    };
+    let head = head.map_err(airgap::Error::from)?;
     let manifest = &head.manifest;
     let summary = summarize(manifest);
     let mut text = format!(

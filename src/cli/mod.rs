@@ -3,6 +3,7 @@
 
 mod compose;
 pub mod exit;
+mod input;
 mod inspect;
 mod inventory;
 mod key;

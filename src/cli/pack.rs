@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use airgap::bundle::writer::Compression;
+use airgap::bundle::writer::{Compression, Output};
 use airgap::delta::{Site, SiteImage};
 use airgap::image::ImageRef;
 use airgap::inventory::Inventory;
@@ -24,9 +24,12 @@ pub struct PackArgs {
     /// A file listing one image reference per line (# comments allowed); repeatable.
     #[arg(long, value_name = "FILE")]
     images_file: Vec<PathBuf>,
-    /// The bundle to write (a .sha256 file is written beside it).
+    /// The bundle to write (a .sha256 file is written beside it), or - for standard output.
     #[arg(long, short)]
     output: PathBuf,
+    /// Split the bundle into parts of at most SIZE (K, M, G suffixes; fat32 for the largest FAT32 file): NAME.001, NAME.002, … and a signed index NAME.parts.
+    #[arg(long, value_name = "SIZE", value_parser = parse_split)]
+    split: Option<u64>,
     /// The private key (PKCS#8 PEM) to sign with.
     #[arg(
         long,
@@ -104,8 +107,16 @@ pub fn run(args: PackArgs, context: &Context) -> anyhow::Result<()> {
         }
     };
     let compose = carried_project(&plan, args.with_env).map_err(airgap::Error::from)?;
+    let output = match (args.output.as_os_str() == "-", args.split) {
+        (true, _) => Output::Stdout,
+        (false, Some(part_size)) => Output::Parts {
+            path: args.output.clone(),
+            part_size,
+        },
+        (false, None) => Output::File(args.output.clone()),
+    };
     let options = PackOptions {
-        output: args.output,
+        output: output.clone(),
         compression,
         key,
         compose,
@@ -113,6 +124,7 @@ pub fn run(args: PackArgs, context: &Context) -> anyhow::Result<()> {
         patch: !args.no_patch,
     };
     let written = airgap::pack(source.as_ref(), &plan, &options, progress.as_ref())?;
+    let to_stdout = matches!(output, Output::Stdout);
 
     let summary = airgap::inspect::summarize(&written.manifest);
     let mut text = String::new();
@@ -126,14 +138,31 @@ pub fn run(args: PackArgs, context: &Context) -> anyhow::Result<()> {
         );
     }
     text += &format!(
-        "wrote {} ({}; {} of content, {} as separate saves)\nsha256 {} (in {})\n",
-        written.path.display(),
+        "wrote {} ({}; {} of content, {} as separate saves)\nsha256 {}{}\n",
+        if to_stdout {
+            "the bundle to standard output".into()
+        } else {
+            written.path.display().to_string()
+        },
         bytes(written.size),
         bytes(summary.carried_size),
         bytes(summary.total_image_size),
         written.sha256.hex(),
-        written.checksum_path.display(),
+        written
+            .checksum_path
+            .as_ref()
+            .map(|p| format!(" (in {})", p.display()))
+            .unwrap_or_default(),
     );
+    if !written.parts.is_empty() {
+        text += &format!(
+            "split into {} parts ({} … {}), index {}\n",
+            written.parts.len(),
+            written.parts[0].name,
+            written.parts[written.parts.len() - 1].name,
+            airgap::bundle::parts::index_path(&written.path).display()
+        );
+    }
     for patch in &written.manifest.patches {
         let size = written
             .manifest
@@ -161,7 +190,13 @@ pub fn run(args: PackArgs, context: &Context) -> anyhow::Result<()> {
         Some(signer) => format!("signed by {signer}\n"),
         None => "UNSIGNED: the isolated side must pass --allow-unsigned\n".to_owned(),
     };
-    print(&text)
+    if to_stdout {
+        // Standard output carries the bundle itself.
+        eprint!("{text}");
+        Ok(())
+    } else {
+        print(&text)
+    }
 }
 
 pub fn layers(count: usize) -> String {
@@ -208,4 +243,8 @@ fn site(have: &[PathBuf], since: &[PathBuf]) -> anyhow::Result<Option<Site>> {
             }));
     }
     Ok(Some(site))
+}
+
+fn parse_split(text: &str) -> Result<u64, String> {
+    airgap::bundle::parts::parse_size(text)
 }

@@ -6,13 +6,17 @@ use airgap::sink::DaemonSink;
 use airgap::unpack::UnpackOptions;
 
 use super::Context;
+use super::input::BundleInput;
 use super::output::print;
 use super::trust::TrustArgs;
 
 #[derive(Debug, clap::Args)]
 pub struct UnpackArgs {
-    /// The bundle file.
+    /// The bundle: a file, a split bundle's name, one of its parts or their directory, or - for standard input.
     bundle: PathBuf,
+    /// Where a bundle read from standard input is staged before it is verified (default: $TMPDIR); it needs the bundle's size.
+    #[arg(long, value_name = "DIR")]
+    staging_dir: Option<PathBuf>,
     #[command(flatten)]
     trust: TrustArgs,
     /// Where unpack keeps its per-engine record of applied bundles and tags
@@ -36,8 +40,9 @@ pub fn run(args: UnpackArgs, context: &Context) -> anyhow::Result<()> {
         compose_dir: args.compose_dir,
     };
     let sink = DaemonSink::new(context.engine()?);
+    let input = BundleInput::open(&args.bundle, args.staging_dir.as_deref())?;
     let progress = context.progress();
-    let report = airgap::unpack(&args.bundle, &options, &sink, progress.as_ref())?;
+    let report = airgap::unpack(input.path(), &options, &sink, progress.as_ref())?;
     let bundle = &report.bundle;
     let mut text = match bundle.signer() {
         Some(signer) => format!("verified {} (signed by {signer})\n", args.bundle.display()),

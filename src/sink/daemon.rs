@@ -120,6 +120,48 @@ impl DaemonSink {
         Ok(extract(&self.engine, &local, &wanted, progress)?)
     }
 
+    /// The engine's data root must hold the layers about to arrive (twice on
+    /// a containerd store: its content store keeps the blobs besides the
+    /// unpacked snapshots), where it is on this machine.
+    fn check_space(
+        &self,
+        bundle: &VerifiedBundle,
+        images: &[&BundleImage],
+    ) -> Result<(), SinkError> {
+        let info = self.engine.info()?;
+        let Some(root) = &info.local_data_root else {
+            return Ok(());
+        };
+        let mut layers: Vec<&crate::image::BlobRef> =
+            images.iter().flat_map(|i| &i.layers).collect();
+        layers.sort_by(|a, b| a.digest.cmp(&b.digest));
+        layers.dedup_by(|a, b| a.digest == b.digest);
+        let incoming = bundle
+            .manifest()
+            .entries
+            .iter()
+            .map(|e| e.path.as_str())
+            .collect::<HashSet<_>>();
+        let patched: HashSet<&Digest> = bundle
+            .manifest()
+            .patches
+            .iter()
+            .map(|p| &p.layer.digest)
+            .collect();
+        let size: u64 = layers
+            .iter()
+            .filter(|l| {
+                incoming.contains(l.digest.blob_path().as_str()) || patched.contains(&l.digest)
+            })
+            .fold(0u64, |total, l| total.saturating_add(l.size));
+        let copies = if info.store == ImageStore::Containerd {
+            2
+        } else {
+            1
+        };
+        Ok(crate::space::ensure(root, size.saturating_mul(copies))?)
+    }
+
     fn send(
         &self,
         bundle: &VerifiedBundle,
@@ -177,6 +219,7 @@ impl Sink for DaemonSink {
             .map(|(i, _)| i)
             .collect();
         if !wanted.is_empty() {
+            self.check_space(bundle, &wanted)?;
             let rebuilt = self.prepare_absent(bundle, &wanted, progress)?;
             self.send(bundle, &wanted, &rebuilt, progress)?;
         }

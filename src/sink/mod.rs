@@ -87,6 +87,9 @@ pub enum SinkError {
     /// Taking left-out layers or patch references from the engine failed.
     #[error("cannot take the layers the bundle builds on from the engine's images")]
     Extract(#[from] crate::extract::ExtractError),
+    /// The engine's data root lacks the space the images need.
+    #[error(transparent)]
+    NoSpace(#[from] crate::space::NoSpace),
     /// A patch did not rebuild the layer the manifest names.
     #[error(
         "the patch for layer {layer} does not rebuild it: the engine's reference layer differs or the bundle is damaged"

@@ -9,6 +9,7 @@ mod cli;
 mod compose;
 mod delta;
 mod golden;
+mod handoff;
 mod hostile;
 mod plan;
 mod project;

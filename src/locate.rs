@@ -1,0 +1,162 @@
+//! Finds a bundle's bytes from what a user names: a bundle file, or a split
+//! bundle given by its name, any of its parts, or their directory. A split
+//! bundle's index is checked (signature, then every part present with its
+//! size) before any content is read, so a missing part is named at once.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use crate::bundle::parts::{self, PartsIndex};
+use crate::bundle::{BundleError, SignatureEntry};
+use crate::trust::TrustPolicy;
+use crate::verify::{VerifyError, check_signed};
+
+/// Where a bundle's bytes are.
+#[derive(Clone, Debug)]
+pub enum Location {
+    /// One file.
+    File(PathBuf),
+    /// Parts in a directory, as their index lists them.
+    Parts {
+        /// The directory.
+        dir: PathBuf,
+        /// The checked index.
+        index: PartsIndex,
+    },
+}
+
+impl Location {
+    /// Finds the bundle `named` points at; for a split bundle, checks its
+    /// index's signature against `policy` (unless `None`: only to show what
+    /// a bundle claims) and that every part is there.
+    pub fn find(named: &Path, policy: Option<&TrustPolicy>) -> Result<Self, VerifyError> {
+        let is_part = named
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| e.len() == 3 && e.bytes().all(|b| b.is_ascii_digit()));
+        let whole_file = named.is_file() && !is_part;
+        let index_path = if whole_file {
+            None
+        } else {
+            parts::find_index(named)
+        };
+        let Some(index_path) = index_path else {
+            return Ok(Self::File(named.to_owned()));
+        };
+        let (index, bytes) = PartsIndex::read(&index_path)?;
+        let base = index_path.with_extension("");
+        let signature_path = parts::index_signature_path(&base);
+        let signature: Option<SignatureEntry> = match std::fs::read(&signature_path) {
+            Ok(bytes) => {
+                Some(
+                    serde_json::from_slice(&bytes).map_err(|_| BundleError::Inconsistent {
+                        reason: format!("{} is not a signature", signature_path.display()),
+                    })?,
+                )
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(source) => {
+                return Err(BundleError::Io {
+                    action: "reading",
+                    path: signature_path,
+                    source,
+                }
+                .into());
+            }
+        };
+        if let Some(policy) = policy {
+            check_signed(
+                &bytes,
+                signature.as_ref(),
+                parts::PARTS_SIGNATURE_CONTEXT,
+                policy,
+            )?;
+        }
+        let dir = index_path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let missing = index.missing_or_short(&dir);
+        if !missing.is_empty() {
+            return Err(VerifyError::PartsMissing { parts: missing });
+        }
+        Ok(Self::Parts { dir, index })
+    }
+
+    /// Reads the bundle from the start.
+    pub fn open(&self) -> Result<Box<dyn Read + Send>, VerifyError> {
+        match self {
+            Self::File(path) => {
+                let file = File::open(path).map_err(|source| VerifyError::Open {
+                    path: path.clone(),
+                    source,
+                })?;
+                Ok(Box::new(file))
+            }
+            Self::Parts { dir, index } => Ok(Box::new(index.reader(dir))),
+        }
+    }
+
+    /// The bundle's size in bytes, where known.
+    pub fn size(&self) -> Option<u64> {
+        match self {
+            Self::File(path) => std::fs::metadata(path).ok().map(|m| m.len()),
+            Self::Parts { index, .. } => Some(index.size),
+        }
+    }
+
+    /// Parts whose content differs from the index: what to recopy after a
+    /// read of the whole failed.
+    pub fn damaged_parts(&self) -> Vec<String> {
+        let Self::Parts { dir, index } = self else {
+            return Vec::new();
+        };
+        index
+            .parts
+            .iter()
+            .filter(|part| {
+                let Ok(file) = File::open(dir.join(&part.name)) else {
+                    return true;
+                };
+                let mut hashing = crate::digest::HashingReader::new(file);
+                std::io::copy(&mut hashing, &mut std::io::sink()).is_err()
+                    || hashing.finish() != (part.sha256.clone(), part.size)
+            })
+            .map(|part| part.name.clone())
+            .collect()
+    }
+}
+
+/// A bundle read from standard input, staged to a file first so that it can
+/// be verified completely before anything is loaded.
+pub struct Staged {
+    file: tempfile::NamedTempFile,
+    _registration: crate::cleanup::Registration,
+}
+
+impl Staged {
+    /// Copies `input` into a temporary file in `dir`.
+    pub fn stage(input: &mut dyn Read, dir: &Path) -> Result<Self, VerifyError> {
+        let io_error = |source| BundleError::Io {
+            action: "staging the bundle in",
+            path: dir.to_owned(),
+            source,
+        };
+        let mut file = tempfile::Builder::new()
+            .prefix(".airgap-stdin-")
+            .tempfile_in(dir)
+            .map_err(io_error)?;
+        let registration = crate::cleanup::register(file.path());
+        std::io::copy(input, &mut file).map_err(io_error)?;
+        Ok(Self {
+            file,
+            _registration: registration,
+        })
+    }
+
+    /// The staged file.
+    pub fn path(&self) -> &Path {
+        self.file.path()
+    }
+}

@@ -1,0 +1,287 @@
+//! The physical handoff: split bundles, pipes, reports, full disks.
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+use crate::engines;
+use crate::support::cmd::{airgap, workdir_with_keys};
+use crate::support::fixtures::{self, app_tags};
+
+fn pack_split(host: &str, dir: &Path) -> Vec<String> {
+    let tags = app_tags();
+    let mut args = vec![
+        "--host",
+        host,
+        "pack",
+        "-q",
+        "-o",
+        "out/shop.zst",
+        "--split",
+        "256K",
+        "--key",
+        "ops.pem",
+    ];
+    args.extend(tags.iter().map(String::as_str));
+    fs::create_dir_all(dir.join("out")).unwrap();
+    airgap(dir, &args).success();
+    let mut parts: Vec<String> = fs::read_dir(dir.join("out"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("shop.zst.0"))
+        .collect();
+    parts.sort();
+    parts
+}
+
+#[test]
+fn a_bundle_split_into_small_parts_verifies_and_unpacks_from_any_part() {
+    let (_lock, [connected, offline]) = engines!("a-connected", "a-offline");
+    fixtures::ensure(&connected);
+    offline.wipe();
+    let (_dir, dir) = workdir_with_keys();
+    let parts = pack_split(&connected.host, &dir);
+    assert!(parts.len() >= 3, "{parts:?}");
+    assert_eq!(parts[0], "shop.zst.001");
+    for part in &parts {
+        assert!(fs::metadata(dir.join("out").join(part)).unwrap().len() <= 256 << 10);
+    }
+    let check = Command::new("sha256sum")
+        .args(["-c", "shop.zst.sha256"])
+        .current_dir(dir.join("out"))
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+
+    for named in [
+        "out/shop.zst",
+        "out/shop.zst.001",
+        "out/shop.zst.002",
+        "out",
+    ] {
+        airgap(&dir, &["verify", named, "--key", "ops.pub.pem"]).success();
+    }
+    airgap(
+        &dir,
+        &[
+            "--host",
+            &offline.host,
+            "unpack",
+            "-q",
+            "out/shop.zst.002",
+            "--key",
+            "ops.pub.pem",
+        ],
+    )
+    .success();
+    for tag in app_tags() {
+        assert_eq!(offline.inspect(&tag), connected.inspect(&tag), "{tag}");
+    }
+}
+
+#[test]
+fn a_missing_or_damaged_part_is_named_and_nothing_is_loaded() {
+    let (_lock, [connected, offline]) = engines!("a-connected", "a-offline");
+    fixtures::ensure(&connected);
+    offline.wipe();
+    let (_dir, dir) = workdir_with_keys();
+    pack_split(&connected.host, &dir);
+    let part = |n: &str| dir.join("out").join(format!("shop.zst.{n}"));
+    let unpack = [
+        "--host",
+        &offline.host,
+        "unpack",
+        "-q",
+        "out/shop.zst",
+        "--key",
+        "ops.pub.pem",
+    ];
+
+    fs::rename(part("002"), dir.join("aside")).unwrap();
+    let run = airgap(&dir, &unpack).failure(3);
+    assert!(
+        run.stderr.contains("missing") && run.stderr.contains("shop.zst.002"),
+        "{}",
+        run.stderr
+    );
+    fs::rename(dir.join("aside"), part("002")).unwrap();
+
+    let mut bytes = fs::read(part("003")).unwrap();
+    bytes[1000] ^= 0x55;
+    fs::write(part("003"), bytes).unwrap();
+    let run = airgap(&dir, &unpack).failure(3);
+    assert!(
+        run.stderr.contains("damaged") && run.stderr.contains("shop.zst.003"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("shop.zst.002"), "{}", run.stderr);
+    assert!(offline.image_ids().is_empty());
+}
+
+#[test]
+fn a_bundle_piped_from_pack_to_unpack_crosses_between_engine_kinds() {
+    let (_lock, [connected, b]) = engines!("a-connected", "b");
+    fixtures::ensure(&connected);
+    b.wipe();
+    let (_dir, dir) = workdir_with_keys();
+    let airgap_bin = env!("CARGO_BIN_EXE_airgap");
+    let script = format!(
+        "'{airgap_bin}' -H '{}' pack -q fixture/web:1 fixture/app:1 -o - --key ops.pem | '{airgap_bin}' -H '{}' unpack - --key ops.pub.pem --state-dir state",
+        connected.host, b.host
+    );
+    let output = Command::new("sh")
+        .args(["-c", &script])
+        .current_dir(&dir)
+        .env_remove("DOCKER_HOST")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("loaded fixture/app:1"));
+    for tag in ["fixture/web:1", "fixture/app:1"] {
+        assert_eq!(
+            b.config_digest(tag),
+            connected.inspect(tag).unwrap().0,
+            "{tag}"
+        );
+    }
+    let left: Vec<_> = fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(".airgap-stdin-")
+        })
+        .collect();
+    assert!(left.is_empty(), "staged bundles left behind: {left:?}");
+}
+
+#[test]
+fn verify_reports_every_check_and_the_failed_one() {
+    let (_lock, [connected]) = engines!("a-connected");
+    fixtures::ensure(&connected);
+    let (_dir, dir) = workdir_with_keys();
+    airgap(
+        &dir,
+        &[
+            "--host",
+            &connected.host,
+            "pack",
+            "-q",
+            "fixture/web:1",
+            "-o",
+            "b.zst",
+            "--key",
+            "ops.pem",
+        ],
+    )
+    .success();
+    let run = airgap(&dir, &["verify", "b.zst", "--key", "ops.pub.pem", "--json"]).success();
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(report["verified"], true);
+    let sha256 = fs::read_to_string(dir.join("b.zst.sha256")).unwrap();
+    assert_eq!(
+        report["sha256"].as_str().unwrap(),
+        format!("sha256:{}", &sha256[..64])
+    );
+    let checks: Vec<&str> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["check"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        checks,
+        ["format", "manifest", "signature", "entries", "end"]
+    );
+    assert_eq!(
+        report["images"][0]["config"],
+        connected.inspect("fixture/web:1").unwrap().0
+    );
+    let text = airgap(&dir, &["verify", "b.zst", "--key", "ops.pub.pem"])
+        .success()
+        .stdout;
+    assert!(
+        text.contains("result:   VERIFIED") && text.contains("trusted here"),
+        "{text}"
+    );
+
+    airgap(&dir, &["keygen", "-o", "other"]).success();
+    let run = airgap(
+        &dir,
+        &["verify", "b.zst", "--key", "other.pub.pem", "--json"],
+    )
+    .failure(4);
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(report["verified"], false);
+    let failed: Vec<&str> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["passed"] == false)
+        .map(|c| c["check"].as_str().unwrap())
+        .collect();
+    assert_eq!(failed, ["signature"]);
+}
+
+/// A tmpfs of a few megabytes, mounted for one test (needs root, as CI has).
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(megabytes: u32) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={megabytes}m"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(status.success(), "mounting a tmpfs needs root");
+        Self { dir }
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.dir.path()).status();
+    }
+}
+
+#[test]
+fn a_pack_onto_a_too_small_filesystem_fails_cleanly_leaving_nothing() {
+    let (_lock, [connected]) = engines!("a-connected");
+    fixtures::ensure(&connected);
+    let (_dir, dir) = workdir_with_keys();
+    let disk = SmallDisk::mount(3);
+    let output = disk.dir.path().join("shop.zst");
+    let tags = app_tags();
+    let mut args = vec![
+        "--host",
+        &connected.host,
+        "pack",
+        "-q",
+        "--key",
+        "ops.pem",
+        "-o",
+        output.to_str().unwrap(),
+    ];
+    args.extend(tags.iter().map(String::as_str));
+    let run = airgap(&dir, &args).failure(1);
+    assert!(run.stderr.contains("space"), "{}", run.stderr);
+    assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+    let left: Vec<_> = fs::read_dir(disk.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
