@@ -64,6 +64,12 @@ pub enum VerifyError {
         /// Their file names.
         parts: Vec<String>,
     },
+    /// The file's SHA-256 differs from the one its `.sha256` file records.
+    #[error("{path} differs from its .sha256 file: this copy is damaged")]
+    ChecksumMismatch {
+        /// The bundle file.
+        path: PathBuf,
+    },
     /// The file changed between verification and use.
     #[error("the bundle changed on disk after it was verified")]
     ChangedSinceVerified,
@@ -239,6 +245,7 @@ pub fn verify_with_report(
             VerifyError::Open { .. } => "readable",
             VerifyError::PartsMissing { .. } | VerifyError::PartsDamaged { .. } => "parts",
             e if e.is_trust_failure() => "signature",
+            VerifyError::ChecksumMismatch { .. } => "checksum",
             VerifyError::Bundle(BundleError::UnsupportedVersion { .. }) => "format",
             _ if report.format_version.is_none() => "manifest",
             _ if !report.checks.iter().any(|c| c.check == "entries") => "entries",
@@ -357,6 +364,18 @@ fn run(
     let (sha256, _) = input.finish();
     report.check("entries", true, format!("{entries} entries, each with the size and SHA-256 the manifest lists, in order, none missing or extra"));
     report.check("end", true, "the archive ends cleanly, nothing after it");
+    if let Location::File(path) = &location {
+        if let Some(recorded) = recorded_checksum(path) {
+            if recorded != sha256 {
+                return Err(VerifyError::ChecksumMismatch { path: path.clone() });
+            }
+            report.check(
+                "checksum",
+                true,
+                "the file's SHA-256 matches its .sha256 file",
+            );
+        }
+    }
     report.sha256 = Some(sha256.clone());
     Ok(VerifiedBundle {
         location,
@@ -364,6 +383,23 @@ fn run(
         signer,
         metadata,
         sha256,
+    })
+}
+
+/// The SHA-256 that `<bundle>.sha256` (as pack writes it, in `sha256sum`
+/// format) records for the bundle, if that file is there. Content checks
+/// cannot see every damaged byte: zstd ignores some bits (padding of its
+/// bit streams), so a copy can differ and still decode to the signed content.
+fn recorded_checksum(path: &Path) -> Option<Digest> {
+    let name = path.file_name()?.to_str()?;
+    let mut companion = path.as_os_str().to_owned();
+    companion.push(".sha256");
+    let text = std::fs::read_to_string(companion).ok()?;
+    text.lines().find_map(|line| {
+        let (hex, file) = line.split_once(char::is_whitespace)?;
+        (file.trim_start().trim_start_matches('*') == name)
+            .then(|| Digest::from_hex(hex).ok())
+            .flatten()
     })
 }
 
@@ -398,7 +434,7 @@ pub fn read_head(named: &Path) -> Result<Head, VerifyError> {
 }
 
 /// Reads only the manifest and signature from `input`.
-pub fn read_head_from(input: impl Read) -> Result<Head, VerifyError> {
+pub fn read_head_from(input: impl Read + Send) -> Result<Head, VerifyError> {
     Ok(reader::read_head(input)?)
 }
 

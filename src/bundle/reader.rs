@@ -5,6 +5,7 @@
 //! manifest limit whatever the bundle's size.
 
 use std::io::{self, BufReader, Read};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use crate::digest::HashingReader;
 
@@ -41,70 +42,158 @@ pub fn read<R, E>(
     mut on_entry: impl FnMut(&Entry, &mut dyn Read) -> Result<(), E>,
 ) -> Result<Head, E>
 where
-    R: Read,
+    R: Read + Send,
     E: From<BundleError>,
 {
-    let mut archive = open_archive(input)?;
-    let head = {
-        let mut entries = archive.entries().map_err(BundleError::Corrupt)?.raw(true);
-        let head = read_head_entries(&mut entries)?;
-        check_head(&head.0)?;
-        let (head, mut pending) = head;
-        for (index, expected) in head.manifest.entries.iter().enumerate() {
-            let entry = match pending.take() {
-                Some(entry) => Some(entry),
-                None => entries.next().transpose().map_err(corrupt)?,
-            };
-            let Some(entry) = entry else {
-                return Err(BundleError::MissingEntry {
-                    path: expected.path.clone(),
-                    more: head.manifest.entries.len() - index - 1,
+    with_archive(input, |mut archive| {
+        let head = {
+            let mut entries = archive.entries().map_err(BundleError::Corrupt)?.raw(true);
+            let head = read_head_entries(&mut entries)?;
+            check_head(&head.0)?;
+            let (head, mut pending) = head;
+            for (index, expected) in head.manifest.entries.iter().enumerate() {
+                let entry = match pending.take() {
+                    Some(entry) => Some(entry),
+                    None => entries.next().transpose().map_err(corrupt)?,
+                };
+                let Some(entry) = entry else {
+                    return Err(BundleError::MissingEntry {
+                        path: expected.path.clone(),
+                        more: head.manifest.entries.len() - index - 1,
+                    }
+                    .into());
+                };
+                read_entry(entry, expected, &mut on_entry)?;
+            }
+            if let Some(extra) = entries.next().transpose().map_err(corrupt)? {
+                return Err(BundleError::UnexpectedEntry {
+                    found: entry_path(&extra),
+                    expected: "the end of the bundle".into(),
                 }
                 .into());
-            };
-            read_entry(entry, expected, &mut on_entry)?;
-        }
-        if let Some(extra) = entries.next().transpose().map_err(corrupt)? {
-            return Err(BundleError::UnexpectedEntry {
-                found: entry_path(&extra),
-                expected: "the end of the bundle".into(),
             }
-            .into());
-        }
-        head
-    };
-    check_trailer(archive.into_inner())?;
-    Ok(head)
+            head
+        };
+        check_trailer(archive.into_inner())?;
+        Ok(head)
+    })
 }
 
 /// Reads only the manifest and signature, without checking the signature:
 /// for showing what a bundle claims, never for deciding to use it.
-pub fn read_head<R: Read>(input: R) -> Result<Head, BundleError> {
-    let mut archive = open_archive(input)?;
-    let mut entries = archive.entries().map_err(BundleError::Corrupt)?.raw(true);
-    Ok(read_head_entries(&mut entries)?.0)
+pub fn read_head<R: Read + Send>(input: R) -> Result<Head, BundleError> {
+    with_archive(input, |mut archive| {
+        let mut entries = archive.entries().map_err(BundleError::Corrupt)?.raw(true);
+        Ok(read_head_entries(&mut entries)?.0)
+    })
 }
 
-type Decoder<R> = zstd::stream::read::Decoder<'static, BufReader<R>>;
+/// Decompressed chunks in flight between the decompressing thread and the
+/// tar reader: enough to keep both busy, a few megabytes at most.
+const CHUNKS_IN_FLIGHT: usize = 8;
+const CHUNK: usize = 256 << 10;
 
-fn open_archive<R: Read>(input: R) -> Result<tar::Archive<Decoder<R>>, BundleError> {
+/// Runs `work` on the tar inside `input`, decompressing on a thread of its
+/// own so that decompression and hashing overlap on two cores.
+fn with_archive<R, T, E>(
+    input: R,
+    work: impl FnOnce(tar::Archive<Chunks>) -> Result<T, E>,
+) -> Result<T, E>
+where
+    R: Read + Send,
+    E: From<BundleError>,
+{
     let mut input = BufReader::with_capacity(1 << 20, input);
     sniff(&mut input)?;
-    let mut decoder =
-        zstd::stream::read::Decoder::with_buffer(input).map_err(BundleError::Corrupt)?;
-    decoder
-        .window_log_max(WINDOW_LOG_MAX)
-        .map_err(BundleError::Corrupt)?;
-    Ok(tar::Archive::new(decoder))
+    std::thread::scope(|scope| {
+        let (sender, receiver) = sync_channel(CHUNKS_IN_FLIGHT);
+        scope.spawn(move || decompress(input, sender));
+        // Dropping the archive (on success or error) stops the decompressor.
+        work(tar::Archive::new(Chunks {
+            receiver,
+            chunk: Vec::new(),
+            position: 0,
+        }))
+    })
 }
 
-type RawEntry<'a, R> = tar::Entry<'a, Decoder<R>>;
+fn decompress(input: impl io::BufRead, sender: SyncSender<io::Result<Vec<u8>>>) {
+    let decoder = zstd::stream::read::Decoder::with_buffer(input).and_then(|mut decoder| {
+        decoder.window_log_max(WINDOW_LOG_MAX)?;
+        Ok(decoder)
+    });
+    let mut decoder = match decoder {
+        Ok(decoder) => decoder,
+        Err(error) => {
+            let _ = sender.send(Err(error));
+            return;
+        }
+    };
+    loop {
+        let mut chunk = vec![0u8; CHUNK];
+        match read_full(&mut decoder, &mut chunk) {
+            Ok(0) => return,
+            Ok(n) => {
+                chunk.truncate(n);
+                if sender.send(Ok(chunk)).is_err() {
+                    return;
+                }
+            }
+            Err(error) => {
+                let _ = sender.send(Err(error));
+                return;
+            }
+        }
+    }
+}
+
+/// Fills `buffer` unless the input ends first; the count read.
+fn read_full(input: &mut impl Read, buffer: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buffer.len() {
+        match input.read(&mut buffer[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// The decompressed stream, as the decompressing thread hands it over.
+pub struct Chunks {
+    receiver: Receiver<io::Result<Vec<u8>>>,
+    chunk: Vec<u8>,
+    position: usize,
+}
+
+impl Read for Chunks {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.position == self.chunk.len() {
+            match self.receiver.recv() {
+                Ok(Ok(chunk)) => {
+                    self.chunk = chunk;
+                    self.position = 0;
+                }
+                Ok(Err(error)) => return Err(error),
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.chunk.len() - self.position);
+        buf[..n].copy_from_slice(&self.chunk[self.position..self.position + n]);
+        self.position += n;
+        Ok(n)
+    }
+}
+
+type RawEntry<'a> = tar::Entry<'a, Chunks>;
 
 /// Reads manifest and signature; returns the first content entry if the
 /// bundle is unsigned (it was read while looking for the signature).
-fn read_head_entries<'a, R: Read>(
-    entries: &mut tar::Entries<'a, Decoder<R>>,
-) -> Result<(Head, Option<RawEntry<'a, R>>), BundleError> {
+fn read_head_entries<'a>(
+    entries: &mut tar::Entries<'a, Chunks>,
+) -> Result<(Head, Option<RawEntry<'a>>), BundleError> {
     let first = entries
         .next()
         .transpose()

@@ -18,7 +18,7 @@ pub struct InspectArgs {
 
 pub fn run(args: InspectArgs) -> anyhow::Result<()> {
     let head = if args.bundle.as_os_str() == "-" {
-        verify::read_head_from(std::io::stdin().lock())
+        verify::read_head_from(std::io::stdin())
     } else {
         verify::read_head(&args.bundle)
     };

@@ -19,6 +19,13 @@ fn other_key(dir: &Path) -> airgap::keys::PrivateKey {
 fn check(dir: &Path, case: &Case, command: &[&str]) {
     let file = format!("{}.zst", case.name);
     std::fs::write(dir.join(&file), &case.bytes).unwrap();
+    if let Some(digest) = &case.companion {
+        std::fs::write(
+            dir.join(format!("{file}.sha256")),
+            format!("{digest}  {file}\n"),
+        )
+        .unwrap();
+    }
     let mut args = command.to_vec();
     args.extend([file.as_str(), "--key", "ops.pub.pem", "-q"]);
     if case.allow_unsigned {
@@ -47,6 +54,7 @@ fn check(dir: &Path, case: &Case, command: &[&str]) {
         run.stderr
     );
     std::fs::remove_file(dir.join(&file)).unwrap();
+    let _ = std::fs::remove_file(dir.join(format!("{file}.sha256")));
 }
 
 #[test]

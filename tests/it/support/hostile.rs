@@ -30,6 +30,10 @@ pub struct Case {
     pub codes: &'static [i32],
     /// Text the one-line error must contain (empty: anything).
     pub says: &'static str,
+    /// The `.sha256` line pack wrote for the undamaged bundle, which a
+    /// damaged copy travels with (flips and cuts only: a crafted bundle's
+    /// maker would write a matching one).
+    pub companion: Option<String>,
 }
 
 /// A tar entry, written raw so that entries the tar crate refuses to make can be made.
@@ -242,6 +246,7 @@ pub fn crafted(valid: &[u8], key: &PrivateKey, other: &PrivateKey) -> Vec<Case> 
         allow_unsigned: false,
         codes,
         says,
+        companion: None,
     };
     let invalid: &'static [i32] = &[BUNDLE_INVALID];
     let untrusted: &'static [i32] = &[UNTRUSTED];
@@ -543,6 +548,7 @@ pub fn flipped(valid: &[u8], count: usize) -> Vec<Case> {
                 allow_unsigned: false,
                 codes: &[BUNDLE_INVALID, UNTRUSTED],
                 says: "",
+                companion: Some(Digest::of(valid).hex().to_owned()),
             }
         })
         .collect()
@@ -559,6 +565,7 @@ pub fn truncated(valid: &[u8], count: usize) -> Vec<Case> {
                 allow_unsigned: false,
                 codes: &[BUNDLE_INVALID],
                 says: "",
+                companion: Some(Digest::of(valid).hex().to_owned()),
             }
         })
         .collect()
