@@ -57,10 +57,39 @@ pub fn read_bundle(bundle: &[u8]) {
 }
 
 /// Wraps `tar` in zstd and reads it: mutations then land on the tar and the
-/// manifest instead of being rejected by the decompressor.
+/// manifest instead of being rejected by the decompressor. Header checksums
+/// are set right first, or nearly every mutation of a header (type, size,
+/// name) would stop at the checksum; `bundle_reader` keeps bad ones.
 pub fn read_tar(tar: &[u8]) {
-    let bundle = zstd::bulk::compress(tar, 1).expect("zstd compresses any bytes");
+    let mut tar = tar.to_vec();
+    fix_checksums(&mut tar);
+    let bundle = zstd::bulk::compress(&tar, 1).expect("zstd compresses any bytes");
     read_bundle(&bundle);
+}
+
+/// Sets the checksum of every header up to the first zero block, following
+/// the sizes the headers declare; stops at a size that does not parse.
+fn fix_checksums(tar: &mut [u8]) {
+    let mut at = 0usize;
+    while let Some(block) = tar.get_mut(at..at + 512) {
+        if block.iter().all(|&b| b == 0) {
+            return;
+        }
+        let mut header = tar::Header::new_old();
+        header.as_mut_bytes().copy_from_slice(block);
+        header.set_cksum();
+        block.copy_from_slice(header.as_bytes());
+        let Some(next) = header
+            .entry_size()
+            .ok()
+            .and_then(|size| usize::try_from(size.div_ceil(512)).ok())
+            .and_then(|blocks| blocks.checked_mul(512))
+            .and_then(|data| (at + 512).checked_add(data))
+        else {
+            return;
+        };
+        at = next;
+    }
 }
 
 /// Parses `bytes` as a bundle manifest; one that parses must survive being
