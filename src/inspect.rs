@@ -63,19 +63,70 @@ pub fn summarize(manifest: &BundleManifest) -> BundleSummary {
             refs: image.refs.iter().map(|r| r.given.clone()).collect(),
             config: image.config.digest.clone(),
             platform: image.platform.to_string(),
-            size: image.layers.iter().map(|l| l.size).sum(),
+            size: sum(image.layers.iter().map(|l| l.size)),
             layers: image.layers.clone(),
         })
         .collect();
     BundleSummary {
-        total_image_size: manifest
+        total_image_size: sum(manifest
             .images
             .iter()
-            .map(|i| i.config.size + i.layers.iter().map(|l| l.size).sum::<u64>())
-            .sum(),
+            .flat_map(|i| std::iter::once(&i.config).chain(&i.layers))
+            .map(|blob| blob.size)),
         carried_size: manifest.content_size(),
         required: manifest.required.clone(),
         shared_layers,
         images,
+    }
+}
+
+/// Sizes come from a manifest that may not be verified yet (`airgap
+/// inspect`), so their sum may not fit a `u64`: it stops at `u64::MAX`.
+fn sum(sizes: impl Iterator<Item = u64>) -> u64 {
+    sizes.fold(0, u64::saturating_add)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bundle::{BundleImage, Entry, SourceInfo};
+    use crate::image::{ImageRef, Platform};
+
+    fn blob(id: &[u8], size: u64) -> BlobRef {
+        BlobRef {
+            digest: Digest::of(id),
+            size,
+        }
+    }
+
+    // Found by the fuzz target manifest_shape (crash-9e450f8c): layer and
+    // config sizes of an unverified manifest were summed with `+`, which
+    // panicked in debug builds and wrapped in release ones.
+    #[test]
+    fn sizes_past_u64_max_saturate() {
+        let (config, huge) = (blob(b"config", 1), blob(b"layer", u64::MAX));
+        let mut manifest = BundleManifest::new("test".into(), String::new(), SourceInfo::default());
+        manifest.entries = [&config, &huge]
+            .map(|b| Entry {
+                path: b.digest.blob_path(),
+                size: b.size,
+                sha256: b.digest.hex().into(),
+            })
+            .into();
+        manifest.images = vec![BundleImage {
+            refs: vec![ImageRef {
+                given: "a:1".into(),
+                name: "docker.io/library/a:1".into(),
+            }],
+            platform: Platform::default(),
+            manifest: config.clone(),
+            config: config.clone(),
+            layers: vec![huge.clone(), huge],
+        }];
+        let manifest = BundleManifest::parse(&manifest.to_bytes()).unwrap();
+        let summary = summarize(&manifest);
+        assert_eq!(summary.images[0].size, u64::MAX);
+        assert_eq!(summary.total_image_size, u64::MAX);
+        assert_eq!(summary.carried_size, u64::MAX);
     }
 }

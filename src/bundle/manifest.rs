@@ -294,9 +294,13 @@ impl BundleManifest {
         Ok(())
     }
 
-    /// Total bytes of content the entries declare.
+    /// Total bytes of content the entries declare. An unverified manifest
+    /// may declare sizes whose sum does not fit a `u64`: the total then
+    /// stops at `u64::MAX` rather than overflowing.
     pub fn content_size(&self) -> u64 {
-        self.entries.iter().map(|e| e.size).sum()
+        self.entries
+            .iter()
+            .fold(0u64, |total, e| total.saturating_add(e.size))
     }
 }
 
@@ -305,4 +309,27 @@ impl BundleManifest {
 struct VersionProbe {
     media_type: Option<String>,
     format_version: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Found by the fuzz target manifest_shape (crash-9e450f8c): `airgap
+    // inspect` summed the sizes of an unverified manifest with `+`, which
+    // panicked in debug builds and wrapped to a small number in release ones.
+    #[test]
+    fn content_size_of_sizes_past_u64_max_saturates() {
+        let mut manifest = BundleManifest::new("test".into(), String::new(), SourceInfo::default());
+        manifest.entries = ["a", "b"]
+            .map(|path| Entry {
+                path: path.into(),
+                size: 1 << 63,
+                sha256: Digest::of(path.as_bytes()).hex().into(),
+            })
+            .into();
+        let bytes = manifest.to_bytes();
+        let parsed = BundleManifest::parse(&bytes).unwrap();
+        assert_eq!(parsed.content_size(), u64::MAX);
+    }
 }
