@@ -105,7 +105,11 @@ mod tests {
     #[test]
     fn sizes_past_u64_max_saturate() {
         let (config, huge) = (blob(b"config", 1), blob(b"layer", u64::MAX));
-        let mut manifest = BundleManifest::new("test".into(), String::new(), SourceInfo::default());
+        let mut manifest = BundleManifest::new(
+            "test".into(),
+            "2026-01-01T00:00:00Z".into(),
+            SourceInfo::default(),
+        );
         manifest.entries = [&config, &huge]
             .map(|b| Entry {
                 path: b.digest.blob_path(),

@@ -24,8 +24,6 @@ pub struct TrustPolicy {
     pub keys: Vec<PublicKey>,
     /// Accept bundles with no signature at all.
     pub allow_unsigned: bool,
-    /// Where the keys came from, for messages (`--key` files, directories).
-    pub origins: Vec<PathBuf>,
 }
 
 /// Why trusted keys could not be loaded.
@@ -71,7 +69,6 @@ impl TrustPolicy {
         };
         for path in keys {
             policy.keys.push(PublicKey::read(path)?);
-            policy.origins.push(path.clone());
         }
         let defaults;
         let dirs = if keys.is_empty() && dirs.is_empty() {
@@ -85,7 +82,6 @@ impl TrustPolicy {
         };
         for dir in dirs {
             policy.keys.extend(read_dir(dir)?);
-            policy.origins.push(dir.clone());
         }
         Ok(policy)
     }

@@ -208,3 +208,27 @@ fn path_of(bytes: &[u8]) -> String {
         .map(|&b| char::from(ALPHABET[usize::from(b) % ALPHABET.len()]))
         .collect()
 }
+
+/// Resolves `data` as the compose file of a project directory of its own,
+/// with a small environment, as `airgap plan` does. Errors are expected;
+/// what must not happen is a panic, a hang or unbounded memory (YAML
+/// anchors, merge keys and `extends` chains are the usual suspects).
+pub fn load_compose(data: &[u8]) {
+    use airgap::plan::compose::{ComposeOptions, load};
+    use std::collections::BTreeMap;
+    thread_local! {
+        static DIR: tempfile::TempDir = tempfile::tempdir().expect("a temporary directory");
+    }
+    DIR.with(|dir| {
+        std::fs::write(dir.path().join("compose.yaml"), data).expect("the temporary directory is writable");
+        let options = ComposeOptions {
+            project_directory: Some(dir.path().to_owned()),
+            current_dir: dir.path().to_owned(),
+            environment: BTreeMap::from([("TAG".to_owned(), "1.0".to_owned())]),
+            ..ComposeOptions::default()
+        };
+        if let Ok(project) = load(&options) {
+            black_box(project);
+        }
+    });
+}

@@ -320,7 +320,11 @@ mod tests {
     // panicked in debug builds and wrapped to a small number in release ones.
     #[test]
     fn content_size_of_sizes_past_u64_max_saturates() {
-        let mut manifest = BundleManifest::new("test".into(), String::new(), SourceInfo::default());
+        let mut manifest = BundleManifest::new(
+            "test".into(),
+            "2026-01-01T00:00:00Z".into(),
+            SourceInfo::default(),
+        );
         manifest.entries = ["a", "b"]
             .map(|path| Entry {
                 path: path.into(),
