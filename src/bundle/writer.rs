@@ -167,12 +167,16 @@ impl BundleWriter {
         if &actual != digest {
             return Err(BundleError::DigestMismatch { path });
         }
+        self.record_layer(path, size, digest);
+        Ok(())
+    }
+
+    fn record_layer(&mut self, path: String, size: u64, digest: &Digest) {
         self.body_entries.push(Entry {
             path,
             size,
             sha256: digest.hex().to_owned(),
         });
-        Ok(())
     }
 
     /// Appends a layer a source staged at `path` (and hashed while staging),
@@ -201,12 +205,21 @@ impl BundleWriter {
         size: u64,
         path: &Path,
     ) -> Result<(), BundleError> {
+        if !self.layers.insert(digest.clone()) || self.left_out.contains(digest) {
+            return Ok(());
+        }
         let mut file = File::open(path).map_err(|source| BundleError::Io {
             action: "reading staged layer",
             path: path.to_owned(),
             source,
         })?;
-        self.add_layer(digest, size, &mut file)
+        // The source hashed the layer as it wrote this private file; hashing
+        // it again here would cost a second pass over every byte for nothing.
+        let entry = digest.blob_path();
+        tar_stream::append(&mut self.body, &entry, size, &mut file)
+            .map_err(|source| self.body_error(source))?;
+        self.record_layer(entry, size, digest);
+        Ok(())
     }
 
     /// Layers to ship as patches when worth it: each layer digest with the

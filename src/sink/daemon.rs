@@ -246,6 +246,12 @@ impl Sink for DaemonSink {
                     loaded.untaggable.push(reference.given.clone());
                     continue;
                 };
+                // A tag already naming the image is left alone: re-applying
+                // a bundle then costs one lookup per tag.
+                if self.resolves(&reference.given, image)? {
+                    loaded.tags.push(reference.given.clone());
+                    continue;
+                }
                 self.engine.tag(found.id.as_str(), &repo, &tag)?;
                 if !self.resolves(&reference.given, image)? {
                     return Err(SinkError::Mismatch {
