@@ -2,13 +2,50 @@
 //! written out on the isolated side, where every service's image is checked.
 
 use std::fs;
-use std::path::Path;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 
 use crate::engines;
-use crate::support::cmd::{airgap, workdir_with_keys};
+use crate::support::cmd::{Run, airgap, workdir_with_keys};
+use crate::support::engine::TestEngine;
 use crate::support::fixtures;
 
 const SHOP: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/projects/shop");
+
+/// Packs the shop project from `connected` into `shop.zst`.
+fn pack_shop(connected: &TestEngine, dir: &Path, extra: &[&str]) -> Run {
+    let mut args = vec![
+        "--host",
+        &connected.host,
+        "pack",
+        "-q",
+        SHOP,
+        "-o",
+        "shop.zst",
+        "--key",
+        "ops.pem",
+    ];
+    args.extend(extra);
+    airgap(dir, &args)
+}
+
+/// Unpacks `shop.zst` into `offline`, writing the project into `site/`.
+fn unpack_shop(offline: &TestEngine, dir: &Path) -> (Run, PathBuf) {
+    let site = dir.join("site");
+    let site_arg = site.to_str().unwrap().to_owned();
+    let args = [
+        "--host",
+        &offline.host,
+        "unpack",
+        "-q",
+        "shop.zst",
+        "--key",
+        "ops.pub.pem",
+        "--compose-dir",
+        &site_arg,
+    ];
+    (airgap(dir, &args), site)
+}
 
 #[test]
 fn a_compose_project_is_carried_and_its_images_checked_on_the_other_side() {
@@ -16,21 +53,7 @@ fn a_compose_project_is_carried_and_its_images_checked_on_the_other_side() {
     fixtures::ensure(&connected);
     offline.wipe();
     let (_dir, dir) = workdir_with_keys();
-    let run = airgap(
-        &dir,
-        &[
-            "--host",
-            &connected.host,
-            "pack",
-            "-q",
-            SHOP,
-            "-o",
-            "shop.zst",
-            "--key",
-            "ops.pem",
-        ],
-    )
-    .success();
+    let run = pack_shop(&connected, &dir, &[]).success();
     assert!(
         run.stdout.contains("fixture/worker:latest"),
         "{}",
@@ -52,68 +75,26 @@ fn a_compose_project_is_carried_and_its_images_checked_on_the_other_side() {
         "env files are carried only with --with-env: {inspect}"
     );
 
-    let out = dir.join("site");
-    let run = airgap(
-        &dir,
-        &[
-            "--host",
-            &offline.host,
-            "unpack",
-            "-q",
-            "shop.zst",
-            "--key",
-            "ops.pub.pem",
-            "--compose-dir",
-            out.to_str().unwrap(),
-        ],
-    )
-    .success();
+    let (run, site) = unpack_shop(&offline, &dir);
+    let run = run.success();
     assert!(
         run.stdout.contains("compose project shop"),
         "{}",
         run.stdout
     );
     assert_eq!(
-        fs::read(out.join("compose.yaml")).unwrap(),
+        fs::read(site.join("compose.yaml")).unwrap(),
         fs::read(Path::new(SHOP).join("compose.yaml")).unwrap()
     );
-    assert!(!out.join(".env").exists());
+    assert!(!site.join(".env").exists());
     for tag in ["fixture/web:1", "fixture/api:1", "fixture/worker:latest"] {
         assert_eq!(offline.inspect(tag), connected.inspect(tag), "{tag}");
     }
 
     // Unpacking again into the same directory is fine; a changed file is not overwritten.
-    airgap(
-        &dir,
-        &[
-            "--host",
-            &offline.host,
-            "unpack",
-            "-q",
-            "shop.zst",
-            "--key",
-            "ops.pub.pem",
-            "--compose-dir",
-            out.to_str().unwrap(),
-        ],
-    )
-    .success();
-    fs::write(out.join("compose.yaml"), "services: {}\n").unwrap();
-    let run = airgap(
-        &dir,
-        &[
-            "--host",
-            &offline.host,
-            "unpack",
-            "-q",
-            "shop.zst",
-            "--key",
-            "ops.pub.pem",
-            "--compose-dir",
-            out.to_str().unwrap(),
-        ],
-    )
-    .failure(1);
+    unpack_shop(&offline, &dir).0.success();
+    fs::write(site.join("compose.yaml"), "services: {}\n").unwrap();
+    let run = unpack_shop(&offline, &dir).0.failure(1);
     assert!(run.stderr.contains("already exists"), "{}", run.stderr);
 }
 
@@ -122,43 +103,23 @@ fn env_files_ride_along_only_with_with_env() {
     let (_lock, [connected, offline]) = engines!("a-connected", "a-offline");
     fixtures::ensure(&connected);
     let (_dir, dir) = workdir_with_keys();
-    let pack = [
-        "--host",
-        &connected.host,
-        "pack",
-        "-q",
-        SHOP,
-        "--with-env",
-        "-o",
-        "shop.zst",
-        "--key",
-        "ops.pem",
-    ];
-    airgap(&dir, &pack).success();
-    let out = dir.join("site");
-    let unpack = [
-        "--host",
-        &offline.host,
-        "unpack",
-        "-q",
-        "shop.zst",
-        "--key",
-        "ops.pub.pem",
-        "--compose-dir",
-        out.to_str().unwrap(),
-    ];
-    airgap(&dir, &unpack).success();
+    pack_shop(&connected, &dir, &["--with-env"]).success();
+    let (run, site) = unpack_shop(&offline, &dir);
+    run.success();
     assert_eq!(
-        fs::read_to_string(out.join(".env")).unwrap(),
+        fs::read_to_string(site.join(".env")).unwrap(),
         "WORKER_TAG=latest\n"
     );
     assert_eq!(
-        fs::read_to_string(out.join("web.env")).unwrap(),
+        fs::read_to_string(site.join("web.env")).unwrap(),
         "GREETING=hello from web.env\n"
     );
-    use std::os::unix::fs::PermissionsExt;
     assert_eq!(
-        fs::metadata(out.join(".env")).unwrap().permissions().mode() & 0o777,
+        fs::metadata(site.join(".env"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
         0o600
     );
 }
@@ -169,41 +130,15 @@ fn a_tag_moved_on_the_site_is_put_back_by_the_next_unpack() {
     fixtures::ensure(&connected);
     offline.wipe();
     let (_dir, dir) = workdir_with_keys();
-    airgap(
-        &dir,
-        &[
-            "--host",
-            &connected.host,
-            "pack",
-            "-q",
-            SHOP,
-            "-o",
-            "shop.zst",
-            "--key",
-            "ops.pem",
-        ],
-    )
-    .success();
-    let out = dir.join("site");
-    let unpack = [
-        "--host",
-        &offline.host,
-        "unpack",
-        "-q",
-        "shop.zst",
-        "--key",
-        "ops.pub.pem",
-        "--compose-dir",
-        out.to_str().unwrap(),
-    ];
-    airgap(&dir, &unpack).success();
+    pack_shop(&connected, &dir, &[]).success();
+    unpack_shop(&offline, &dir).0.success();
     // Someone re-tags the api image on the site: compose would now run the wrong image.
     offline.docker(&["tag", "fixture/web:1", "fixture/api:1"]);
     assert_ne!(
         offline.inspect("fixture/api:1"),
         connected.inspect("fixture/api:1")
     );
-    let run = airgap(&dir, &unpack).success();
+    let run = unpack_shop(&offline, &dir).0.success();
     assert!(run.stdout.contains("already present"), "{}", run.stdout);
     assert_eq!(
         offline.inspect("fixture/api:1"),

@@ -43,25 +43,18 @@ pub fn app_tags() -> Vec<String> {
 
 /// Builds the fixture images on `engine` unless they are all there.
 pub fn ensure(engine: &TestEngine) {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/images/build");
-    let output = Command::new(script)
-        .arg("--if-missing")
-        .arg(&engine.host)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "building fixtures on {}: {}",
-        engine.name,
-        String::from_utf8_lossy(&output.stderr)
-    );
+    build(engine, "--if-missing");
 }
 
 /// Builds the fixture images on `engine` anew (new image IDs).
 pub fn rebuild(engine: &TestEngine) {
+    build(engine, "--no-check");
+}
+
+fn build(engine: &TestEngine, option: &str) {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/images/build");
     let output = Command::new(script)
-        .arg("--no-check")
+        .arg(option)
         .arg(&engine.host)
         .output()
         .unwrap();
