@@ -201,7 +201,14 @@ fn verify_reports_every_check_and_the_failed_one() {
         .collect();
     assert_eq!(
         checks,
-        ["format", "manifest", "signature", "entries", "end"]
+        [
+            "format",
+            "manifest",
+            "signature",
+            "entries",
+            "end",
+            "checksum"
+        ]
     );
     assert_eq!(
         report["images"][0]["config"],
