@@ -10,9 +10,11 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::cleanup;
 use crate::digest::{Digest, HashingReader};
 
 use super::BundleError;
+use super::writer::file_name;
 
 /// Media type of the parts index.
 pub const PARTS_MEDIA_TYPE: &str = "application/vnd.airgap.parts.v1+json";
@@ -215,10 +217,13 @@ impl Read for PartsReader {
 pub struct PartWriter {
     base: PathBuf,
     part_size: u64,
-    written: Vec<(tempfile::NamedTempFile, Part)>,
+    // Each part's temporary file stays registered for removal on interrupt
+    // until it is renamed into place.
+    written: Vec<(tempfile::NamedTempFile, Part, cleanup::Registration)>,
     current: Option<(
         crate::digest::HashingWriter<io::BufWriter<tempfile::NamedTempFile>>,
         u64,
+        cleanup::Registration,
     )>,
 }
 
@@ -234,12 +239,13 @@ impl PartWriter {
     }
 
     fn close_current(&mut self) -> io::Result<()> {
-        if let Some((writer, _)) = self.current.take() {
+        if let Some((writer, _, registration)) = self.current.take() {
             let (sha256, size, buffered) = writer.finish();
             let file = buffered.into_inner().map_err(|e| e.into_error())?;
             file.as_file().sync_all()?;
             let name = part_name(&file_name(&self.base), self.written.len() + 1);
-            self.written.push((file, Part { name, size, sha256 }));
+            self.written
+                .push((file, Part { name, size, sha256 }, registration));
         }
         Ok(())
     }
@@ -253,7 +259,7 @@ impl PartWriter {
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
         let mut parts = Vec::new();
-        for (file, part) in self.written {
+        for (file, part, _registration) in self.written {
             crate::bundle::writer::set_readable(file.as_file())?;
             file.persist(dir.join(&part.name)).map_err(|e| e.error)?;
             parts.push(part);
@@ -262,14 +268,9 @@ impl PartWriter {
     }
 }
 
-fn file_name(path: &Path) -> String {
-    path.file_name()
-        .map_or_else(|| "bundle".into(), |n| n.to_string_lossy().into_owned())
-}
-
 impl Write for PartWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if self.current.as_ref().is_some_and(|(_, left)| *left == 0) {
+        if self.current.as_ref().is_some_and(|(_, left, _)| *left == 0) {
             self.close_current()?;
         }
         if self.current.is_none() {
@@ -283,11 +284,12 @@ impl Write for PartWriter {
                 .prefix(&prefix)
                 .suffix(".tmp")
                 .tempfile_in(dir)?;
+            let registration = cleanup::register(file.path());
             let writer =
                 crate::digest::HashingWriter::new(io::BufWriter::with_capacity(1 << 20, file));
-            self.current = Some((writer, self.part_size));
+            self.current = Some((writer, self.part_size, registration));
         }
-        let (writer, left) = self.current.as_mut().expect("set just above");
+        let (writer, left, _) = self.current.as_mut().expect("set just above");
         let n = writer.write(&buf[..buf.len().min(*left as usize)])?;
         *left -= n as u64;
         Ok(n)
@@ -295,7 +297,7 @@ impl Write for PartWriter {
 
     fn flush(&mut self) -> io::Result<()> {
         match self.current.as_mut() {
-            Some((writer, _)) => writer.flush(),
+            Some((writer, _, _)) => writer.flush(),
             None => Ok(()),
         }
     }

@@ -652,7 +652,7 @@ fn parent_dir(path: &Path) -> &Path {
     }
 }
 
-fn file_name(path: &Path) -> String {
+pub(super) fn file_name(path: &Path) -> String {
     path.file_name()
         .map_or_else(|| "bundle".into(), |n| n.to_string_lossy().into_owned())
 }
@@ -665,6 +665,7 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
 
 fn write_atomically(path: &Path, contents: &[u8]) -> io::Result<()> {
     let mut temp = tempfile::NamedTempFile::new_in(parent_dir(path))?;
+    let _registration = cleanup::register(temp.path());
     temp.write_all(contents)?;
     temp.as_file()
         .set_permissions(fs::Permissions::from_mode(0o644))?;
