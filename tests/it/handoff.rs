@@ -7,6 +7,7 @@ use std::process::Command;
 use crate::engines;
 use crate::support::cmd::{airgap, workdir_with_keys};
 use crate::support::fixtures::{self, app_tags};
+use crate::support::synthetic;
 
 fn pack_split(host: &str, dir: &Path) -> Vec<String> {
     let tags = app_tags();
@@ -223,6 +224,28 @@ fn verify_reports_every_check_and_the_failed_one() {
     );
 
     airgap(&dir, &["keygen", "-o", "other"]).success();
+    let fingerprint = airgap(&dir, &["key", "fingerprint", "ops.pub.pem"])
+        .success()
+        .stdout;
+    // `sha256sum`-like: the fingerprint, then the file.
+    let fingerprint = fingerprint.split_whitespace().next().unwrap();
+    assert!(fingerprint.starts_with("sha256:"), "{fingerprint}");
+    let inspected = |key: &str| {
+        airgap(&dir, &["inspect", "b.zst", "--key", key])
+            .success()
+            .stdout
+    };
+    let text = inspected("ops.pub.pem");
+    assert!(
+        text.contains(&format!("signer:   {fingerprint} (trusted here")),
+        "{text}"
+    );
+    let text = inspected("other.pub.pem");
+    assert!(
+        text.contains(&format!("signer:   {fingerprint} (not trusted here)")),
+        "{text}"
+    );
+
     let run = airgap(
         &dir,
         &["verify", "b.zst", "--key", "other.pub.pem", "--json"],
@@ -291,4 +314,145 @@ fn a_pack_onto_a_too_small_filesystem_fails_cleanly_leaving_nothing() {
         .map(|e| e.unwrap().file_name())
         .collect();
     assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+/// Ctrl-C at any moment of a pack, split or not, leaves no temporary file
+/// and no partial bundle: only what was there before.
+#[test]
+fn a_pack_interrupted_at_any_point_leaves_nothing_behind() {
+    let (_dir, dir) = workdir_with_keys();
+    // Incompressible, so that a high level keeps pack busy for a second or two.
+    let mut noise = vec![0u8; 32 << 20];
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    for chunk in noise.chunks_mut(8) {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        chunk.copy_from_slice(&state.to_le_bytes()[..chunk.len()]);
+    }
+    let layer = synthetic_layer(&noise);
+    let image = synthetic::Image::new("noise/app:1", vec![layer]);
+    fs::write(dir.join("save.tar"), synthetic::legacy_archive(&[image])).unwrap();
+    fs::create_dir(dir.join("out")).unwrap();
+    let before = listing(&dir.join("out"));
+    for split in [None, Some("4M")] {
+        let mut args = vec![
+            "pack",
+            "-q",
+            "--archive",
+            "save.tar",
+            "--level",
+            "15",
+            "--key",
+            "ops.pem",
+            "-o",
+            "out/noise.zst",
+            "noise/app:1",
+        ];
+        if let Some(size) = split {
+            args.extend(["--split", size]);
+        }
+        let started = std::time::Instant::now();
+        airgap(&dir, &args).success();
+        let whole = started.elapsed();
+        for entry in fs::read_dir(dir.join("out")).unwrap() {
+            fs::remove_file(entry.unwrap().path()).unwrap();
+        }
+        for tenth in 1..10 {
+            let mut child = Command::new(env!("CARGO_BIN_EXE_airgap"))
+                .args(&args)
+                .current_dir(&dir)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            std::thread::sleep(whole * tenth / 10);
+            let _ = Command::new("kill")
+                .args(["-INT", &child.id().to_string()])
+                .status();
+            child.wait().unwrap();
+            let after = listing(&dir.join("out"));
+            let moment = format!("split {split:?}, at {tenth}/10 of {whole:?}: {after:?}");
+            assert!(after.iter().all(|f| !f.starts_with('.')), "{moment}");
+            if after != before {
+                // The signal came after the last rename: the bundle is whole.
+                airgap(
+                    &dir,
+                    &["verify", "-q", "out/noise.zst", "--key", "ops.pub.pem"],
+                )
+                .success();
+                for entry in fs::read_dir(dir.join("out")).unwrap() {
+                    fs::remove_file(entry.unwrap().path()).unwrap();
+                }
+            }
+        }
+    }
+}
+
+fn synthetic_layer(content: &[u8]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(content.len() as u64);
+    header.set_mode(0o644);
+    header.set_cksum();
+    builder.append_data(&mut header, "noise", content).unwrap();
+    builder.into_inner().unwrap()
+}
+
+fn listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Standard input staged onto a disk too small for it: a clear error, the
+/// staging area cleaned up, and nothing reaches the engine.
+#[test]
+fn an_unpack_from_stdin_onto_a_too_small_staging_disk_fails_cleanly() {
+    let (_lock, [connected, offline]) = engines!("a-connected", "a-offline");
+    fixtures::ensure(&connected);
+    offline.wipe();
+    let (_dir, dir) = workdir_with_keys();
+    let tags = app_tags();
+    let mut args = vec![
+        "--host",
+        &connected.host,
+        "pack",
+        "-q",
+        "--key",
+        "ops.pem",
+        "-o",
+        "shop.zst",
+    ];
+    args.extend(tags.iter().map(String::as_str));
+    airgap(&dir, &args).success();
+    let disk = SmallDisk::mount(1);
+    let bundle = fs::File::open(dir.join("shop.zst")).unwrap();
+    assert!(bundle.metadata().unwrap().len() > 1 << 20);
+    let run = Command::new(env!("CARGO_BIN_EXE_airgap"))
+        .args([
+            "--host",
+            &offline.host,
+            "unpack",
+            "-q",
+            "-",
+            "--key",
+            "ops.pub.pem",
+            "--staging-dir",
+            disk.dir.path().to_str().unwrap(),
+        ])
+        .current_dir(&dir)
+        .env("AIRGAP_STATE_DIR", dir.join("state"))
+        .stdin(bundle)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success());
+    assert!(stderr.contains("space"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(listing(disk.dir.path()).is_empty());
+    assert!(offline.image_ids().is_empty());
 }
