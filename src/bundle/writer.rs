@@ -28,16 +28,45 @@ use super::{
 /// Compression settings.
 #[derive(Clone, Debug)]
 pub struct Compression {
-    /// zstd level, 1 to 19.
+    /// zstd level, 1 to [`MAX_LEVEL`].
     pub level: i32,
     /// Worker threads for the body frame (0: compress on the calling thread).
     pub threads: u32,
 }
 
+/// The default level: with the window and job sizes below, the smallest
+/// bundle that still keeps up with an engine's export on two cores
+/// (measured in `bench/`, docs/BENCHMARKS.md).
+pub const DEFAULT_LEVEL: i32 = 4;
+/// The highest level offered. Above it zstd's match tables alone pass the
+/// memory budget (200 MB for a whole pack), for bundles about 5% smaller.
+pub const MAX_LEVEL: i32 = 16;
+/// Every worker holds its own job buffers and match tables, so memory
+/// grows with their number; past four the export, not compression, limits.
+const MAX_DEFAULT_THREADS: u32 = 4;
+
 impl Default for Compression {
     fn default() -> Self {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
-        Self { level: 3, threads }
+        Self {
+            level: DEFAULT_LEVEL,
+            threads: threads.min(MAX_DEFAULT_THREADS),
+        }
+    }
+}
+
+impl Compression {
+    /// zstd's window (log2 bytes) and multithreading job size for this level.
+    /// Jobs far smaller than zstd's default (four windows) let every worker
+    /// compress a single large layer; they overlap by part of the window so
+    /// long-distance matches across jobs survive. Higher levels get a smaller
+    /// window to stay within the same memory.
+    fn window_and_job(&self) -> (u32, u32) {
+        if self.level <= 9 {
+            (WINDOW_LOG_MAX - 1, 16 << 20)
+        } else {
+            (WINDOW_LOG_MAX - 2, 8 << 20)
+        }
     }
 }
 
@@ -382,11 +411,13 @@ impl BundleWriter {
 
 fn body_encoder(file: BufWriter<File>, compression: &Compression) -> io::Result<BodyEncoder> {
     let mut encoder = zstd::stream::write::Encoder::new(file, compression.level)?;
+    let (window_log, job_size) = compression.window_and_job();
     if compression.threads > 1 {
         encoder.multithread(compression.threads)?;
+        encoder.set_parameter(zstd::stream::raw::CParameter::JobSize(job_size))?;
     }
     encoder.long_distance_matching(true)?;
-    encoder.window_log(WINDOW_LOG_MAX)?;
+    encoder.window_log(window_log)?;
     encoder.include_checksum(true)?;
     Ok(encoder)
 }
@@ -399,17 +430,19 @@ fn head_frame(
     signature: Option<&[u8]>,
     metadata: &[MetadataEntry],
 ) -> io::Result<Vec<u8>> {
-    let mut encoder = zstd::stream::write::Encoder::new(Vec::new(), 19)?;
-    encoder.window_log(WINDOW_LOG_MAX)?;
-    encoder.include_checksum(true)?;
-    tar_stream::append_bytes(&mut encoder, MANIFEST_PATH, manifest)?;
+    let mut tar = Vec::new();
+    tar_stream::append_bytes(&mut tar, MANIFEST_PATH, manifest)?;
     if let Some(signature) = signature {
-        tar_stream::append_bytes(&mut encoder, SIGNATURE_PATH, signature)?;
+        tar_stream::append_bytes(&mut tar, SIGNATURE_PATH, signature)?;
     }
     for entry in metadata {
-        tar_stream::append_bytes(&mut encoder, &entry.path, &entry.bytes)?;
+        tar_stream::append_bytes(&mut tar, &entry.path, &entry.bytes)?;
     }
-    encoder.finish()
+    // Compressed in one call, so zstd sizes its window and tables to these
+    // few kilobytes instead of allocating level 19's for an unknown length.
+    let mut compressor = zstd::bulk::Compressor::new(19)?;
+    compressor.set_parameter(zstd::stream::raw::CParameter::ChecksumFlag(true))?;
+    compressor.compress(&tar)
 }
 
 /// Where a finished bundle goes.

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use airgap::bundle::writer::{Compression, Output};
+use airgap::bundle::writer::{Compression, DEFAULT_LEVEL, MAX_LEVEL, Output};
 use airgap::delta::{Site, SiteImage};
 use airgap::image::ImageRef;
 use airgap::inventory::Inventory;
@@ -41,10 +41,10 @@ pub struct PackArgs {
     /// Write an unsigned bundle (the isolated side must then pass --allow-unsigned).
     #[arg(long, conflicts_with = "key")]
     unsigned: bool,
-    /// zstd level: 1 (fastest) to 19 (smallest).
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=19))]
+    /// zstd level: 1 (fastest) to 16 (smallest).
+    #[arg(long, default_value_t = DEFAULT_LEVEL, value_parser = clap::value_parser!(i32).range(1..=MAX_LEVEL as i64))]
     level: i32,
-    /// Compression threads (default: one per CPU).
+    /// Compression threads (default: one per CPU, at most 4).
     #[arg(long)]
     threads: Option<u32>,
     /// Take the images from this `docker save` archive instead of the engine.

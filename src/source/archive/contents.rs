@@ -54,7 +54,10 @@ pub fn read_archive(
     layers: &mut dyn LayerSink,
     progress: &dyn Progress,
 ) -> Result<ArchiveContents, SourceError> {
-    let mut archive = tar::Archive::new(ProgressReader::new(input, progress));
+    // tar reads headers 512 bytes at a time; each read of an engine's
+    // stream is a trip through the async runtime.
+    let buffered = std::io::BufReader::with_capacity(1 << 20, input);
+    let mut archive = tar::Archive::new(ProgressReader::new(buffered, progress));
     let mut contents = ArchiveContents::default();
     let mut docker_manifest = None;
     for (sequence, entry) in archive.entries().map_err(SourceError::Read)?.enumerate() {

@@ -26,40 +26,46 @@ const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
 const ZSTD_MAGIC: &[u8] = &[0x28, 0xb5, 0x2f, 0xfd];
 
 /// Copies `content` to `path`, decompressing it if it is gzip or zstd.
+/// Staged files are temporary (removed once compressed into the bundle), so
+/// they are not synced to disk.
 pub fn stage(content: impl Read, path: &Path) -> io::Result<StagedBlob> {
-    let mut archived = BufReader::with_capacity(256 << 10, HashingReader::new(content));
+    let mut archived = BufReader::with_capacity(BUFFER, content);
     let file = File::create(path)?;
-    let mut stored = HashingWriter::new(BufWriter::with_capacity(256 << 10, file));
+    let mut stored = HashingWriter::new(BufWriter::with_capacity(BUFFER, file));
     let start = archived.fill_buf()?;
-    if start.starts_with(GZIP_MAGIC) {
-        io::copy(
-            &mut flate2::bufread::MultiGzDecoder::new(&mut archived),
-            &mut stored,
-        )?;
-    } else if start.starts_with(ZSTD_MAGIC) {
-        io::copy(
-            &mut zstd::stream::read::Decoder::with_buffer(&mut archived)?,
-            &mut stored,
-        )?;
+    let compressed = start.starts_with(GZIP_MAGIC) || start.starts_with(ZSTD_MAGIC);
+    let archived_digest = if compressed {
+        let mut hashed = BufReader::with_capacity(BUFFER, HashingReader::new(archived));
+        if hashed.fill_buf()?.starts_with(GZIP_MAGIC) {
+            io::copy(
+                &mut flate2::bufread::MultiGzDecoder::new(&mut hashed),
+                &mut stored,
+            )?;
+        } else {
+            io::copy(
+                &mut zstd::stream::read::Decoder::with_buffer(&mut hashed)?,
+                &mut stored,
+            )?;
+        }
+        // Whatever follows a compressed stream still belongs to the archived blob.
+        io::copy(&mut hashed, &mut io::sink())?;
+        Some(hashed.into_inner().finish().0)
     } else {
+        // Stored as archived: one hash serves as both digests.
         io::copy(&mut archived, &mut stored)?;
-    }
-    // Whatever follows a compressed stream still belongs to the archived blob.
-    io::copy(&mut archived, &mut io::sink())?;
+        None
+    };
     let (digest, size, writer) = stored.finish();
-    writer
-        .into_inner()
-        .map_err(|e| e.into_error())?
-        .sync_data()
-        .ok();
-    let (archived_digest, _) = archived.into_inner().finish();
+    writer.into_inner().map_err(|e| e.into_error())?;
     Ok(StagedBlob {
         path: path.to_owned(),
+        archived_digest: archived_digest.unwrap_or_else(|| digest.clone()),
         digest,
         size,
-        archived_digest,
     })
 }
+
+const BUFFER: usize = 256 << 10;
 
 #[cfg(test)]
 mod tests {
