@@ -4,7 +4,7 @@
 #   make lint    rustfmt check + clippy, warnings are errors
 #   make test    start the test engines, cargo test --release, stop them
 #   make demo    pack on one engine, unpack on another, with the release binary
-#   make bench   bench/run, once it exists
+#   make bench   bench/run: airgap against docker save/load, gzip, zstd (see bench/README.md)
 CARGO ?= cargo
 
 .PHONY: deps build lint test demo bench
@@ -26,4 +26,4 @@ demo: deps
 	scripts/demo
 
 bench:
-	@if [ -x bench/run ]; then bench/run; else echo "make bench: bench/run does not exist yet"; fi
+	bench/run
