@@ -202,19 +202,37 @@ fn a_delta_updates_a_podman_site_by_rebuilding_left_out_layers() {
 
 #[test]
 fn a_delta_on_a_site_without_its_base_is_refused_and_loads_nothing() {
-    let (_lock, [connected, offline]) = engines!("a-connected", "a-offline");
+    let (_lock, [connected, offline, containerd, podman]) =
+        engines!("a-connected", "a-offline", "b", "podman");
     fixtures::ensure(&connected);
-    offline.wipe();
     let (_dir, dir) = workdir_with_keys();
     pack(&connected, &dir, &V1, "v1.zst", &[]);
     pack(&connected, &dir, &V2, "delta.zst", &["--since", "v1.zst"]);
-    let run = unpack(&offline, &dir, "delta.zst").failure(8);
-    assert!(
-        run.stderr.contains("lacks the layers") && run.stderr.contains("fixture/app:2"),
-        "{}",
-        run.stderr
-    );
-    assert!(offline.image_ids().is_empty());
+    let required = airgap::verify::read_head(&dir.join("delta.zst"))
+        .unwrap()
+        .manifest
+        .required;
+    assert!(!required.is_empty());
+    for site in [&offline, &containerd, &podman] {
+        site.wipe();
+        let run = unpack(site, &dir, "delta.zst").failure(8);
+        assert!(
+            run.stderr.contains("lacks the layers") && run.stderr.contains("fixture/app:2"),
+            "{}: {}",
+            site.host,
+            run.stderr
+        );
+        for blob in &required {
+            assert!(
+                run.stderr.contains(blob.digest.short()),
+                "{}: {} not named in {}",
+                site.host,
+                blob.digest,
+                run.stderr
+            );
+        }
+        assert!(site.image_ids().is_empty(), "{}", site.host);
+    }
 }
 
 /// With the old image gone from the connected engine, the patch reference
@@ -270,7 +288,8 @@ fn an_interrupted_unpack_finishes_on_rerun() {
                 "ops.pub.pem",
             ])
             .current_dir(&dir)
-            .env("AIRGAP_STATE_DIR", dir.join("state"))
+            // The rerun below must find the record this run leaves.
+            .env("AIRGAP_STATE_DIR", crate::support::cmd::state_dir())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()

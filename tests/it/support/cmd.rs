@@ -39,7 +39,7 @@ impl Run {
 }
 
 /// Unpack records of this test run, kept out of the host's /var/lib/airgap.
-fn state_dir() -> &'static Path {
+pub fn state_dir() -> &'static Path {
     static STATE: OnceLock<tempfile::TempDir> = OnceLock::new();
     STATE.get_or_init(|| tempfile::tempdir().unwrap()).path()
 }
