@@ -26,13 +26,10 @@ fn pack_split(host: &str, dir: &Path) -> Vec<String> {
     args.extend(tags.iter().map(String::as_str));
     fs::create_dir_all(dir.join("out")).unwrap();
     airgap(dir, &args).success();
-    let mut parts: Vec<String> = fs::read_dir(dir.join("out"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+    listing(&dir.join("out"))
+        .into_iter()
         .filter(|n| n.starts_with("shop.zst.0"))
-        .collect();
-    parts.sort();
-    parts
+        .collect()
 }
 
 #[test]
