@@ -284,6 +284,16 @@ impl Drop for SmallDisk {
     }
 }
 
+/// Packs the application fixtures from `host` into `output`, signed with ops.pem.
+fn pack_apps(host: &str, dir: &Path, output: &str) -> crate::support::cmd::Run {
+    let tags = app_tags();
+    let mut args = vec![
+        "--host", host, "pack", "-q", "--key", "ops.pem", "-o", output,
+    ];
+    args.extend(tags.iter().map(String::as_str));
+    airgap(dir, &args)
+}
+
 #[test]
 fn a_pack_onto_a_too_small_filesystem_fails_cleanly_leaving_nothing() {
     let (_lock, [connected]) = engines!("a-connected");
@@ -291,19 +301,7 @@ fn a_pack_onto_a_too_small_filesystem_fails_cleanly_leaving_nothing() {
     let (_dir, dir) = workdir_with_keys();
     let disk = SmallDisk::mount(3);
     let output = disk.dir.path().join("shop.zst");
-    let tags = app_tags();
-    let mut args = vec![
-        "--host",
-        &connected.host,
-        "pack",
-        "-q",
-        "--key",
-        "ops.pem",
-        "-o",
-        output.to_str().unwrap(),
-    ];
-    args.extend(tags.iter().map(String::as_str));
-    let run = airgap(&dir, &args).failure(1);
+    let run = pack_apps(&connected.host, &dir, output.to_str().unwrap()).failure(1);
     assert!(run.stderr.contains("space"), "{}", run.stderr);
     assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
     let left: Vec<_> = fs::read_dir(disk.dir.path())
@@ -413,19 +411,7 @@ fn an_unpack_from_stdin_onto_a_too_small_staging_disk_fails_cleanly() {
     fixtures::ensure(&connected);
     offline.wipe();
     let (_dir, dir) = workdir_with_keys();
-    let tags = app_tags();
-    let mut args = vec![
-        "--host",
-        &connected.host,
-        "pack",
-        "-q",
-        "--key",
-        "ops.pem",
-        "-o",
-        "shop.zst",
-    ];
-    args.extend(tags.iter().map(String::as_str));
-    airgap(&dir, &args).success();
+    pack_apps(&connected.host, &dir, "shop.zst").success();
     let disk = SmallDisk::mount(1);
     let bundle = fs::File::open(dir.join("shop.zst")).unwrap();
     assert!(bundle.metadata().unwrap().len() > 1 << 20);
