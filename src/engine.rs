@@ -303,19 +303,23 @@ impl Engine {
         self.runtime.spawn(async move {
             let mut gathered = bytes::BytesMut::with_capacity(CHUNK);
             while let Some(chunk) = stream.next().await {
-                let next = match chunk {
+                match chunk {
                     Ok(bytes) => {
                         gathered.extend_from_slice(&bytes);
-                        if gathered.len() < CHUNK {
-                            continue;
+                        if gathered.len() >= CHUNK {
+                            let full = gathered.split().freeze();
+                            // split() hands over the allocation; take a whole
+                            // chunk's now rather than growing it piece by piece.
+                            gathered.reserve(CHUNK);
+                            if sender.send(Ok(full)).await.is_err() {
+                                return;
+                            }
                         }
-                        Ok(gathered.split().freeze())
                     }
-                    Err(error) => Err(io::Error::other(error)),
-                };
-                let failed = next.is_err();
-                if sender.send(next).await.is_err() || failed {
-                    return;
+                    Err(error) => {
+                        let _ = sender.send(Err(io::Error::other(error))).await;
+                        return;
+                    }
                 }
             }
             if !gathered.is_empty() {

@@ -14,7 +14,7 @@ use crate::cleanup;
 use crate::digest::{Digest, HashingReader};
 
 use super::BundleError;
-use super::writer::file_name;
+use super::writer::{file_name, parent_dir, with_suffix};
 
 /// Media type of the parts index.
 pub const PARTS_MEDIA_TYPE: &str = "application/vnd.airgap.parts.v1+json";
@@ -65,12 +65,6 @@ pub fn index_path(bundle: &Path) -> PathBuf {
 /// The index signature file of `bundle`.
 pub fn index_signature_path(bundle: &Path) -> PathBuf {
     with_suffix(bundle, ".parts.sig")
-}
-
-fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(suffix);
-    PathBuf::from(name)
 }
 
 /// Where the parts of a bundle are, given what a user named: the bundle
@@ -253,11 +247,7 @@ impl PartWriter {
     /// Renames every part into place and returns them.
     pub fn finish(mut self) -> io::Result<Vec<Part>> {
         self.close_current()?;
-        let dir = self
-            .base
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
+        let dir = parent_dir(&self.base);
         let mut parts = Vec::new();
         for (file, part, _registration) in self.written {
             crate::bundle::writer::set_readable(file.as_file())?;
@@ -274,11 +264,7 @@ impl Write for PartWriter {
             self.close_current()?;
         }
         if self.current.is_none() {
-            let dir = self
-                .base
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(Path::new("."));
+            let dir = parent_dir(&self.base);
             let prefix = format!(".{}.{:03}.", file_name(&self.base), self.written.len() + 1);
             let file = tempfile::Builder::new()
                 .prefix(&prefix)

@@ -678,7 +678,7 @@ pub fn now_rfc3339() -> String {
         .expect("UTC times always format")
 }
 
-fn parent_dir(path: &Path) -> &Path {
+pub(super) fn parent_dir(path: &Path) -> &Path {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -690,7 +690,7 @@ pub(super) fn file_name(path: &Path) -> String {
         .map_or_else(|| "bundle".into(), |n| n.to_string_lossy().into_owned())
 }
 
-fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+pub(super) fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(suffix);
     PathBuf::from(name)

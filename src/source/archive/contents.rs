@@ -54,8 +54,8 @@ pub fn read_archive(
     layers: &mut dyn LayerSink,
     progress: &dyn Progress,
 ) -> Result<ArchiveContents, SourceError> {
-    // tar reads headers 512 bytes at a time; each read of an engine's
-    // stream is a trip through the async runtime.
+    // tar reads headers 512 bytes at a time: from an archive file each read
+    // would be a system call.
     let buffered = std::io::BufReader::with_capacity(1 << 20, input);
     let mut archive = tar::Archive::new(ProgressReader::new(buffered, progress));
     let mut contents = ArchiveContents::default();

@@ -33,23 +33,25 @@ pub fn stage(content: impl Read, path: &Path) -> io::Result<StagedBlob> {
     let file = File::create(path)?;
     let mut stored = HashingWriter::new(BufWriter::with_capacity(BUFFER, file));
     let start = archived.fill_buf()?;
-    let compressed = start.starts_with(GZIP_MAGIC) || start.starts_with(ZSTD_MAGIC);
-    let archived_digest = if compressed {
-        let mut hashed = BufReader::with_capacity(BUFFER, HashingReader::new(archived));
-        if hashed.fill_buf()?.starts_with(GZIP_MAGIC) {
+    let gzip = start.starts_with(GZIP_MAGIC);
+    let archived_digest = if gzip || start.starts_with(ZSTD_MAGIC) {
+        // The decoders buffer what they read from here, so everything the
+        // archive held passes through this hash once.
+        let mut hashed = HashingReader::new(archived);
+        if gzip {
             io::copy(
-                &mut flate2::bufread::MultiGzDecoder::new(&mut hashed),
+                &mut flate2::read::MultiGzDecoder::new(&mut hashed),
                 &mut stored,
             )?;
         } else {
             io::copy(
-                &mut zstd::stream::read::Decoder::with_buffer(&mut hashed)?,
+                &mut zstd::stream::read::Decoder::new(&mut hashed)?,
                 &mut stored,
             )?;
         }
         // Whatever follows a compressed stream still belongs to the archived blob.
         io::copy(&mut hashed, &mut io::sink())?;
-        Some(hashed.into_inner().finish().0)
+        Some(hashed.finish().0)
     } else {
         // Stored as archived: one hash serves as both digests.
         io::copy(&mut archived, &mut stored)?;
