@@ -325,7 +325,7 @@ fn a_pack_interrupted_at_any_point_leaves_nothing_behind() {
         state ^= state << 17;
         chunk.copy_from_slice(&state.to_le_bytes()[..chunk.len()]);
     }
-    let layer = synthetic_layer(&noise);
+    let layer = synthetic::layer("noise", &noise);
     let image = synthetic::Image::new("noise/app:1", vec![layer]);
     fs::write(dir.join("save.tar"), synthetic::legacy_archive(&[image])).unwrap();
     fs::create_dir(dir.join("out")).unwrap();
@@ -382,16 +382,6 @@ fn a_pack_interrupted_at_any_point_leaves_nothing_behind() {
             }
         }
     }
-}
-
-fn synthetic_layer(content: &[u8]) -> Vec<u8> {
-    let mut builder = tar::Builder::new(Vec::new());
-    let mut header = tar::Header::new_gnu();
-    header.set_size(content.len() as u64);
-    header.set_mode(0o644);
-    header.set_cksum();
-    builder.append_data(&mut header, "noise", content).unwrap();
-    builder.into_inner().unwrap()
 }
 
 fn listing(dir: &Path) -> Vec<String> {

@@ -11,15 +11,14 @@ pub fn digest(bytes: &[u8]) -> String {
 }
 
 /// A layer tar holding one file.
-pub fn layer(file: &str, content: &str) -> Vec<u8> {
+pub fn layer(file: &str, content: impl AsRef<[u8]>) -> Vec<u8> {
+    let content = content.as_ref();
     let mut builder = tar::Builder::new(Vec::new());
     let mut header = tar::Header::new_gnu();
     header.set_size(content.len() as u64);
     header.set_mode(0o644);
     header.set_cksum();
-    builder
-        .append_data(&mut header, file, content.as_bytes())
-        .unwrap();
+    builder.append_data(&mut header, file, content).unwrap();
     builder.into_inner().unwrap()
 }
 
