@@ -244,11 +244,48 @@ impl BundleWriter {
         })?;
         // The source hashed the layer as it wrote this private file; hashing
         // it again here would cost a second pass over every byte for nothing.
+        self.append_layer(digest, size, &mut file)
+    }
+
+    /// Appends a layer as a source streams it, without staging it; the
+    /// source checks its digest as it reads and fails the export (so this
+    /// bundle is never finished) if it differs. Only layers
+    /// [`Self::needs_staging`] says no to may come this way.
+    pub fn add_streamed_layer(
+        &mut self,
+        digest: &Digest,
+        size: u64,
+        content: &mut dyn Read,
+    ) -> Result<(), BundleError> {
+        if !self.layers.insert(digest.clone()) {
+            return Err(BundleError::Inconsistent {
+                reason: format!("layer {digest} was streamed twice"),
+            });
+        }
+        self.append_layer(digest, size, content)
+    }
+
+    fn append_layer(
+        &mut self,
+        digest: &Digest,
+        size: u64,
+        content: &mut dyn Read,
+    ) -> Result<(), BundleError> {
         let entry = digest.blob_path();
-        tar_stream::append(&mut self.body, &entry, size, &mut file)
+        tar_stream::append(&mut self.body, &entry, size, content)
             .map_err(|source| self.body_error(source))?;
         self.record_layer(entry, size, digest);
         Ok(())
+    }
+
+    /// Layers that must arrive staged: those left out (dropped unread) and
+    /// those a patch is to be made of (which needs the whole file).
+    pub fn needs_staging(&self) -> HashSet<Digest> {
+        self.left_out
+            .iter()
+            .chain(self.patch_bases.keys())
+            .cloned()
+            .collect()
     }
 
     /// Layers to ship as patches when worth it: each layer digest with the

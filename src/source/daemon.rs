@@ -31,10 +31,11 @@ impl DaemonSource {
 
     /// Inspects every reference; one error names all that are missing.
     fn inspect_all(&self, refs: &[ImageRef]) -> Result<Vec<(ImageRef, EngineImage)>, SourceError> {
+        let given: Vec<&str> = refs.iter().map(|r| r.given.as_str()).collect();
         let mut found = Vec::new();
         let mut missing = Vec::new();
-        for reference in refs {
-            match self.engine.inspect(&reference.given)? {
+        for (reference, image) in refs.iter().zip(self.engine.inspect_many(&given)?) {
+            match image {
                 Some(image) => found.push((reference.clone(), image)),
                 None => missing.push(reference.given.clone()),
             }

@@ -36,6 +36,23 @@ pub trait LayerSink {
     fn has_layer(&self, digest: &Digest) -> bool;
     /// Takes a staged layer (and the duty to remove its file).
     fn put_layer(&mut self, layer: StagedLayer) -> Result<(), SourceError>;
+    /// True when the sink takes this layer as it streams past
+    /// ([`LayerSink::stream_layer`]) instead of staged.
+    fn takes_stream(&self, _digest: &Digest) -> bool {
+        false
+    }
+    /// Takes a layer whose digest the archive named before its bytes (OCI
+    /// layouts name blobs by digest) while it streams past, so nothing waits
+    /// for the whole layer. `content` yields exactly `size` bytes; the source
+    /// checks their digest and fails the export if it differs.
+    fn stream_layer(
+        &mut self,
+        _digest: &Digest,
+        _size: u64,
+        _content: &mut dyn std::io::Read,
+    ) -> Result<(), SourceError> {
+        unreachable!("takes_stream is false for sinks that cannot stream")
+    }
 }
 
 /// Where images come from.

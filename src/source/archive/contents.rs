@@ -10,7 +10,7 @@ use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 
 use crate::bundle::layout::DockerLoadEntry;
-use crate::digest::Digest;
+use crate::digest::{Digest, HashingReader};
 use crate::progress::{Progress, ProgressReader};
 use crate::source::{LayerSink, SourceError, StagedLayer};
 
@@ -93,6 +93,19 @@ pub fn read_archive(
                     docker_manifest = Some(parsed);
                 } else if is_ignored(&path) {
                     continue;
+                } else if let Some(digest) = streamable_layer(&path, expected_layers, layers) {
+                    let size = entry.size();
+                    let mut hashing = HashingReader::new(entry);
+                    layers.stream_layer(&digest, size, &mut hashing)?;
+                    let (actual, _) = hashing.finish();
+                    if actual != digest {
+                        return Err(malformed(format!(
+                            "{path} does not hash to its name (it hashes to {actual})"
+                        )));
+                    }
+                    contents
+                        .files
+                        .insert(path, ArchiveFile::Layer { digest, size });
                 } else {
                     let staged_path = staging.join(format!("blob-{sequence}"));
                     let staged =
@@ -199,6 +212,18 @@ fn is_ignored(path: &str) -> bool {
 
 /// Blobs named after their digest (`blobs/sha256/<hex>`, `<hex>.json`) must
 /// hash to that name: the first check of the engine's export.
+/// The digest of an OCI layout blob that is an expected, uncompressed layer
+/// the sink takes as a stream: its name is its digest, so it need not be
+/// staged to learn it.
+fn streamable_layer(
+    path: &str,
+    expected_layers: &HashSet<Digest>,
+    layers: &dyn LayerSink,
+) -> Option<Digest> {
+    let digest = Digest::from_hex(path.strip_prefix("blobs/sha256/")?).ok()?;
+    (expected_layers.contains(&digest) && layers.takes_stream(&digest)).then_some(digest)
+}
+
 fn check_named_digest(path: &str, staged: &StagedBlob) -> Result<(), SourceError> {
     let named = path
         .strip_prefix("blobs/sha256/")
@@ -250,6 +275,89 @@ fn malformed(reason: String) -> SourceError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::progress::NoProgress;
+
+    /// Takes every layer as a stream and keeps what it was given.
+    struct StreamingSink {
+        staging: tempfile::TempDir,
+        streamed: Vec<(Digest, Vec<u8>)>,
+    }
+
+    impl LayerSink for StreamingSink {
+        fn staging_dir(&self) -> &Path {
+            self.staging.path()
+        }
+        fn has_layer(&self, _: &Digest) -> bool {
+            false
+        }
+        fn put_layer(&mut self, layer: StagedLayer) -> Result<(), SourceError> {
+            panic!("layer {} was staged, not streamed", layer.digest)
+        }
+        fn takes_stream(&self, _: &Digest) -> bool {
+            true
+        }
+        fn stream_layer(
+            &mut self,
+            digest: &Digest,
+            size: u64,
+            content: &mut dyn Read,
+        ) -> Result<(), SourceError> {
+            let mut bytes = Vec::new();
+            content.read_to_end(&mut bytes).map_err(SourceError::Read)?;
+            assert_eq!(bytes.len() as u64, size);
+            self.streamed.push((digest.clone(), bytes));
+            Ok(())
+        }
+    }
+
+    /// An OCI-layout archive holding `content` under the name `named`, and
+    /// a `manifest.json`.
+    fn oci_archive(named: &Digest, content: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        crate::bundle::tar_stream::append_bytes(&mut out, &named.blob_path(), content).unwrap();
+        crate::bundle::tar_stream::append_bytes(&mut out, "manifest.json", b"[]").unwrap();
+        crate::bundle::tar_stream::finish(&mut out).unwrap();
+        out
+    }
+
+    fn read_streaming(
+        archive: &[u8],
+        expected: &Digest,
+    ) -> (Result<ArchiveContents, SourceError>, StreamingSink) {
+        let mut sink = StreamingSink {
+            staging: tempfile::tempdir().unwrap(),
+            streamed: Vec::new(),
+        };
+        let staging = sink.staging.path().to_owned();
+        let expected = HashSet::from([expected.clone()]);
+        let read = read_archive(archive, &staging, &expected, &mut sink, &NoProgress);
+        (read, sink)
+    }
+
+    #[test]
+    fn an_expected_layer_named_by_its_digest_streams_through_unstaged() {
+        let layer = b"layer bytes".repeat(1000);
+        let digest = Digest::of(&layer);
+        let (read, sink) = read_streaming(&oci_archive(&digest, &layer), &digest);
+        let contents = read.unwrap();
+        assert_eq!(sink.streamed, vec![(digest.clone(), layer.clone())]);
+        assert!(matches!(
+            contents.files.get(&digest.blob_path()),
+            Some(ArchiveFile::Layer { digest: d, size }) if d == &digest && *size == layer.len() as u64
+        ));
+        assert_eq!(fs::read_dir(sink.staging.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_streamed_layer_that_does_not_hash_to_its_name_fails_the_read() {
+        let layer = b"layer bytes".repeat(1000);
+        let digest = Digest::of(&layer);
+        let mut altered = layer.clone();
+        altered[5000] ^= 1;
+        let (read, _) = read_streaming(&oci_archive(&digest, &altered), &digest);
+        let message = read.unwrap_err().to_string();
+        assert!(message.contains("does not hash to its name"), "{message}");
+    }
 
     #[test]
     fn paths_normalise_and_escapes_are_caught() {
