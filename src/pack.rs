@@ -140,6 +140,7 @@ fn compress(
     mut writer: BundleWriter,
     receiver: &Receiver<Delivery>,
 ) -> Result<Option<BundleWriter>, BundleError> {
+    yield_to_the_export();
     while let Ok(delivery) = receiver.recv() {
         match delivery {
             Delivery::Staged(layer) => {
@@ -163,6 +164,20 @@ fn compress(
         }
     }
     Ok(Some(writer))
+}
+
+/// How much lower compression runs than the rest of the machine.
+const COMPRESSION_NICENESS: i32 = 10;
+
+/// The engine's export is what a pack waits for, and an engine exporting
+/// from the containerd store needs more than a core of its own; compressing
+/// at full priority beside it slows the export and so the whole pack. This
+/// thread, and the zstd workers it starts on its first write (they inherit
+/// its priority), take what CPU the export leaves. On Linux a priority is a
+/// thread's, so the thread reading the export keeps its own.
+fn yield_to_the_export() {
+    // Only ever lowered, which needs no privilege; a failure costs only speed.
+    let _ = rustix::process::nice(COMPRESSION_NICENESS);
 }
 
 /// One streamed layer's bytes, read from the pieces that follow its announcement.
