@@ -97,12 +97,7 @@ pub fn read_archive(
                     let size = entry.size();
                     let mut hashing = HashingReader::new(entry);
                     layers.stream_layer(&digest, size, &mut hashing)?;
-                    let (actual, _) = hashing.finish();
-                    if actual != digest {
-                        return Err(malformed(format!(
-                            "{path} does not hash to its name (it hashes to {actual})"
-                        )));
-                    }
+                    check_named_digest(&path, &hashing.finish().0)?;
                     contents
                         .files
                         .insert(path, ArchiveFile::Layer { digest, size });
@@ -113,7 +108,7 @@ pub fn read_archive(
                             path: staged_path.clone(),
                             source,
                         })?;
-                    check_named_digest(&path, &staged)?;
+                    check_named_digest(&path, &staged.archived_digest)?;
                     let file = if expected_layers.contains(&staged.digest) {
                         hand_over(staged, layers)?
                     } else {
@@ -210,8 +205,6 @@ fn is_ignored(path: &str) -> bool {
         || (path.contains('/') && !path.starts_with("blobs/") && matches!(name, "json" | "VERSION"))
 }
 
-/// Blobs named after their digest (`blobs/sha256/<hex>`, `<hex>.json`) must
-/// hash to that name: the first check of the engine's export.
 /// The digest of an OCI layout blob that is an expected, uncompressed layer
 /// the sink takes as a stream: its name is its digest, so it need not be
 /// staged to learn it.
@@ -220,19 +213,24 @@ fn streamable_layer(
     expected_layers: &HashSet<Digest>,
     layers: &dyn LayerSink,
 ) -> Option<Digest> {
-    let digest = Digest::from_hex(path.strip_prefix("blobs/sha256/")?).ok()?;
+    let digest = named_digest(path)?;
     (expected_layers.contains(&digest) && layers.takes_stream(&digest)).then_some(digest)
 }
 
-fn check_named_digest(path: &str, staged: &StagedBlob) -> Result<(), SourceError> {
-    let named = path
-        .strip_prefix("blobs/sha256/")
+/// The digest a blob's path names (`blobs/sha256/<hex>`, `<hex>.json`), if any.
+fn named_digest(path: &str) -> Option<Digest> {
+    path.strip_prefix("blobs/sha256/")
         .or_else(|| path.strip_suffix(".json").filter(|hex| !hex.contains('/')))
-        .and_then(|hex| Digest::from_hex(hex).ok());
-    match named {
-        Some(named) if named != staged.archived_digest => Err(malformed(format!(
-            "{path} does not hash to its name (it hashes to {})",
-            staged.archived_digest
+        .and_then(|hex| Digest::from_hex(hex).ok())
+}
+
+/// Blobs named after their digest must hash to that name (`archived`, the
+/// digest of the bytes as the archive held them): the first check of the
+/// engine's export.
+fn check_named_digest(path: &str, archived: &Digest) -> Result<(), SourceError> {
+    match named_digest(path) {
+        Some(named) if &named != archived => Err(malformed(format!(
+            "{path} does not hash to its name (it hashes to {archived})"
         ))),
         _ => Ok(()),
     }
