@@ -101,6 +101,13 @@ pub struct HashingReader<R> {
     inner: R,
     hasher: Sha256,
     count: u64,
+    mark: Option<Mark>,
+}
+
+/// The digest of the first `at` bytes, taken on the way past.
+struct Mark {
+    at: u64,
+    digest: Option<Digest>,
 }
 
 impl<R: Read> HashingReader<R> {
@@ -110,6 +117,30 @@ impl<R: Read> HashingReader<R> {
             inner,
             hasher: Sha256::new(),
             count: 0,
+            mark: None,
+        }
+    }
+
+    /// Wraps `inner`, also taking the digest of its first `at` bytes (a
+    /// sealed bundle's, before its seal) without hashing them twice.
+    pub fn marking(inner: R, at: u64) -> Self {
+        let mut reader = Self::new(inner);
+        reader.mark = Some(Mark { at, digest: None });
+        reader.take_mark();
+        reader
+    }
+
+    /// The digest of the first `at` bytes of [`HashingReader::marking`],
+    /// once that many have been read.
+    pub fn marked(&self) -> Option<&Digest> {
+        self.mark.as_ref().and_then(|m| m.digest.as_ref())
+    }
+
+    fn take_mark(&mut self) {
+        if let Some(mark) = &mut self.mark {
+            if mark.digest.is_none() && self.count == mark.at {
+                mark.digest = Some(Digest::from_hasher(self.hasher.clone()));
+            }
         }
     }
 
@@ -126,9 +157,17 @@ impl<R: Read> HashingReader<R> {
 
 impl<R: Read> Read for HashingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
+        // A read stops at the mark, so the hasher's state there can be taken.
+        let limit = match &self.mark {
+            Some(mark) if self.count < mark.at => {
+                buf.len().min((mark.at - self.count).try_into().unwrap_or(usize::MAX))
+            }
+            _ => buf.len(),
+        };
+        let n = self.inner.read(&mut buf[..limit])?;
         self.hasher.update(&buf[..n]);
         self.count += n as u64;
+        self.take_mark();
         Ok(n)
     }
 }
@@ -148,6 +187,11 @@ impl<W: Write> HashingWriter<W> {
             hasher: Sha256::new(),
             count: 0,
         }
+    }
+
+    /// The digest and size of everything written so far.
+    pub fn so_far(&self) -> (Digest, u64) {
+        (Digest::from_hasher(self.hasher.clone()), self.count)
     }
 
     /// The digest and size of everything written, and the inner writer.
@@ -202,5 +246,19 @@ mod tests {
         let (digest, size) = reader.finish();
         assert_eq!(digest, Digest::of(&data));
         assert_eq!(size, 100_000);
+    }
+
+    #[test]
+    fn a_marking_reader_takes_the_digest_of_the_prefix_wherever_reads_fall() {
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        for at in [0, 1, 8191, 8192, 65_537, 100_000] {
+            let mut reader = HashingReader::marking(&data[..], at);
+            io::copy(&mut reader, &mut io::sink()).unwrap();
+            assert_eq!(reader.marked(), Some(&Digest::of(&data[..at as usize])));
+            assert_eq!(reader.finish(), (Digest::of(&data), 100_000));
+        }
+        let mut short = HashingReader::marking(&data[..10], 11);
+        io::copy(&mut short, &mut io::sink()).unwrap();
+        assert_eq!(short.marked(), None);
     }
 }

@@ -4,10 +4,11 @@
 //! size) before any content is read, so a missing part is named at once.
 
 use std::fs::File;
-use std::io::Read;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use crate::bundle::parts::{self, PartsIndex};
+use crate::bundle::seal::{self, Seal};
 use crate::bundle::{BundleError, SignatureEntry};
 use crate::trust::TrustPolicy;
 use crate::verify::{VerifyError, check_signed};
@@ -95,6 +96,73 @@ impl Location {
                 Ok(Box::new(file))
             }
             Self::Parts { dir, index } => Ok(Box::new(index.reader(dir))),
+        }
+    }
+
+    /// The seal the bundle ends with, and the length of its frame; `None`
+    /// for a bundle without one (unsigned, or written before format 1.3).
+    pub fn seal(&self) -> Result<Option<(Seal, u64)>, VerifyError> {
+        let Some(size) = self.size() else {
+            return Ok(None);
+        };
+        let footer_len = seal::FOOTER_LEN as u64;
+        if size < footer_len {
+            return Ok(None);
+        }
+        let footer = self.read_at(size - footer_len, footer_len)?;
+        let Some(frame_len) = seal::frame_len(&footer)? else {
+            return Ok(None);
+        };
+        if frame_len > size {
+            return Err(BundleError::BadSeal {
+                reason: "it claims to be larger than the file".into(),
+            }
+            .into());
+        }
+        let frame = self.read_at(size - frame_len, frame_len)?;
+        Ok(Some((seal::parse(&frame, size)?, frame_len)))
+    }
+
+    /// `len` bytes from `offset` on.
+    fn read_at(&self, offset: u64, len: u64) -> Result<Vec<u8>, VerifyError> {
+        let mut bytes = Vec::with_capacity(len as usize);
+        let mut read = |path: &Path, from: u64, count: u64| {
+            let io_error = |source| BundleError::Io {
+                action: "reading",
+                path: path.to_owned(),
+                source,
+            };
+            let mut file = File::open(path).map_err(io_error)?;
+            file.seek(SeekFrom::Start(from)).map_err(io_error)?;
+            let before = bytes.len();
+            file.take(count).read_to_end(&mut bytes).map_err(io_error)?;
+            if ((bytes.len() - before) as u64) < count {
+                return Err(io_error(std::io::ErrorKind::UnexpectedEof.into()));
+            }
+            Ok::<(), BundleError>(())
+        };
+        match self {
+            Self::File(path) => read(path, offset, len)?,
+            Self::Parts { dir, index } => {
+                let end = offset + len;
+                let mut start = 0u64;
+                for part in &index.parts {
+                    let (from, to) = (offset.max(start), end.min(start + part.size));
+                    if from < to {
+                        read(&dir.join(&part.name), from - start, to - from)?;
+                    }
+                    start += part.size;
+                }
+            }
+        }
+        Ok(bytes)
+    }
+
+    /// The bundle as a person would name it.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::File(path) => path.display().to_string(),
+            Self::Parts { dir, index } => format!("{} (in parts)", dir.join(&index.bundle).display()),
         }
     }
 

@@ -1,5 +1,7 @@
 //! The unpack pipeline: verify → rollback check → sink → record.
-//! Verification reads the whole bundle before the sink is even called.
+//! Verification reads the whole bundle before the sink is even called: a
+//! sealed bundle's bytes are hashed against its signed seal, any other is
+//! decompressed and every entry checked.
 
 use std::path::PathBuf;
 
@@ -44,7 +46,7 @@ pub fn unpack(
     sink: &dyn Sink,
     progress: &dyn Progress,
 ) -> Result<UnpackReport, Error> {
-    let bundle = verify::verify(path, &options.policy, progress)?;
+    let bundle = verify::admit(path, &options.policy, progress)?;
     let mut record = Record::open(&options.state_dir, &sink.target()?)?;
     let manifest_digest: Digest = bundle.manifest_digest();
     let previously_applied = record.applied(&manifest_digest).cloned();

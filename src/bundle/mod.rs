@@ -6,6 +6,7 @@ pub mod layout;
 pub mod manifest;
 pub mod parts;
 pub mod reader;
+pub mod seal;
 pub mod tar_stream;
 pub mod writer;
 
@@ -19,7 +20,7 @@ pub use manifest::{
 /// Media type of `airgap/manifest.json`.
 pub const MANIFEST_MEDIA_TYPE: &str = "application/vnd.airgap.bundle.manifest.v1+json";
 /// The format version this airgap writes.
-pub const FORMAT_VERSION: &str = "1.2";
+pub const FORMAT_VERSION: &str = "1.3";
 /// The one major version this airgap reads.
 pub const FORMAT_MAJOR: u32 = 1;
 /// Path of the manifest entry, always first.
@@ -144,6 +145,12 @@ pub enum BundleError {
     /// Data after the end of the tar archive.
     #[error("the bundle has data after its end")]
     TrailingData,
+    /// The file ends like a sealed bundle, but its seal cannot be read.
+    #[error("the bundle's seal is malformed: {reason}")]
+    BadSeal {
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 /// Checks an entry path against FORMAT.md 2.2: relative, plain characters,

@@ -46,37 +46,72 @@ where
     E: From<BundleError>,
 {
     with_archive(input, |mut archive| {
-        let head = {
-            let mut entries = archive.entries().map_err(BundleError::Corrupt)?.raw(true);
-            let head = read_head_entries(&mut entries)?;
-            check_head(&head.0)?;
-            let (head, mut pending) = head;
-            for (index, expected) in head.manifest.entries.iter().enumerate() {
-                let entry = match pending.take() {
-                    Some(entry) => Some(entry),
-                    None => entries.next().transpose().map_err(corrupt)?,
-                };
-                let Some(entry) = entry else {
-                    return Err(BundleError::MissingEntry {
-                        path: expected.path.clone(),
-                        more: head.manifest.entries.len() - index - 1,
-                    }
-                    .into());
-                };
-                read_entry(entry, expected, &mut on_entry)?;
-            }
-            if let Some(extra) = entries.next().transpose().map_err(corrupt)? {
-                return Err(BundleError::UnexpectedEntry {
-                    found: entry_path(&extra),
-                    expected: "the end of the bundle".into(),
-                }
-                .into());
-            }
-            head
-        };
+        let head = read_listed(&mut archive, check_head, |_| None, &mut on_entry)?;
         check_trailer(archive.into_inner())?;
         Ok(head)
     })
+}
+
+/// As [`read`], but stops after the last entry that `wanted` picks (giving
+/// `on_entry` every entry up to it, checked as [`read`] checks them) and
+/// looks no further: for the metadata at the front of a bundle whose bytes
+/// are already proven (by its seal) to be the signer's.
+pub fn read_leading<R, E>(
+    input: R,
+    check_head: impl FnOnce(&Head) -> Result<(), E>,
+    wanted: impl Fn(&Entry) -> bool,
+    mut on_entry: impl FnMut(&Entry, &mut dyn Read) -> Result<(), E>,
+) -> Result<Head, E>
+where
+    R: Read + Send,
+    E: From<BundleError>,
+{
+    let through = |head: &Head| {
+        let entries = &head.manifest.entries;
+        Some(entries.iter().rposition(wanted).map_or(0, |last| last + 1))
+    };
+    with_archive(input, |mut archive| {
+        read_listed(&mut archive, check_head, through, &mut on_entry)
+    })
+}
+
+/// Reads the head, has it checked, then the entries the manifest lists (the
+/// first `through(head)` of them, or all and nothing after).
+fn read_listed<E: From<BundleError>>(
+    archive: &mut tar::Archive<Chunks>,
+    check_head: impl FnOnce(&Head) -> Result<(), E>,
+    through: impl FnOnce(&Head) -> Option<usize>,
+    on_entry: &mut impl FnMut(&Entry, &mut dyn Read) -> Result<(), E>,
+) -> Result<Head, E> {
+    let mut entries = archive.entries().map_err(BundleError::Corrupt)?.raw(true);
+    let (head, mut pending) = read_head_entries(&mut entries)?;
+    check_head(&head)?;
+    let listed = &head.manifest.entries;
+    let through = through(&head);
+    for (index, expected) in listed.iter().take(through.unwrap_or(listed.len())).enumerate() {
+        let entry = match pending.take() {
+            Some(entry) => Some(entry),
+            None => entries.next().transpose().map_err(corrupt)?,
+        };
+        let Some(entry) = entry else {
+            return Err(BundleError::MissingEntry {
+                path: expected.path.clone(),
+                more: listed.len() - index - 1,
+            }
+            .into());
+        };
+        read_entry(entry, expected, on_entry)?;
+    }
+    if through.is_none() {
+        if let Some(extra) = entries.next().transpose().map_err(corrupt)? {
+            return Err(BundleError::UnexpectedEntry {
+                found: entry_path(&extra),
+                expected: "the end of the bundle".into(),
+            }
+            .into());
+        }
+    }
+    Ok(head)
 }
 
 /// Reads only the manifest and signature, without checking the signature:

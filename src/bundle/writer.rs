@@ -21,6 +21,7 @@ use super::manifest::{
     BundleImage, BundleManifest, ComposeRecord, Entry, LayerPatch, SignatureEntry, SourceInfo,
 };
 use super::parts::{self, Part, PartWriter, PartsIndex};
+use super::seal::{SEAL_CONTEXT, SEAL_MEDIA_TYPE, Seal};
 use super::{
     BundleError, MANIFEST_PATH, SIGNATURE_CONTEXT, SIGNATURE_PATH, WINDOW_LOG_MAX, tar_stream,
 };
@@ -546,7 +547,7 @@ fn deliver(
                 .map_err(|e| io_error("creating a temporary file for", e))?;
             let _registration = cleanup::register(temp.path());
             let mut out = HashingWriter::new(BufWriter::with_capacity(1 << 20, temp));
-            assemble(&mut out).map_err(|e| io_error("writing", e))?;
+            write_sealed(&mut out, assemble, key).map_err(|e| io_error("writing", e))?;
             let (sha256, size, out) = out.finish();
             let temp = out
                 .into_inner()
@@ -567,7 +568,7 @@ fn deliver(
         }
         Output::Parts { path, part_size } => {
             let mut writer = HashingWriter::new(PartWriter::new(path, *part_size));
-            let result = assemble(&mut writer);
+            let result = write_sealed(&mut writer, assemble, key);
             let (sha256, size, writer) = writer.finish();
             result.map_err(|e| io_error("writing", e))?;
             let parts = writer.finish().map_err(|e| io_error("writing", e))?;
@@ -609,7 +610,7 @@ fn deliver(
         Output::Stdout => {
             let stdout = io::stdout().lock();
             let mut out = HashingWriter::new(BufWriter::with_capacity(1 << 20, stdout));
-            assemble(&mut out)
+            write_sealed(&mut out, assemble, key)
                 .and_then(|()| out.flush())
                 .map_err(|e| io_error("writing", e))?;
             let (sha256, size, _) = out.finish();
@@ -621,6 +622,27 @@ fn deliver(
             })
         }
     }
+}
+
+/// Writes what `assemble` makes, then, for a signed bundle, the seal over
+/// every byte of it (FORMAT.md 2.4).
+fn write_sealed<W: Write>(
+    out: &mut HashingWriter<W>,
+    assemble: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+    key: Option<&PrivateKey>,
+) -> io::Result<()> {
+    assemble(out)?;
+    let Some(key) = key else {
+        return Ok(());
+    };
+    let (sha256, size) = out.so_far();
+    let seal = Seal {
+        media_type: SEAL_MEDIA_TYPE.into(),
+        signature: sign(key, SEAL_CONTEXT, &Seal::statement(&sha256, size)),
+        size,
+        sha256,
+    };
+    out.write_all(&seal.to_frame())
 }
 
 /// Writes `<path>.sha256` in `sha256sum` format, one line per file.
@@ -685,15 +707,20 @@ fn metadata_entries(images: &[ImageRecord]) -> (Vec<MetadataEntry>, Vec<BundleIm
     (entries, bundle_images)
 }
 
-/// A signature entry over `context` followed by `signed` (FORMAT.md 4).
-fn signature_entry(key: &PrivateKey, context: &[u8], signed: &[u8]) -> Vec<u8> {
+/// `key`'s signature over `context` followed by `signed` (FORMAT.md 4).
+fn sign(key: &PrivateKey, context: &[u8], signed: &[u8]) -> SignatureEntry {
     let mut message = context.to_vec();
     message.extend_from_slice(signed);
-    let entry = SignatureEntry {
+    SignatureEntry {
         algorithm: "ed25519".into(),
         key: key.public().fingerprint().0.clone(),
         signature: hex::encode(key.sign(&message)),
-    };
+    }
+}
+
+/// A signature entry's bytes, as stored in the bundle and beside parts.
+fn signature_entry(key: &PrivateKey, context: &[u8], signed: &[u8]) -> Vec<u8> {
+    let entry = sign(key, context, signed);
     let mut bytes = serde_json::to_vec_pretty(&entry).expect("signature entries always serialise");
     bytes.push(b'\n');
     bytes

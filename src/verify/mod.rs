@@ -2,6 +2,8 @@
 //! every entry's digest and size. A [`VerifiedBundle`] can only be made here,
 //! and sinks accept nothing else, so nothing unverified reaches an engine.
 
+mod sealed;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -14,6 +16,7 @@ use crate::keys::Fingerprint;
 use crate::locate::Location;
 use crate::progress::{Progress, ProgressReader, Task};
 pub use crate::trust::TrustPolicy;
+pub use sealed::admit;
 
 /// Why a bundle was refused.
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +73,12 @@ pub enum VerifyError {
         /// The bundle file.
         path: PathBuf,
     },
+    /// The bytes differ from those the seal's signer sealed.
+    #[error("{bundle} differs from the bytes its signer sealed: this copy is damaged or was altered; copy it again from the original")]
+    SealMismatch {
+        /// The bundle, as found.
+        bundle: String,
+    },
     /// The file changed between verification and use.
     #[error("the bundle changed on disk after it was verified")]
     ChangedSinceVerified,
@@ -88,7 +97,9 @@ impl VerifyError {
     }
 }
 
-/// A bundle whose signature and every entry checked out.
+/// A bundle proven to be what a trusted signer wrote: every entry checked,
+/// or (admitted by its seal) every byte. Either way [`Self::read_entries`]
+/// checks every entry as it passes, before it is used.
 #[derive(Debug)]
 pub struct VerifiedBundle {
     location: Location,
@@ -239,13 +250,17 @@ pub fn verify_with_report(
         bundle: named.display().to_string(),
         ..Report::default()
     };
-    let result = run(named, policy, progress, &mut report);
+    let result =
+        Location::find(named, Some(policy)).and_then(|found| run(found, policy, progress, &mut report));
     if let Err(error) = &result {
         let check = match error {
             VerifyError::Open { .. } => "readable",
             VerifyError::PartsMissing { .. } | VerifyError::PartsDamaged { .. } => "parts",
             e if e.is_trust_failure() => "signature",
             VerifyError::ChecksumMismatch { .. } => "checksum",
+            VerifyError::SealMismatch { .. } | VerifyError::Bundle(BundleError::BadSeal { .. }) => {
+                "seal"
+            }
             VerifyError::Bundle(BundleError::UnsupportedVersion { .. }) => "format",
             _ if report.format_version.is_none() => "manifest",
             _ if !report.checks.iter().any(|c| c.check == "entries") => "entries",
@@ -267,13 +282,13 @@ fn anyhow_like(error: &VerifyError) -> String {
     text
 }
 
+/// The full verification: every entry decompressed and checked.
 fn run(
-    named: &Path,
+    location: Location,
     policy: &TrustPolicy,
     progress: &dyn Progress,
     report: &mut Report,
 ) -> Result<VerifiedBundle, VerifyError> {
-    let location = Location::find(named, Some(policy))?;
     report.size = location.size();
     if let Location::Parts { index, .. } = &location {
         report.parts = index.parts.len();
@@ -286,7 +301,14 @@ fn run(
             ),
         );
     }
-    let mut input = HashingReader::new(location.open()?);
+    let seal = location.seal()?;
+    if let Some((seal, _)) = &seal {
+        sealed::check_signature(seal, policy)?;
+    }
+    let mut input = match &seal {
+        Some((seal, _)) => HashingReader::marking(location.open()?, seal.size),
+        None => HashingReader::new(location.open()?),
+    };
     progress.start(Task::Verifying, location.size());
     let mut signer = None;
     let mut metadata = Vec::new();
@@ -294,58 +316,12 @@ fn run(
     let result = reader::read(
         ProgressReader::new(&mut input, progress),
         |head: &Head| {
-            let manifest = &head.manifest;
-            report.format_version = Some(manifest.format_version.clone());
-            report.created = Some(manifest.created.clone());
-            report.tool = Some(manifest.tool.clone());
-            report.images = manifest
-                .images
-                .iter()
-                .map(|i| ReportImage {
-                    refs: i.refs.iter().map(|r| r.given.clone()).collect(),
-                    config: i.config.digest.clone(),
-                    manifest: i.manifest.digest.clone(),
-                    platform: i.platform.to_string(),
-                })
-                .collect();
-            report.signer = head.signature.as_ref().map(|s| Fingerprint(s.key.clone()));
-            report.check(
-                "format",
-                true,
-                format!("version {} is supported", manifest.format_version),
-            );
-            report.check(
-                "manifest",
-                true,
-                format!(
-                    "consistent: {} images, {} entries",
-                    manifest.images.len(),
-                    manifest.entries.len()
-                ),
-            );
-            signer = check_signature(head, policy)?;
-            report.signer_trusted = signer.is_some();
-            report.check(
-                "signature",
-                true,
-                match &signer {
-                    Some(signer) => format!("valid, by trusted key {signer}"),
-                    None => "none; unsigned bundle accepted (--allow-unsigned)".into(),
-                },
-            );
-            check_metadata_size(manifest)?;
+            signer = check_head(head, policy, report)?;
             Ok::<(), VerifyError>(())
         },
         |entry: &Entry, content: &mut dyn Read| {
             entries += 1;
-            if is_metadata(&entry.path) {
-                let mut bytes = Vec::with_capacity(entry.size as usize);
-                content
-                    .read_to_end(&mut bytes)
-                    .map_err(BundleError::Corrupt)?;
-                metadata.push((entry.path.clone(), bytes));
-            }
-            Ok(())
+            keep_metadata(&mut metadata, entry, content)
         },
     );
     progress.finish();
@@ -361,21 +337,15 @@ fn run(
             });
         }
     };
+    let sealed_digest = input.marked().cloned();
     let (sha256, _) = input.finish();
     report.check("entries", true, format!("{entries} entries, each with the size and SHA-256 the manifest lists, in order, none missing or extra"));
     report.check("end", true, "the archive ends cleanly, nothing after it");
-    if let Location::File(path) = &location {
-        if let Some(recorded) = recorded_checksum(path) {
-            if recorded != sha256 {
-                return Err(VerifyError::ChecksumMismatch { path: path.clone() });
-            }
-            report.check(
-                "checksum",
-                true,
-                "the file's SHA-256 matches its .sha256 file",
-            );
-        }
+    if let Some((seal, _)) = &seal {
+        sealed::check_digest(seal, sealed_digest.as_ref(), &location)?;
+        report.check("seal", true, sealed::describe(seal));
     }
+    check_companion(&location, &sha256, report)?;
     report.sha256 = Some(sha256.clone());
     Ok(VerifiedBundle {
         location,
@@ -384,6 +354,80 @@ fn run(
         metadata,
         sha256,
     })
+}
+
+/// Checks the bundle against the `.sha256` file beside it, if there is one.
+fn check_companion(
+    location: &Location,
+    sha256: &Digest,
+    report: &mut Report,
+) -> Result<(), VerifyError> {
+    let Location::File(path) = location else {
+        return Ok(());
+    };
+    let Some(recorded) = recorded_checksum(path) else {
+        return Ok(());
+    };
+    if &recorded != sha256 {
+        return Err(VerifyError::ChecksumMismatch { path: path.clone() });
+    }
+    report.check(
+        "checksum",
+        true,
+        "the file's SHA-256 matches its .sha256 file",
+    );
+    Ok(())
+}
+
+/// Checks what the head says before any content is read, noting each check
+/// in `report`: format, consistency (checked as it was parsed), the
+/// signature, and the size of the metadata kept in memory. The signer.
+fn check_head(
+    head: &Head,
+    policy: &TrustPolicy,
+    report: &mut Report,
+) -> Result<Option<Fingerprint>, VerifyError> {
+    let manifest = &head.manifest;
+    report.format_version = Some(manifest.format_version.clone());
+    report.created = Some(manifest.created.clone());
+    report.tool = Some(manifest.tool.clone());
+    report.images = manifest
+        .images
+        .iter()
+        .map(|i| ReportImage {
+            refs: i.refs.iter().map(|r| r.given.clone()).collect(),
+            config: i.config.digest.clone(),
+            manifest: i.manifest.digest.clone(),
+            platform: i.platform.to_string(),
+        })
+        .collect();
+    report.signer = head.signature.as_ref().map(|s| Fingerprint(s.key.clone()));
+    report.check(
+        "format",
+        true,
+        format!("version {} is supported", manifest.format_version),
+    );
+    report.check(
+        "manifest",
+        true,
+        format!(
+            "consistent: {} images, {} entries",
+            manifest.images.len(),
+            manifest.entries.len()
+        ),
+    );
+    let signer = check_signature(head, policy)?;
+    report.signer_trusted = signer.is_some();
+    report.check(
+        "signature",
+        true,
+        match &signer {
+            Some(signer) => format!("valid, by trusted key {signer}"),
+            None => "none; unsigned bundle accepted (--allow-unsigned)".into(),
+        },
+    );
+    check_metadata_size(manifest)?;
+    Ok(signer)
 }
 
 /// The SHA-256 that `<bundle>.sha256` (as pack writes it, in `sha256sum`
@@ -408,6 +452,22 @@ const METADATA_LIMIT: u64 = 64 << 20;
 
 fn is_metadata(path: &str) -> bool {
     path.starts_with("airgap/")
+}
+
+/// Keeps `entry` in `metadata` if it is an `airgap/` one.
+fn keep_metadata(
+    metadata: &mut Vec<(String, Vec<u8>)>,
+    entry: &Entry,
+    content: &mut dyn Read,
+) -> Result<(), VerifyError> {
+    if is_metadata(&entry.path) {
+        let mut bytes = Vec::with_capacity(entry.size as usize);
+        content
+            .read_to_end(&mut bytes)
+            .map_err(BundleError::Corrupt)?;
+        metadata.push((entry.path.clone(), bytes));
+    }
+    Ok(())
 }
 
 fn check_metadata_size(manifest: &BundleManifest) -> Result<(), VerifyError> {

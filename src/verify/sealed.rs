@@ -1,0 +1,121 @@
+//! Admission of a sealed bundle (FORMAT.md 5.1): its seal's signature, then
+//! the SHA-256 of every byte before the seal, then the head. That proves the
+//! file is exactly what a trusted signer wrote at the cost of hashing the
+//! compressed bytes, where a full verify decompresses and hashes all content;
+//! the load that follows still checks every entry as it streams past.
+
+use std::io::{self, BufReader};
+
+use crate::bundle::reader;
+use crate::bundle::seal::{SEAL_CONTEXT, Seal};
+use crate::bundle::{BundleError, Entry};
+use crate::digest::{Digest, HashingReader};
+use crate::locate::Location;
+use crate::progress::{Progress, ProgressReader, Task};
+
+use super::{
+    Report, TrustPolicy, VerifiedBundle, VerifyError, check_companion, check_head, check_signed,
+    is_metadata, keep_metadata,
+};
+
+/// Decides whether the bundle named by `named` may be loaded: by its seal
+/// when it has one, else by a full verify. What comes back is as safe to load
+/// as a fully verified bundle, since loading reads it through
+/// [`VerifiedBundle::read_entries`], which checks every entry again.
+pub fn admit(
+    named: &std::path::Path,
+    policy: &TrustPolicy,
+    progress: &dyn Progress,
+) -> Result<VerifiedBundle, VerifyError> {
+    let location = Location::find(named, Some(policy))?;
+    let mut report = Report::default();
+    let Some((seal, _)) = location.seal()? else {
+        return super::run(location, policy, progress, &mut report);
+    };
+    check_signature(&seal, policy)?;
+
+    let mut input = HashingReader::marking(location.open()?, seal.size);
+    progress.start(Task::Verifying, location.size());
+    let read = io::copy(
+        &mut BufReader::with_capacity(1 << 20, ProgressReader::new(&mut input, progress)),
+        &mut io::sink(),
+    );
+    progress.finish();
+    if let Err(source) = read {
+        return Err(unreadable(&location, source));
+    }
+    check_digest(&seal, input.marked(), &location)?;
+    let (sha256, _) = input.finish();
+    check_companion(&location, &sha256, &mut report)?;
+
+    let mut signer = None;
+    let mut metadata = Vec::new();
+    let head = reader::read_leading(
+        location.open()?,
+        |head| {
+            signer = check_head(head, policy, &mut report)?;
+            Ok::<(), VerifyError>(())
+        },
+        |entry: &Entry| is_metadata(&entry.path),
+        |entry, content| keep_metadata(&mut metadata, entry, content),
+    )?;
+    Ok(VerifiedBundle {
+        location,
+        head,
+        signer,
+        metadata,
+        sha256,
+    })
+}
+
+/// The seal is a trusted key's signature of what it states.
+pub(super) fn check_signature(seal: &Seal, policy: &TrustPolicy) -> Result<(), VerifyError> {
+    check_signed(
+        &seal.signed_bytes(),
+        Some(&seal.signature),
+        SEAL_CONTEXT,
+        policy,
+    )
+    .map(|_| ())
+}
+
+/// The bytes before the seal hashed to what it states; where they did not,
+/// a part that differs from its index is the better explanation.
+pub(super) fn check_digest(
+    seal: &Seal,
+    found: Option<&Digest>,
+    location: &Location,
+) -> Result<(), VerifyError> {
+    if found == Some(&seal.sha256) {
+        return Ok(());
+    }
+    let damaged = location.damaged_parts();
+    Err(if damaged.is_empty() {
+        VerifyError::SealMismatch {
+            bundle: location.describe(),
+        }
+    } else {
+        VerifyError::PartsDamaged { parts: damaged }
+    })
+}
+
+/// The report's line for a seal that held.
+pub(super) fn describe(seal: &Seal) -> String {
+    format!(
+        "the {} bytes before it are exactly those trusted key {} sealed",
+        seal.size, seal.signature.key
+    )
+}
+
+fn unreadable(location: &Location, source: io::Error) -> VerifyError {
+    let damaged = location.damaged_parts();
+    if !damaged.is_empty() {
+        return VerifyError::PartsDamaged { parts: damaged };
+    }
+    BundleError::Io {
+        action: "reading",
+        path: location.describe().into(),
+        source,
+    }
+    .into()
+}
