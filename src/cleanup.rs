@@ -38,8 +38,7 @@ pub fn remove_all() {
 
 fn remove_where(selected: impl Fn(&Path) -> bool) {
     let mut pending = lock();
-    let (chosen, kept): (Vec<PathBuf>, Vec<PathBuf>) =
-        pending.drain(..).partition(|p| selected(p));
+    let (chosen, kept): (Vec<PathBuf>, Vec<PathBuf>) = pending.drain(..).partition(|p| selected(p));
     *pending = kept;
     for path in chosen {
         let _ = std::fs::remove_dir_all(&path).or_else(|_| std::fs::remove_file(&path));

@@ -159,9 +159,9 @@ impl<R: Read> Read for HashingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         // A read stops at the mark, so the hasher's state there can be taken.
         let limit = match &self.mark {
-            Some(mark) if self.count < mark.at => {
-                buf.len().min((mark.at - self.count).try_into().unwrap_or(usize::MAX))
-            }
+            Some(mark) if self.count < mark.at => buf
+                .len()
+                .min((mark.at - self.count).try_into().unwrap_or(usize::MAX)),
             _ => buf.len(),
         };
         let n = self.inner.read(&mut buf[..limit])?;

@@ -162,7 +162,9 @@ impl Location {
     pub fn describe(&self) -> String {
         match self {
             Self::File(path) => path.display().to_string(),
-            Self::Parts { dir, index } => format!("{} (in parts)", dir.join(&index.bundle).display()),
+            Self::Parts { dir, index } => {
+                format!("{} (in parts)", dir.join(&index.bundle).display())
+            }
         }
     }
 

@@ -88,7 +88,11 @@ fn read_listed<E: From<BundleError>>(
     check_head(&head)?;
     let listed = &head.manifest.entries;
     let through = through(&head);
-    for (index, expected) in listed.iter().take(through.unwrap_or(listed.len())).enumerate() {
+    for (index, expected) in listed
+        .iter()
+        .take(through.unwrap_or(listed.len()))
+        .enumerate()
+    {
         let entry = match pending.take() {
             Some(entry) => Some(entry),
             None => entries.next().transpose().map_err(corrupt)?,

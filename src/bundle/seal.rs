@@ -130,7 +130,10 @@ mod tests {
         assert_eq!(frame_len(footer).unwrap(), Some(frame.len() as u64));
         let parsed = parse(&frame, 1000 + frame.len() as u64).unwrap();
         assert_eq!(parsed.sha256, Digest::of(b"body"));
-        assert_eq!(parsed.signed_bytes(), format!("{} 1000\n", parsed.sha256).into_bytes());
+        assert_eq!(
+            parsed.signed_bytes(),
+            format!("{} 1000\n", parsed.sha256).into_bytes()
+        );
     }
 
     #[test]

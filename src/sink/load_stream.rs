@@ -1,6 +1,6 @@
 //! The archive a sink sends to `docker load`: the layout files for just the
 //! images to load (generated from the verified manifest), the bundle's blobs
-//! those images need (re-hashed as they are read a second time), and any
+//! those images need (each checked against the manifest as it passes), and any
 //! layers rebuilt on this side. Images the engine has are left out, which
 //! makes unpack idempotent and an interrupted one finish on rerun.
 
@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 use std::io::{Read, Write};
 
 use crate::bundle::layout::layout_entries;
-use crate::bundle::{BundleImage, Entry, LayerPatch, tar_stream};
+use crate::bundle::{BundleError, BundleImage, Entry, LayerPatch, tar_stream};
 use crate::digest::Digest;
 use crate::progress::{Progress, Task};
 use crate::verify::VerifiedBundle;
@@ -49,8 +49,7 @@ pub fn write(
         Task::Loading,
         |entry: &Entry, content: &mut dyn Read| {
             if needed.contains(&entry.path) {
-                tar_stream::append(out, &entry.path, entry.size, content)
-                    .map_err(SinkError::Stream)?;
+                append_entry(out, entry, content)?;
             } else if let Some(patch) = patches.get(entry.path.as_str()) {
                 append_patched(out, patch, content, rebuilt)?;
             }
@@ -70,6 +69,41 @@ pub fn write(
         }
     }
     tar_stream::finish(out).map_err(SinkError::Stream)
+}
+
+/// Passes one bundle entry on. A failure to read it means the bundle is
+/// damaged (the decompressor failed), a failure to write it that the
+/// transfer to the engine broke; each is reported as what it is.
+fn append_entry(
+    out: &mut dyn Write,
+    entry: &Entry,
+    content: &mut dyn Read,
+) -> Result<(), SinkError> {
+    let mut watched = WatchedRead {
+        inner: content,
+        failed: false,
+    };
+    tar_stream::append(out, &entry.path, entry.size, &mut watched).map_err(|error| {
+        if watched.failed {
+            BundleError::Corrupt(error).into()
+        } else {
+            SinkError::Stream(error)
+        }
+    })
+}
+
+/// A reader that remembers whether it failed.
+struct WatchedRead<'a> {
+    inner: &'a mut dyn Read,
+    failed: bool,
+}
+
+impl Read for WatchedRead<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let read = self.inner.read(buf);
+        self.failed |= read.is_err();
+        read
+    }
 }
 
 /// Rebuilds a patched layer against its base (taken from the engine) into a

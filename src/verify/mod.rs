@@ -74,7 +74,9 @@ pub enum VerifyError {
         path: PathBuf,
     },
     /// The bytes differ from those the seal's signer sealed.
-    #[error("{bundle} differs from the bytes its signer sealed: this copy is damaged or was altered; copy it again from the original")]
+    #[error(
+        "{bundle} differs from the bytes its signer sealed: this copy is damaged or was altered; copy it again from the original"
+    )]
     SealMismatch {
         /// The bundle, as found.
         bundle: String,
@@ -250,8 +252,8 @@ pub fn verify_with_report(
         bundle: named.display().to_string(),
         ..Report::default()
     };
-    let result =
-        Location::find(named, Some(policy)).and_then(|found| run(found, policy, progress, &mut report));
+    let result = Location::find(named, Some(policy))
+        .and_then(|found| run(found, policy, progress, &mut report));
     if let Err(error) = &result {
         let check = match error {
             VerifyError::Open { .. } => "readable",

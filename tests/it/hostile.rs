@@ -5,6 +5,7 @@ use std::path::Path;
 
 use crate::engines;
 use crate::support::cmd::{airgap, workdir_with_keys};
+use crate::support::engine::TestEngine;
 use crate::support::fixtures::{self, app_tags};
 use crate::support::hostile::{self, Case};
 use crate::support::synthetic::{self, Image, layer};
@@ -85,7 +86,10 @@ fn every_hostile_bundle_is_refused_by_verify() {
     let valid = std::fs::read(dir.join("valid.zst")).unwrap();
     let key = airgap::keys::PrivateKey::read(&dir.join("ops.pem")).unwrap();
 
-    let mut cases = hostile::crafted(&valid, &key, &other_key(&dir));
+    let other = other_key(&dir);
+    let mut cases = hostile::crafted(&valid, &key, &other);
+    cases.extend(hostile::sealed(&cases, &key));
+    cases.extend(hostile::bad_seals(&valid, &key, &other));
     cases.extend(hostile::flipped(&valid, 64));
     cases.extend(hostile::truncated(&valid, 32));
     hostile::write(Path::new(CORPUS_DIR), &cases);
@@ -94,12 +98,58 @@ fn every_hostile_bundle_is_refused_by_verify() {
     }
     // The untouched bundle still verifies: the refusals are about the damage.
     airgap(&dir, &["verify", "valid.zst", "--key", "ops.pub.pem"]).success();
+    admission_leaves_entries_to_the_load(&dir, &cases);
+}
+
+/// Admission by seal reads no entry past the head: these sealed cases,
+/// bad only in their entries, are admitted, so when unpack refuses them
+/// (never_reach below) it is the load's own checks that did.
+fn admission_leaves_entries_to_the_load(dir: &Path, cases: &[Case]) {
+    let policy = airgap::verify::TrustPolicy {
+        keys: vec![airgap::keys::PublicKey::read(&dir.join("ops.pub.pem")).unwrap()],
+        allow_unsigned: false,
+    };
+    let bad_entries = [
+        "content-altered",
+        "size-mismatch",
+        "missing-entry",
+        "reordered",
+        "unlisted-at-end",
+        "symlink",
+    ];
+    for name in bad_entries {
+        let name = format!("sealed-{name}");
+        let case = cases.iter().find(|c| c.name == name).unwrap();
+        let path = dir.join(format!("{name}.zst"));
+        std::fs::write(&path, &case.bytes).unwrap();
+        let progress = airgap::progress::NoProgress;
+        assert!(
+            airgap::verify::admit(&path, &policy, &progress).is_ok(),
+            "{name} was refused on admission"
+        );
+        assert!(airgap::verify::verify(&path, &policy, &progress).is_err());
+    }
 }
 
 #[test]
 fn hostile_bundles_never_reach_the_engine() {
     let (_lock, [connected, offline]) = engines!("a-connected", "a-offline");
-    fixtures::ensure(&connected);
+    never_reach(&connected, &offline);
+}
+
+/// The containerd store reads a load stream as it comes: one that is cut
+/// off mid-way because an entry failed its check must leave nothing either.
+#[test]
+fn sealed_hostile_bundles_never_reach_the_containerd_store() {
+    let (_lock, [connected, offline]) = engines!("a-connected", "b");
+    never_reach(&connected, &offline);
+}
+
+/// Every hostile case, unpacked into the empty `offline`, is refused with
+/// nothing loaded; the sealed ones are admitted by their seal and must be
+/// caught while they stream to the engine.
+fn never_reach(connected: &TestEngine, offline: &TestEngine) {
+    fixtures::ensure(connected);
     offline.wipe();
     let (_dir, dir) = workdir_with_keys();
     let mut pack = vec![
@@ -118,15 +168,30 @@ fn hostile_bundles_never_reach_the_engine() {
     let valid = std::fs::read(dir.join("valid.zst")).unwrap();
     let key = airgap::keys::PrivateKey::read(&dir.join("ops.pem")).unwrap();
 
-    let mut cases = hostile::crafted(&valid, &key, &other_key(&dir));
+    let other = other_key(&dir);
+    let mut cases = hostile::crafted(&valid, &key, &other);
+    cases.extend(hostile::sealed(&cases, &key));
+    cases.extend(hostile::bad_seals(&valid, &key, &other));
     cases.extend(hostile::flipped(&valid, 48));
     cases.extend(hostile::truncated(&valid, 24));
     for case in &cases {
         check(&dir, case, &["--host", &offline.host, "unpack"]);
         assert!(
             offline.image_ids().is_empty(),
-            "{} put images on the offline engine",
-            case.name
+            "{} put images on the {} engine",
+            case.name,
+            offline.name
         );
     }
+    // The untouched bundle loads: the refusals are about the damage.
+    let unpack = [
+        "--host",
+        &offline.host,
+        "unpack",
+        "valid.zst",
+        "--key",
+        "ops.pub.pem",
+    ];
+    airgap(&dir, &unpack).success();
+    assert!(!offline.image_ids().is_empty());
 }

@@ -7,6 +7,7 @@
 use std::io::{Read, Write};
 use std::path::Path;
 
+use airgap::bundle::seal::{FOOTER_LEN, SEAL_CONTEXT, SEAL_MEDIA_TYPE, Seal, frame_len};
 use airgap::bundle::{
     BundleManifest, MANIFEST_PATH, SIGNATURE_CONTEXT, SIGNATURE_PATH, SignatureEntry,
 };
@@ -533,6 +534,91 @@ pub fn crafted(valid: &[u8], key: &PrivateKey, other: &PrivateKey) -> Vec<Case> 
         .collect();
     cases.push(case("noise", noise, invalid, "not zstd"));
     cases
+}
+
+/// `bundle` with a seal by `key` stating `sha256` and `size` appended.
+fn with_seal(bundle: &[u8], key: &PrivateKey, sha256: Digest, size: u64) -> Vec<u8> {
+    let mut message = SEAL_CONTEXT.to_vec();
+    message.extend(Seal::statement(&sha256, size));
+    let seal = Seal {
+        media_type: SEAL_MEDIA_TYPE.into(),
+        size,
+        sha256,
+        signature: SignatureEntry {
+            algorithm: "ed25519".into(),
+            key: key.public().fingerprint().0.clone(),
+            signature: hex::encode(key.sign(&message)),
+        },
+    };
+    let mut sealed = bundle.to_vec();
+    sealed.extend(seal.to_frame());
+    sealed
+}
+
+/// `bundle` sealed by `key`, as a 1.3 writer ends a signed bundle.
+pub fn sealed_by(bundle: &[u8], key: &PrivateKey) -> Vec<u8> {
+    with_seal(bundle, key, Digest::of(bundle), bundle.len() as u64)
+}
+
+/// `bundle` without the seal it ends with.
+pub fn unsealed(bundle: &[u8]) -> &[u8] {
+    let footer = &bundle[bundle.len() - FOOTER_LEN..];
+    let frame = frame_len(footer).unwrap().expect("the bundle is sealed");
+    &bundle[..bundle.len() - frame as usize]
+}
+
+/// Every case of `cases` sealed by `key`: admitted by the seal where the
+/// head holds, each must then be refused as its entries stream past.
+pub fn sealed(cases: &[Case], key: &PrivateKey) -> Vec<Case> {
+    cases
+        .iter()
+        .map(|case| Case {
+            name: format!("sealed-{}", case.name),
+            bytes: sealed_by(&case.bytes, key),
+            allow_unsigned: case.allow_unsigned,
+            codes: case.codes,
+            says: case.says,
+            companion: None,
+        })
+        .collect()
+}
+
+/// Seals that must be refused, on the valid bundle `valid` (sealed by `key`).
+pub fn bad_seals(valid: &[u8], key: &PrivateKey, other: &PrivateKey) -> Vec<Case> {
+    let body = unsealed(valid);
+    let size = body.len() as u64;
+    let case = |name: &str, bytes: Vec<u8>, codes: &'static [i32], says: &'static str| Case {
+        name: name.into(),
+        bytes,
+        allow_unsigned: false,
+        codes,
+        says,
+        companion: None,
+    };
+    let mut cut = valid.to_vec();
+    let json_start = body.len() + 8;
+    cut.remove(json_start);
+    vec![
+        case(
+            "seal-untrusted",
+            sealed_by(body, other),
+            &[UNTRUSTED],
+            "not among the trusted keys",
+        ),
+        case(
+            "seal-other-digest",
+            with_seal(body, key, Digest::of(b"another bundle"), size),
+            &[BUNDLE_INVALID],
+            "differs from the bytes its signer sealed",
+        ),
+        case(
+            "seal-short-of-the-file",
+            with_seal(body, key, Digest::of(&body[1..]), size - 1),
+            &[BUNDLE_INVALID],
+            "seal is malformed",
+        ),
+        case("seal-cut", cut, &[BUNDLE_INVALID], "seal is malformed"),
+    ]
 }
 
 /// `valid` with one byte flipped at `count` positions spread over the file.
