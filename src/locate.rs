@@ -230,3 +230,68 @@ impl Staged {
         self.file.path()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+    use crate::bundle::parts::{PARTS_MEDIA_TYPE, PartWriter};
+    use crate::bundle::seal::SEAL_MEDIA_TYPE;
+    use crate::digest::Digest;
+
+    fn sealed_bytes() -> Vec<u8> {
+        let mut bytes = b"stand-in for a bundle's zstd frames".repeat(20);
+        let seal = Seal {
+            media_type: SEAL_MEDIA_TYPE.into(),
+            size: bytes.len() as u64,
+            sha256: Digest::of(&bytes),
+            signature: SignatureEntry {
+                algorithm: "ed25519".into(),
+                key: Digest::of(b"key"),
+                signature: "00".repeat(64),
+            },
+        };
+        bytes.extend(seal.to_frame());
+        bytes
+    }
+
+    #[test]
+    fn a_seal_is_found_at_the_end_of_a_file_and_across_parts() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = sealed_bytes();
+        let file = dir.path().join("b.zst");
+        std::fs::write(&file, &bytes).unwrap();
+        let (seal, _) = Location::File(file).seal().unwrap().unwrap();
+        let covered = seal.size as usize;
+        assert_eq!(seal.sha256, Digest::of(&bytes[..covered]));
+
+        // Parts of 97 bytes: the seal's frame spans several of them.
+        let mut writer = PartWriter::new(&dir.path().join("p.zst"), 97);
+        writer.write_all(&bytes).unwrap();
+        let index = PartsIndex {
+            media_type: PARTS_MEDIA_TYPE.into(),
+            bundle: "p.zst".into(),
+            size: bytes.len() as u64,
+            sha256: Digest::of(&bytes),
+            parts: writer.finish().unwrap(),
+        };
+        let parts = Location::Parts {
+            dir: dir.path().to_owned(),
+            index,
+        };
+        let (from_parts, frame_len) = parts.seal().unwrap().unwrap();
+        assert_eq!(from_parts.sha256, seal.sha256);
+        assert_eq!(from_parts.size + frame_len, bytes.len() as u64);
+    }
+
+    #[test]
+    fn a_file_without_a_seal_has_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("b.zst");
+        std::fs::write(&file, b"unsealed").unwrap();
+        assert!(Location::File(file.clone()).seal().unwrap().is_none());
+        std::fs::write(&file, b"").unwrap();
+        assert!(Location::File(file).seal().unwrap().is_none());
+    }
+}
