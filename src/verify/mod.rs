@@ -1,6 +1,8 @@
 //! Decides whether a bundle may be used: its signature by a trusted key, then
-//! every entry's digest and size. A [`VerifiedBundle`] can only be made here,
-//! and sinks accept nothing else, so nothing unverified reaches an engine.
+//! every entry's digest and size, and its seal where it has one; or, to
+//! admit it for loading, only its seal and head (`sealed`). A
+//! [`VerifiedBundle`] can only be made here, and sinks accept nothing else,
+//! so nothing unverified reaches an engine.
 
 mod sealed;
 
@@ -49,8 +51,10 @@ pub enum VerifyError {
         /// The signer's fingerprint.
         signer: Fingerprint,
     },
-    /// The signature does not match the manifest: altered after signing.
-    #[error("the bundle's signature by key {signer} is invalid: the manifest was altered")]
+    /// A signature (of the manifest, the seal or the parts index) does not match: altered after signing.
+    #[error(
+        "the bundle's signature by key {signer} is invalid: the bundle was altered after it was signed"
+    )]
     BadSignature {
         /// The claimed signer.
         signer: Fingerprint,
