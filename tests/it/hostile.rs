@@ -131,6 +131,59 @@ fn admission_leaves_entries_to_the_load(dir: &Path, cases: &[Case]) {
     }
 }
 
+/// Admission by seal reads no entry, so the load's own read is what stands
+/// between a file swapped or damaged after admission and the engine.
+#[test]
+fn a_bundle_changed_after_admission_fails_the_read_that_loads_it() {
+    use airgap::progress::{NoProgress, Task};
+    use airgap::verify::{TrustPolicy, VerifyError, admit};
+    let (_dir, dir) = workdir_with_keys();
+    let base = layer("etc/base", "base layer");
+    let images = [
+        Image::new(
+            "fixture/one:1",
+            vec![base.clone(), layer("one", "first app")],
+        ),
+        Image::new("fixture/two:1", vec![base, layer("two", "second app")]),
+    ];
+    std::fs::write(dir.join("save.tar"), synthetic::legacy_archive(&images)).unwrap();
+    for (output, wanted) in [("a.zst", "fixture/two:1"), ("b.zst", "fixture/one:1")] {
+        let pack = [
+            "pack",
+            "-q",
+            "--archive",
+            "save.tar",
+            "fixture/one:1",
+            wanted,
+        ];
+        let mut pack = pack.to_vec();
+        pack.extend(["-o", output, "--key", "ops.pem"]);
+        airgap(&dir, &pack).success();
+    }
+    let policy = TrustPolicy {
+        keys: vec![airgap::keys::PublicKey::read(&dir.join("ops.pub.pem")).unwrap()],
+        allow_unsigned: false,
+    };
+    let path = dir.join("a.zst");
+    let original = std::fs::read(&path).unwrap();
+    let read_again = |admitted: &airgap::verify::VerifiedBundle| {
+        admitted.read_entries(&NoProgress, Task::Loading, |_, _| Ok::<(), VerifyError>(()))
+    };
+
+    let admitted = admit(&path, &policy, &NoProgress).unwrap();
+    read_again(&admitted).unwrap();
+    std::fs::copy(dir.join("b.zst"), &path).unwrap();
+    assert!(matches!(
+        read_again(&admitted),
+        Err(VerifyError::ChangedSinceVerified)
+    ));
+    // A byte of the body, far past the head, flipped after admission.
+    let mut damaged = original.clone();
+    damaged[hostile::unsealed(&original).len() - 64] ^= 0x20;
+    std::fs::write(&path, damaged).unwrap();
+    assert!(read_again(&admitted).is_err());
+}
+
 #[test]
 fn hostile_bundles_never_reach_the_engine() {
     let (_lock, [connected, offline]) = engines!("a-connected", "a-offline");

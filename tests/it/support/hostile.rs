@@ -214,6 +214,18 @@ pub fn compress(tar: &[u8]) -> Vec<u8> {
     zstd::encode_all(tar, 3).unwrap()
 }
 
+/// A signed case refused with one of `codes`, saying `says`.
+fn case(name: &str, bytes: Vec<u8>, codes: &'static [i32], says: &'static str) -> Case {
+    Case {
+        name: name.into(),
+        bytes,
+        allow_unsigned: false,
+        codes,
+        says,
+        companion: None,
+    }
+}
+
 /// Manifest bytes with entries listed for `raws`' files, as a dishonest signer would write them.
 fn listing(parts: &Parts, files: &[(String, Vec<u8>)]) -> Vec<u8> {
     let mut manifest = parts.manifest.clone();
@@ -240,14 +252,6 @@ pub fn crafted(valid: &[u8], key: &PrivateKey, other: &PrivateKey) -> Vec<Case> 
             raws,
             tail,
         ))
-    };
-    let case = |name: &str, bytes: Vec<u8>, codes: &'static [i32], says: &'static str| Case {
-        name: name.into(),
-        bytes,
-        allow_unsigned: false,
-        codes,
-        says,
-        companion: None,
     };
     let invalid: &'static [i32] = &[BUNDLE_INVALID];
     let untrusted: &'static [i32] = &[UNTRUSTED];
@@ -587,14 +591,6 @@ pub fn sealed(cases: &[Case], key: &PrivateKey) -> Vec<Case> {
 pub fn bad_seals(valid: &[u8], key: &PrivateKey, other: &PrivateKey) -> Vec<Case> {
     let body = unsealed(valid);
     let size = body.len() as u64;
-    let case = |name: &str, bytes: Vec<u8>, codes: &'static [i32], says: &'static str| Case {
-        name: name.into(),
-        bytes,
-        allow_unsigned: false,
-        codes,
-        says,
-        companion: None,
-    };
     let mut cut = valid.to_vec();
     let json_start = body.len() + 8;
     cut.remove(json_start);
