@@ -6,7 +6,8 @@ parser refuse at once.
 Seeds: the golden signed bundle (tests/fixtures/bundles/v1.0-minimal.zst)
 and a few small unsigned bundles made here. Each target gets the layer it
 fuzzes: bundle_reader the compressed file, bundle_tar the tar inside it,
-bundle_manifest airgap/manifest.json. Needs the zstd command.
+bundle_manifest airgap/manifest.json, bundle_admit the compressed file (and
+the golden sealed bundle, v1.3-minimal.zst). Needs the zstd command.
 
     python3 fuzz/seeds.py        # from anywhere; writes fuzz/corpus/
 """
@@ -14,6 +15,7 @@ import hashlib, io, json, pathlib, subprocess, tarfile
 
 FUZZ = pathlib.Path(__file__).resolve().parent
 GOLDEN = FUZZ.parent / "tests/fixtures/bundles/v1.0-minimal.zst"
+SEALED = FUZZ.parent / "tests/fixtures/bundles/v1.3-minimal.zst"
 MEDIA_TYPE = "application/vnd.airgap.bundle.manifest.v1+json"
 
 
@@ -81,7 +83,8 @@ def zstd(data, *flags):
 
 
 def main():
-    dirs = {t: FUZZ / "corpus" / t for t in ("bundle_reader", "bundle_tar", "bundle_manifest")}
+    dirs = {t: FUZZ / "corpus" / t
+            for t in ("bundle_reader", "bundle_tar", "bundle_manifest", "bundle_admit")}
     for d in dirs.values():
         d.mkdir(parents=True, exist_ok=True)
 
@@ -97,6 +100,9 @@ def main():
         (dirs["bundle_manifest"] / f"seed-{name}").write_bytes(manifest)
         (dirs["bundle_tar"] / f"seed-{name}").write_bytes(tar)
         (dirs["bundle_reader"] / f"seed-{name}").write_bytes(bundle)
+        (dirs["bundle_admit"] / f"seed-{name}").write_bytes(bundle)
+    # the one seed with a valid seal (format 1.3), for admission by seal
+    (dirs["bundle_admit"] / "seed-golden-sealed").write_bytes(SEALED.read_bytes())
     print(f"wrote {len(seeds)} seeds for each target under {FUZZ / 'corpus'}")
 
 

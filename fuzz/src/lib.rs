@@ -209,6 +209,32 @@ fn path_of(bytes: &[u8]) -> String {
         .collect()
 }
 
+/// Writes `bundle` to a file and admits it as `unpack` does: by its seal
+/// when it ends with one (seal, signature, the digest of the bytes before
+/// it, then the head), else by a full read. Trusts the signer of the golden
+/// 1.3 bundle, the seed whose seal is valid.
+pub fn admit_bundle(bundle: &[u8]) {
+    static POLICY: OnceLock<TrustPolicy> = OnceLock::new();
+    let policy = POLICY.get_or_init(|| {
+        let pem = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/fixtures/bundles/v1.3-signer.pub.pem");
+        TrustPolicy {
+            keys: vec![PublicKey::read(&pem).expect("the golden signer's key is readable")],
+            allow_unsigned: true,
+        }
+    });
+    thread_local! {
+        static DIR: tempfile::TempDir = tempfile::tempdir().expect("a temporary directory");
+    }
+    DIR.with(|dir| {
+        let path = dir.path().join("bundle.zst");
+        std::fs::write(&path, bundle).expect("the temporary directory is writable");
+        if let Ok(admitted) = verify::admit(&path, policy, &airgap::progress::NoProgress) {
+            black_box(admitted.manifest());
+        }
+    });
+}
+
 /// Resolves `data` as the compose file of a project directory of its own,
 /// with a small environment, as `airgap plan` does. Errors are expected;
 /// what must not happen is a panic, a hang or unbounded memory (YAML
