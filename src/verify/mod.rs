@@ -308,9 +308,6 @@ fn run(
         );
     }
     let seal = location.seal()?;
-    if let Some((seal, _)) = &seal {
-        sealed::check_signature(seal, policy)?;
-    }
     let mut input = match &seal {
         Some((seal, _)) => HashingReader::marking(location.open()?, seal.size),
         None => HashingReader::new(location.open()?),
@@ -323,6 +320,10 @@ fn run(
         ProgressReader::new(&mut input, progress),
         |head: &Head| {
             signer = check_head(head, policy, report)?;
+            // After the head, so that a refusal still reports who signed what.
+            if let Some((seal, _)) = &seal {
+                sealed::check_signature(seal, policy)?;
+            }
             Ok::<(), VerifyError>(())
         },
         |entry: &Entry, content: &mut dyn Read| {

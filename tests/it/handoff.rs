@@ -205,6 +205,7 @@ fn verify_reports_every_check_and_the_failed_one() {
             "signature",
             "entries",
             "end",
+            "seal",
             "checksum"
         ]
     );
@@ -258,6 +259,8 @@ fn verify_reports_every_check_and_the_failed_one() {
         .map(|c| c["check"].as_str().unwrap())
         .collect();
     assert_eq!(failed, ["signature"]);
+    // A refused report still says who signed it.
+    assert_eq!(report["signer"].as_str(), Some(fingerprint));
 }
 
 /// A tmpfs of a few megabytes, mounted for one test (needs root, as CI has).
