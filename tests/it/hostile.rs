@@ -58,9 +58,8 @@ fn check(dir: &Path, case: &Case, command: &[&str]) {
     let _ = std::fs::remove_file(dir.join(format!("{file}.sha256")));
 }
 
-#[test]
-fn every_hostile_bundle_is_refused_by_verify() {
-    let (_dir, dir) = workdir_with_keys();
+/// `save.tar` in `dir`: a `docker save` archive of two images sharing a base.
+fn write_archive(dir: &Path) {
     let base = layer("etc/base", "base layer");
     let images = [
         Image::new(
@@ -70,6 +69,20 @@ fn every_hostile_bundle_is_refused_by_verify() {
         Image::new("fixture/two:1", vec![base, layer("two", "second app")]),
     ];
     std::fs::write(dir.join("save.tar"), synthetic::legacy_archive(&images)).unwrap();
+}
+
+/// A policy trusting only the test key `ops.pub.pem` in `dir`.
+fn trusting_ops(dir: &Path) -> airgap::verify::TrustPolicy {
+    airgap::verify::TrustPolicy {
+        keys: vec![airgap::keys::PublicKey::read(&dir.join("ops.pub.pem")).unwrap()],
+        allow_unsigned: false,
+    }
+}
+
+#[test]
+fn every_hostile_bundle_is_refused_by_verify() {
+    let (_dir, dir) = workdir_with_keys();
+    write_archive(&dir);
     let pack = [
         "pack",
         "-q",
@@ -105,10 +118,7 @@ fn every_hostile_bundle_is_refused_by_verify() {
 /// bad only in their entries, are admitted, so when unpack refuses them
 /// (never_reach below) it is the load's own checks that did.
 fn admission_leaves_entries_to_the_load(dir: &Path, cases: &[Case]) {
-    let policy = airgap::verify::TrustPolicy {
-        keys: vec![airgap::keys::PublicKey::read(&dir.join("ops.pub.pem")).unwrap()],
-        allow_unsigned: false,
-    };
+    let policy = trusting_ops(dir);
     let bad_entries = [
         "content-altered",
         "size-mismatch",
@@ -136,17 +146,9 @@ fn admission_leaves_entries_to_the_load(dir: &Path, cases: &[Case]) {
 #[test]
 fn a_bundle_changed_after_admission_fails_the_read_that_loads_it() {
     use airgap::progress::{NoProgress, Task};
-    use airgap::verify::{TrustPolicy, VerifyError, admit};
+    use airgap::verify::{VerifyError, admit};
     let (_dir, dir) = workdir_with_keys();
-    let base = layer("etc/base", "base layer");
-    let images = [
-        Image::new(
-            "fixture/one:1",
-            vec![base.clone(), layer("one", "first app")],
-        ),
-        Image::new("fixture/two:1", vec![base, layer("two", "second app")]),
-    ];
-    std::fs::write(dir.join("save.tar"), synthetic::legacy_archive(&images)).unwrap();
+    write_archive(&dir);
     for (output, wanted) in [("a.zst", "fixture/two:1"), ("b.zst", "fixture/one:1")] {
         let pack = [
             "pack",
@@ -160,10 +162,7 @@ fn a_bundle_changed_after_admission_fails_the_read_that_loads_it() {
         pack.extend(["-o", output, "--key", "ops.pem"]);
         airgap(&dir, &pack).success();
     }
-    let policy = TrustPolicy {
-        keys: vec![airgap::keys::PublicKey::read(&dir.join("ops.pub.pem")).unwrap()],
-        allow_unsigned: false,
-    };
+    let policy = trusting_ops(&dir);
     let path = dir.join("a.zst");
     let original = std::fs::read(&path).unwrap();
     let read_again = |admitted: &airgap::verify::VerifiedBundle| {
