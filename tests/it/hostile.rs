@@ -197,6 +197,13 @@ fn sealed_hostile_bundles_never_reach_the_containerd_store() {
     never_reach(&connected, &offline);
 }
 
+/// Podman stages a load stream before it loads it; a cut one must leave nothing.
+#[test]
+fn sealed_hostile_bundles_never_reach_podman() {
+    let (_lock, [connected, offline]) = engines!("a-connected", "podman");
+    never_reach(&connected, &offline);
+}
+
 /// Every hostile case, unpacked into the empty `offline`, is refused with
 /// nothing loaded; the sealed ones are admitted by their seal and must be
 /// caught while they stream to the engine.
