@@ -92,7 +92,8 @@ pub fn parse(frame: &[u8], file_size: u64) -> Result<Seal, BundleError> {
     if seal.media_type != SEAL_MEDIA_TYPE {
         return Err(malformed("its media type is not a seal's"));
     }
-    if seal.size + frame.len() as u64 != file_size {
+    // checked: `size` comes from the file, and may be anything
+    if seal.size.checked_add(frame.len() as u64) != Some(file_size) {
         return Err(malformed(
             "it does not cover the whole file before it: bytes were added or removed",
         ));
@@ -156,6 +157,11 @@ mod tests {
             let error = parse(&frame, size + frame.len() as u64).unwrap_err();
             assert!(matches!(error, BundleError::BadSeal { .. }), "{error}");
         }
+        let huge = seal(u64::MAX).to_frame();
+        assert!(matches!(
+            parse(&huge, 1000),
+            Err(BundleError::BadSeal { .. })
+        ));
     }
 
     #[test]
