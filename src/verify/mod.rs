@@ -332,18 +332,7 @@ fn run(
         },
     );
     progress.finish();
-    let head = match result {
-        Ok(head) => head,
-        Err(error) => {
-            // A part that differs from its index explains any later error best.
-            let damaged = location.damaged_parts();
-            return Err(if damaged.is_empty() {
-                error
-            } else {
-                VerifyError::PartsDamaged { parts: damaged }
-            });
-        }
-    };
+    let head = result.map_err(|error| explained(error, &location))?;
     let sealed_digest = input.marked().cloned();
     let (sha256, _) = input.finish();
     report.check("entries", true, format!("{entries} entries, each with the size and SHA-256 the manifest lists, in order, none missing or extra"));
@@ -361,6 +350,17 @@ fn run(
         metadata,
         sha256,
     })
+}
+
+/// `error`, unless a part of a split bundle differs from its index: that
+/// explains any failure to read the bundle best, and names what to copy again.
+fn explained(error: VerifyError, location: &Location) -> VerifyError {
+    let damaged = location.damaged_parts();
+    if damaged.is_empty() {
+        error
+    } else {
+        VerifyError::PartsDamaged { parts: damaged }
+    }
 }
 
 /// Checks the bundle against the `.sha256` file beside it, if there is one.

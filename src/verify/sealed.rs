@@ -15,7 +15,7 @@ use crate::progress::{Progress, ProgressReader, Task};
 
 use super::{
     Report, TrustPolicy, VerifiedBundle, VerifyError, check_companion, check_head, check_signed,
-    is_metadata, keep_metadata,
+    explained, is_metadata, keep_metadata,
 };
 
 /// Decides whether the bundle named by `named` may be loaded: by its seal
@@ -79,8 +79,7 @@ pub(super) fn check_signature(seal: &Seal, policy: &TrustPolicy) -> Result<(), V
     .map(|_| ())
 }
 
-/// The bytes before the seal hashed to what it states; where they did not,
-/// a part that differs from its index is the better explanation.
+/// The bytes before the seal hashed to what it states.
 pub(super) fn check_digest(
     seal: &Seal,
     found: Option<&Digest>,
@@ -89,14 +88,10 @@ pub(super) fn check_digest(
     if found == Some(&seal.sha256) {
         return Ok(());
     }
-    let damaged = location.damaged_parts();
-    Err(if damaged.is_empty() {
-        VerifyError::SealMismatch {
-            bundle: location.describe(),
-        }
-    } else {
-        VerifyError::PartsDamaged { parts: damaged }
-    })
+    let mismatch = VerifyError::SealMismatch {
+        bundle: location.describe(),
+    };
+    Err(explained(mismatch, location))
 }
 
 /// The report's line for a seal that held.
@@ -108,14 +103,10 @@ pub(super) fn describe(seal: &Seal) -> String {
 }
 
 fn unreadable(location: &Location, source: io::Error) -> VerifyError {
-    let damaged = location.damaged_parts();
-    if !damaged.is_empty() {
-        return VerifyError::PartsDamaged { parts: damaged };
-    }
-    BundleError::Io {
+    let error = BundleError::Io {
         action: "reading",
         path: location.describe().into(),
         source,
-    }
-    .into()
+    };
+    explained(error.into(), location)
 }
