@@ -10,6 +10,7 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread;
 
 use crate::bundle::BundleError;
+use crate::bundle::in_place::head_room;
 use crate::bundle::writer::{
     BundleWriter, Compression, Contents, MetadataEntry, Output, WrittenBundle,
 };
@@ -63,7 +64,12 @@ pub fn pack(
         Some(project) => read_project_files(project)?,
         None => Vec::new(),
     };
-    let mut writer = BundleWriter::create(&options.output, &options.compression)?;
+    let project_bytes = files.iter().map(|f| f.bytes.len() as u64).sum();
+    let mut writer = BundleWriter::create(
+        &options.output,
+        &options.compression,
+        head_room(plan.images.len(), project_bytes),
+    )?;
     // Held until the bundle is written: patch references live in it.
     let _references = match &options.site {
         Some(site) => Some(delta::prepare(
@@ -341,7 +347,7 @@ mod tests {
             level: 1,
             threads: 0,
         };
-        BundleWriter::create(&Output::File(dir.join("b.zst")), &compression).unwrap()
+        BundleWriter::create(&Output::File(dir.join("b.zst")), &compression, 0).unwrap()
     }
 
     #[test]

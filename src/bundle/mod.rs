@@ -2,6 +2,7 @@
 //! errors, a writer that produces it and a streaming reader that checks every
 //! entry against the manifest as it passes. Trust decisions live in `verify`.
 
+pub mod in_place;
 pub mod layout;
 pub mod manifest;
 pub mod parts;

@@ -1,8 +1,9 @@
 //! Writes a bundle. Layers are compressed into a body frame as they arrive;
 //! the signed manifest can only be written once every digest is known, so at
-//! the end a head frame (manifest, signature, metadata) is written to a
-//! temporary file beside the output, the body appended, and the result
-//! renamed into place: a crash never leaves a plausible half bundle.
+//! the end a head frame (manifest, signature, metadata) goes in front of the
+//! body (into room left for it, or by copying the body behind it) in a
+//! temporary file beside the output, and the result is renamed into place:
+//! a crash never leaves a plausible half bundle.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
@@ -15,6 +16,7 @@ use crate::digest::{Digest, HashingReader, HashingWriter};
 use crate::image::{BlobRef, ImageRecord};
 use crate::keys::{Fingerprint, PrivateKey};
 
+use super::in_place::{BodyFile, InPlaceFile};
 use super::layout;
 pub use super::layout::MetadataEntry;
 use super::manifest::{
@@ -104,7 +106,7 @@ pub struct WrittenBundle {
     pub signer: Option<Fingerprint>,
 }
 
-type BodyEncoder = zstd::stream::write::Encoder<'static, BufWriter<File>>;
+type BodyEncoder = zstd::stream::write::Encoder<'static, BufWriter<BodyFile>>;
 
 /// A bundle being written.
 pub struct BundleWriter {
@@ -113,6 +115,9 @@ pub struct BundleWriter {
     workdir: tempfile::TempDir,
     _workdir_registration: cleanup::Registration,
     body: BodyEncoder,
+    body_path: PathBuf,
+    // The bundle's own file, when the body is written straight into it.
+    in_place: Option<InPlaceFile>,
     body_entries: Vec<Entry>,
     layers: HashSet<Digest>,
     left_out: HashSet<Digest>,
@@ -122,8 +127,14 @@ pub struct BundleWriter {
 
 impl BundleWriter {
     /// Starts a bundle that will become `output`. Temporary files live in a
-    /// hidden directory beside it (same filesystem, so the final rename is atomic).
-    pub fn create(output: &Output, compression: &Compression) -> Result<Self, BundleError> {
+    /// hidden directory beside it (same filesystem, so the final rename is
+    /// atomic). A bundle written to a file gets its body written straight
+    /// into it, behind `head_room` bytes left for the head (0: none).
+    pub fn create(
+        output: &Output,
+        compression: &Compression,
+        head_room: u64,
+    ) -> Result<Self, BundleError> {
         let dir = output.dir();
         let workdir = tempfile::Builder::new()
             .prefix(".airgap-pack-")
@@ -133,27 +144,47 @@ impl BundleWriter {
                 path: dir.clone(),
                 source,
             })?;
-        let body_path = workdir.path().join("body.zst");
-        let io_error = |source| BundleError::Io {
-            action: "writing",
-            path: body_path.clone(),
-            source,
+        let (file, body_path, in_place) = match output {
+            Output::File(path) if head_room > 0 => {
+                let (spool, file) =
+                    InPlaceFile::create(path, head_room).map_err(|source| BundleError::Io {
+                        action: "creating a temporary file for",
+                        path: path.clone(),
+                        source,
+                    })?;
+                (file, spool.path().to_owned(), Some(spool))
+            }
+            _ => {
+                let body_path = workdir.path().join("body.zst");
+                // Read back at the end, when it is appended after the head.
+                let file = File::options()
+                    .read(true)
+                    .write(true)
+                    .create_new(true)
+                    .open(&body_path)
+                    .map_err(|source| BundleError::Io {
+                        action: "writing",
+                        path: body_path.clone(),
+                        source,
+                    })?;
+                (BodyFile::plain(file), body_path, None)
+            }
         };
-        // Read back at the end, when it is appended after the head.
-        let file = File::options()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&body_path)
-            .map_err(io_error)?;
-        let body =
-            body_encoder(BufWriter::with_capacity(1 << 20, file), compression).map_err(io_error)?;
+        let body = body_encoder(BufWriter::with_capacity(1 << 20, file), compression).map_err(
+            |source| BundleError::Io {
+                action: "writing",
+                path: body_path.clone(),
+                source,
+            },
+        )?;
         let workdir_registration = cleanup::register(workdir.path());
         Ok(Self {
             output: output.clone(),
             workdir,
             _workdir_registration: workdir_registration,
             body,
+            body_path,
+            in_place,
             body_entries: Vec::new(),
             layers: HashSet::new(),
             left_out: HashSet::new(),
@@ -343,7 +374,7 @@ impl BundleWriter {
     fn body_error(&self, source: io::Error) -> BundleError {
         BundleError::Io {
             action: "writing",
-            path: self.workdir.path().join("body.zst"),
+            path: self.body_path.clone(),
             source,
         }
     }
@@ -372,14 +403,14 @@ impl BundleWriter {
             }
         }
         tar_stream::finish(&mut self.body).map_err(|source| self.body_error(source))?;
-        let body_path = self.workdir.path().join("body.zst");
         let body_file = self
             .body
             .finish()
-            .and_then(|w| w.into_inner().map_err(|e| e.into_error()));
+            .and_then(|w| w.into_inner().map_err(|e| e.into_error()))
+            .and_then(BodyFile::into_file);
         let mut body_file = body_file.map_err(|source| BundleError::Io {
             action: "writing",
-            path: body_path,
+            path: self.body_path.clone(),
             source,
         })?;
 
@@ -414,6 +445,7 @@ impl BundleWriter {
                     source,
                 }
             })?;
+        let body_start = self.in_place.as_ref().map_or(0, InPlaceFile::head_room);
         let body_size = body_file
             .metadata()
             .map_err(|source| BundleError::Io {
@@ -421,19 +453,31 @@ impl BundleWriter {
                 path: self.output.path(),
                 source,
             })?
-            .len();
-        crate::space::ensure(&self.output.dir(), head.len() as u64 + body_size)?;
-        body_file.rewind().map_err(|source| BundleError::Io {
-            action: "reading",
-            path: self.output.path(),
-            source,
-        })?;
-        let assemble = |out: &mut dyn Write| -> io::Result<()> {
-            out.write_all(&head)?;
-            io::copy(&mut body_file, out)?;
-            Ok(())
+            .len()
+            - body_start;
+        let delivered = match self.in_place.take() {
+            Some(spool) if spool.takes(head.len() as u64, body_size) => {
+                deliver_in_place(spool, &head, &self.output.path(), key)?
+            }
+            // The head did not fit its room (or the body is too small to
+            // carry the padding): copied behind the head, as without room.
+            _ => {
+                crate::space::ensure(&self.output.dir(), head.len() as u64 + body_size)?;
+                body_file
+                    .seek(io::SeekFrom::Start(body_start))
+                    .map_err(|source| BundleError::Io {
+                        action: "reading",
+                        path: self.output.path(),
+                        source,
+                    })?;
+                let assemble = |out: &mut dyn Write| -> io::Result<()> {
+                    out.write_all(&head)?;
+                    io::copy(&mut body_file, out)?;
+                    Ok(())
+                };
+                deliver(&self.output, assemble, key)?
+            }
         };
-        let delivered = deliver(&self.output, assemble, key)?;
         let signer = key.map(|k| k.public().fingerprint().clone());
         Ok(WrittenBundle {
             path: self.output.path(),
@@ -447,7 +491,7 @@ impl BundleWriter {
     }
 }
 
-fn body_encoder(file: BufWriter<File>, compression: &Compression) -> io::Result<BodyEncoder> {
+fn body_encoder(file: BufWriter<BodyFile>, compression: &Compression) -> io::Result<BodyEncoder> {
     let mut encoder = zstd::stream::write::Encoder::new(file, compression.level)?;
     let (window_log, job_size) = compression.window_and_job();
     if compression.threads > 1 {
@@ -540,11 +584,8 @@ fn deliver(
     };
     match output {
         Output::File(path) => {
-            let temp = tempfile::Builder::new()
-                .prefix(&format!(".{}.", file_name(path)))
-                .suffix(".tmp")
-                .tempfile_in(parent_dir(path))
-                .map_err(|e| io_error("creating a temporary file for", e))?;
+            let temp =
+                temp_beside(path).map_err(|e| io_error("creating a temporary file for", e))?;
             let _registration = cleanup::register(temp.path());
             let mut out = HashingWriter::new(BufWriter::with_capacity(1 << 20, temp));
             write_sealed(&mut out, assemble, key).map_err(|e| io_error("writing", e))?;
@@ -552,13 +593,7 @@ fn deliver(
             let temp = out
                 .into_inner()
                 .map_err(|e| io_error("writing", e.into_error()))?;
-            set_readable(temp.as_file()).map_err(|e| io_error("writing", e))?;
-            temp.as_file()
-                .sync_all()
-                .map_err(|e| io_error("syncing", e))?;
-            temp.persist(path)
-                .map_err(|e| io_error("renaming into place", e.error))?;
-            let checksum_path = write_checksums(path, &[(file_name(path), &sha256)])?;
+            let checksum_path = put_in_place(temp, path, &sha256)?;
             Ok(Delivered {
                 checksum_path: Some(checksum_path),
                 sha256,
@@ -624,6 +659,53 @@ fn deliver(
     }
 }
 
+/// Completes a bundle whose body was written into its own file: the head
+/// goes into the room left in front, the seal at the end.
+fn deliver_in_place(
+    spool: InPlaceFile,
+    head: &[u8],
+    path: &Path,
+    key: Option<&PrivateKey>,
+) -> Result<Delivered, BundleError> {
+    let (sha256, size, temp) = spool
+        .complete(head, |sha256, size| {
+            key.map(|key| seal_frame(key, sha256, size))
+        })
+        .map_err(|source| BundleError::Io {
+            action: "writing",
+            path: path.to_owned(),
+            source,
+        })?;
+    let checksum_path = put_in_place(temp, path, &sha256)?;
+    Ok(Delivered {
+        checksum_path: Some(checksum_path),
+        sha256,
+        size,
+        parts: Vec::new(),
+    })
+}
+
+/// Makes a complete temporary bundle durable and readable, renames it to
+/// `path` and writes its `.sha256` file.
+fn put_in_place(
+    temp: tempfile::NamedTempFile,
+    path: &Path,
+    sha256: &Digest,
+) -> Result<PathBuf, BundleError> {
+    let io_error = |action, source| BundleError::Io {
+        action,
+        path: path.to_owned(),
+        source,
+    };
+    set_readable(temp.as_file()).map_err(|e| io_error("writing", e))?;
+    temp.as_file()
+        .sync_all()
+        .map_err(|e| io_error("syncing", e))?;
+    temp.persist(path)
+        .map_err(|e| io_error("renaming into place", e.error))?;
+    write_checksums(path, &[(file_name(path), sha256)])
+}
+
 /// Writes what `assemble` makes, then, for a signed bundle, the seal over
 /// every byte of it (FORMAT.md 2.4).
 fn write_sealed<W: Write>(
@@ -636,13 +718,18 @@ fn write_sealed<W: Write>(
         return Ok(());
     };
     let (sha256, size) = out.so_far();
-    let seal = Seal {
+    out.write_all(&seal_frame(key, &sha256, size))
+}
+
+/// The seal over `size` bytes hashing to `sha256`, as its skippable frame.
+fn seal_frame(key: &PrivateKey, sha256: &Digest, size: u64) -> Vec<u8> {
+    Seal {
         media_type: SEAL_MEDIA_TYPE.into(),
-        signature: sign(key, SEAL_CONTEXT, &Seal::statement(&sha256, size)),
+        signature: sign(key, SEAL_CONTEXT, &Seal::statement(sha256, size)),
         size,
-        sha256,
-    };
-    out.write_all(&seal.to_frame())
+        sha256: sha256.clone(),
+    }
+    .to_frame()
 }
 
 /// Writes `<path>.sha256` in `sha256sum` format, one line per file.
@@ -747,6 +834,15 @@ pub(super) fn parent_dir(path: &Path) -> &Path {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     }
+}
+
+/// A hidden temporary file beside `path`, on its filesystem so that renaming
+/// it there is atomic.
+pub(super) fn temp_beside(path: &Path) -> io::Result<tempfile::NamedTempFile> {
+    tempfile::Builder::new()
+        .prefix(&format!(".{}.", file_name(path)))
+        .suffix(".tmp")
+        .tempfile_in(parent_dir(path))
 }
 
 pub(super) fn file_name(path: &Path) -> String {

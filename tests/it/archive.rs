@@ -177,3 +177,51 @@ fn assert_no_leftovers(dir: &Path) {
         .collect();
     assert!(left.is_empty(), "temporary files left behind: {left:?}");
 }
+
+/// zstd skippable frame magic 0x184D2A50: the padding a writer leaves where
+/// the head did not fill the room kept for it.
+const PADDING_MAGIC: [u8; 4] = [0x50, 0x2a, 0x4d, 0x18];
+
+fn starts_with_padded_head(bundle: &Path) -> bool {
+    let bytes = fs::read(bundle).unwrap();
+    bytes[..bytes.len().min(64 << 10)]
+        .windows(4)
+        .any(|w| w == PADDING_MAGIC)
+}
+
+/// A body large beside the room left for the head is written in place and
+/// the head goes in front of it, padded; a small bundle is assembled by
+/// copying and carries no padding. Both verify, and unpack admits the large
+/// one by its seal and reads every entry of it.
+#[test]
+fn a_large_body_is_written_in_place_and_a_small_bundle_stays_compact() {
+    use airgap::progress::{NoProgress, Task};
+    let (_dir, dir) = workdir_with_keys();
+    pack_archive(&dir, &synthetic::legacy_archive(&images())).success();
+    assert!(!starts_with_padded_head(&dir.join("b.zst")));
+
+    let mut images = images();
+    images[0] = Image::new(
+        "fixture/one:1",
+        vec![
+            layer("etc/base", "base layer"),
+            layer("one", synthetic::noise(40 << 20)),
+        ],
+    );
+    pack_archive(&dir, &synthetic::legacy_archive(&images)).success();
+    assert!(starts_with_padded_head(&dir.join("b.zst")));
+    assert_bundle_holds(&dir, &images);
+    let policy = airgap::verify::TrustPolicy {
+        keys: vec![airgap::keys::PublicKey::read(&dir.join("ops.pub.pem")).unwrap()],
+        allow_unsigned: false,
+    };
+    let admitted = airgap::verify::admit(&dir.join("b.zst"), &policy, &NoProgress).unwrap();
+    let mut read = 0;
+    admitted
+        .read_entries(&NoProgress, Task::Loading, |_, _| {
+            read += 1;
+            Ok::<(), airgap::verify::VerifyError>(())
+        })
+        .unwrap();
+    assert_eq!(read, admitted.manifest().entries.len());
+}

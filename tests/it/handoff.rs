@@ -320,15 +320,7 @@ fn a_pack_onto_a_too_small_filesystem_fails_cleanly_leaving_nothing() {
 fn a_pack_interrupted_at_any_point_leaves_nothing_behind() {
     let (_dir, dir) = workdir_with_keys();
     // Incompressible, so that a high level keeps pack busy for a second or two.
-    let mut noise = vec![0u8; 32 << 20];
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    for chunk in noise.chunks_mut(8) {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        chunk.copy_from_slice(&state.to_le_bytes()[..chunk.len()]);
-    }
-    let layer = synthetic::layer("noise", &noise);
+    let layer = synthetic::layer("noise", synthetic::noise(32 << 20));
     let image = synthetic::Image::new("noise/app:1", vec![layer]);
     fs::write(dir.join("save.tar"), synthetic::legacy_archive(&[image])).unwrap();
     fs::create_dir(dir.join("out")).unwrap();

@@ -22,6 +22,19 @@ pub fn layer(file: &str, content: impl AsRef<[u8]>) -> Vec<u8> {
     builder.into_inner().unwrap()
 }
 
+/// `len` bytes zstd cannot shrink (xorshift), for layers that must stay large.
+pub fn noise(len: usize) -> Vec<u8> {
+    let mut noise = vec![0u8; len];
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    for chunk in noise.chunks_mut(8) {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        chunk.copy_from_slice(&state.to_le_bytes()[..chunk.len()]);
+    }
+    noise
+}
+
 /// An image config with these diff IDs.
 pub fn config(diff_ids: &[String], marker: &str) -> Vec<u8> {
     serde_json::to_vec(&serde_json::json!({
