@@ -593,13 +593,7 @@ fn deliver(
             let temp = out
                 .into_inner()
                 .map_err(|e| io_error("writing", e.into_error()))?;
-            let checksum_path = put_in_place(temp, path, &sha256)?;
-            Ok(Delivered {
-                checksum_path: Some(checksum_path),
-                sha256,
-                size,
-                parts: Vec::new(),
-            })
+            put_in_place(temp, path, sha256, size)
         }
         Output::Parts { path, part_size } => {
             let mut writer = HashingWriter::new(PartWriter::new(path, *part_size));
@@ -676,22 +670,17 @@ fn deliver_in_place(
             path: path.to_owned(),
             source,
         })?;
-    let checksum_path = put_in_place(temp, path, &sha256)?;
-    Ok(Delivered {
-        checksum_path: Some(checksum_path),
-        sha256,
-        size,
-        parts: Vec::new(),
-    })
+    put_in_place(temp, path, sha256, size)
 }
 
-/// Makes a complete temporary bundle durable and readable, renames it to
-/// `path` and writes its `.sha256` file.
+/// Makes a complete temporary bundle of `size` bytes durable and readable,
+/// renames it to `path` and writes its `.sha256` file.
 fn put_in_place(
     temp: tempfile::NamedTempFile,
     path: &Path,
-    sha256: &Digest,
-) -> Result<PathBuf, BundleError> {
+    sha256: Digest,
+    size: u64,
+) -> Result<Delivered, BundleError> {
     let io_error = |action, source| BundleError::Io {
         action,
         path: path.to_owned(),
@@ -703,7 +692,13 @@ fn put_in_place(
         .map_err(|e| io_error("syncing", e))?;
     temp.persist(path)
         .map_err(|e| io_error("renaming into place", e.error))?;
-    write_checksums(path, &[(file_name(path), sha256)])
+    let checksum_path = write_checksums(path, &[(file_name(path), &sha256)])?;
+    Ok(Delivered {
+        checksum_path: Some(checksum_path),
+        sha256,
+        size,
+        parts: Vec::new(),
+    })
 }
 
 /// Writes what `assemble` makes, then, for a signed bundle, the seal over
