@@ -7,7 +7,7 @@
 //! reader ignores (FORMAT.md 2.1).
 
 use std::fs::File;
-use std::io::{self, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::mpsc::{SyncSender, sync_channel};
@@ -196,18 +196,16 @@ fn padding_frame(len: u64) -> Vec<u8> {
     frame
 }
 
-fn hash_prefix(file: &File, end: u64) -> io::Result<HashingWriter<io::Sink>> {
+/// The digest of the file's first `end` bytes, kept open for what follows them.
+fn hash_prefix(mut file: &File, end: u64) -> io::Result<HashingWriter<io::Sink>> {
     let mut hashing = HashingWriter::new(io::sink());
-    let mut buffer = vec![0u8; 1 << 20];
-    let mut at = 0;
-    while at < end {
-        let wanted = buffer.len().min((end - at) as usize);
-        let n = file.read_at(&mut buffer[..wanted], at)?;
-        if n == 0 {
-            return Err(io::ErrorKind::UnexpectedEof.into());
-        }
-        hashing.write_all(&buffer[..n])?;
-        at += n as u64;
+    file.seek(SeekFrom::Start(0))?;
+    let read = io::copy(
+        &mut io::BufReader::with_capacity(1 << 20, file.take(end)),
+        &mut hashing,
+    )?;
+    if read != end {
+        return Err(io::ErrorKind::UnexpectedEof.into());
     }
     Ok(hashing)
 }
@@ -215,7 +213,6 @@ fn hash_prefix(file: &File, end: u64) -> io::Result<HashingWriter<io::Sink>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Read;
 
     #[test]
     fn zstd_skips_the_padding_between_two_frames() {
