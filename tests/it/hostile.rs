@@ -71,6 +71,14 @@ fn write_archive(dir: &Path) {
     std::fs::write(dir.join("save.tar"), synthetic::legacy_archive(&images)).unwrap();
 }
 
+/// Packs `images` from `save.tar` in `dir` into `output`, signed with `ops.pem`.
+fn pack_archive(dir: &Path, images: &[&str], output: &str) {
+    let mut pack = vec!["pack", "-q", "--archive", "save.tar"];
+    pack.extend(images);
+    pack.extend(["-o", output, "--key", "ops.pem"]);
+    airgap(dir, &pack).success();
+}
+
 /// A policy trusting only the test key `ops.pub.pem` in `dir`.
 fn trusting_ops(dir: &Path) -> airgap::verify::TrustPolicy {
     airgap::verify::TrustPolicy {
@@ -83,19 +91,7 @@ fn trusting_ops(dir: &Path) -> airgap::verify::TrustPolicy {
 fn every_hostile_bundle_is_refused_by_verify() {
     let (_dir, dir) = workdir_with_keys();
     write_archive(&dir);
-    let pack = [
-        "pack",
-        "-q",
-        "--archive",
-        "save.tar",
-        "fixture/one:1",
-        "fixture/two:1",
-        "-o",
-        "valid.zst",
-        "--key",
-        "ops.pem",
-    ];
-    airgap(&dir, &pack).success();
+    pack_archive(&dir, &["fixture/one:1", "fixture/two:1"], "valid.zst");
     let valid = std::fs::read(dir.join("valid.zst")).unwrap();
     let key = airgap::keys::PrivateKey::read(&dir.join("ops.pem")).unwrap();
 
@@ -150,17 +146,7 @@ fn a_bundle_changed_after_admission_fails_the_read_that_loads_it() {
     let (_dir, dir) = workdir_with_keys();
     write_archive(&dir);
     for (output, wanted) in [("a.zst", "fixture/two:1"), ("b.zst", "fixture/one:1")] {
-        let pack = [
-            "pack",
-            "-q",
-            "--archive",
-            "save.tar",
-            "fixture/one:1",
-            wanted,
-        ];
-        let mut pack = pack.to_vec();
-        pack.extend(["-o", output, "--key", "ops.pem"]);
-        airgap(&dir, &pack).success();
+        pack_archive(&dir, &["fixture/one:1", wanted], output);
     }
     let policy = trusting_ops(&dir);
     let path = dir.join("a.zst");
