@@ -41,8 +41,9 @@ pub struct Compression {
 
 /// The default level: with the window, job sizes and match finder below, the
 /// smallest bundle that still keeps up with an engine's export on two cores
-/// (measured in `bench/`, docs/BENCHMARKS.md). Level 4 is 0.5 % smaller but
-/// takes a quarter more CPU, which on two cores the engine's own export needs.
+/// (measured in `bench/`, docs/BENCHMARKS.md). Level 4 is 0.2–0.3 % smaller
+/// but takes a quarter more CPU, which on two cores the engine's own export
+/// needs.
 pub const DEFAULT_LEVEL: i32 = 3;
 /// The highest level offered. Above it zstd's match tables alone pass the
 /// memory budget (200 MB for a whole pack), for bundles about 5% smaller.
