@@ -76,15 +76,18 @@ impl Compression {
         }
     }
 
-    /// zstd parameters set on top of the level's own.
-    fn match_finder(&self) -> Vec<CParameter> {
+    /// zstd parameters set on top of the level's own, for a window of
+    /// `window_log`.
+    fn match_finder(&self, window_log: u32) -> Vec<CParameter> {
         let mut tuning = Vec::new();
         if self.level <= 9 {
             // The images of one stack install the same libraries and data
-            // files in layers tens of MB apart. A long-distance table twice
-            // zstd's default, taking matches from 32 bytes instead of 64,
-            // finds more of them (1 MB on the bench stack) for 4 MiB.
-            tuning.push(CParameter::LdmHashLog(WINDOW_LOG_MAX - 1 - 6));
+            // files in layers tens of MB apart. A long-distance table of
+            // 2^(window - 6) entries, twice zstd's default for these levels
+            // (so it also samples every 64 bytes instead of every 128), taking
+            // matches from 32 bytes instead of 64, finds more of them (about
+            // 1 MB on the bench stack) for 4 MiB.
+            tuning.push(CParameter::LdmHashLog(window_log - 6));
             tuning.push(CParameter::LdmMinMatch(32));
         }
         if self.level == 3 {
@@ -523,7 +526,7 @@ fn body_encoder(file: BufWriter<BodyFile>, compression: &Compression) -> io::Res
     }
     encoder.long_distance_matching(true)?;
     encoder.window_log(window_log)?;
-    for parameter in compression.match_finder() {
+    for parameter in compression.match_finder(window_log) {
         encoder.set_parameter(parameter)?;
     }
     encoder.include_checksum(true)?;
