@@ -43,6 +43,7 @@ pub mod space;
 pub mod survey;
 pub mod trust;
 pub mod unpack;
+pub mod untrusted;
 pub mod verify;
 
 pub use error::Error;
