@@ -19,6 +19,7 @@
 
 #![warn(missing_docs)]
 
+pub mod beneath;
 pub mod bundle;
 pub mod cleanup;
 pub mod delta;
