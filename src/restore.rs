@@ -2,12 +2,13 @@
 //! that every service's image reference names, on the engine, exactly the
 //! image that was packed, so `docker compose up` runs those images and has
 //! nothing to pull.
+//!
+//! DIR may hold entries someone else planted; every path beneath it is
+//! resolved without following links (see [`crate::beneath`]).
 
-use std::fs;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
+use crate::beneath::{Beneath, BeneathError};
 use crate::bundle::COMPOSE_PREFIX;
 use crate::sink::{Sink, SinkError};
 use crate::verify::VerifiedBundle;
@@ -33,6 +34,27 @@ pub enum RestoreError {
     Exists {
         /// The file.
         path: PathBuf,
+    },
+    /// A symbolic link beneath DIR, where a directory or file of the project goes.
+    #[error(
+        "{path} is a symbolic link; airgap does not write through links in --compose-dir: remove it or choose an empty directory"
+    )]
+    Link {
+        /// The link.
+        path: PathBuf,
+    },
+    /// Something that is not a regular file (or, on the way, not a directory)
+    /// where the project's file (or directory) goes.
+    #[error(
+        "{path} is {kind}, where the compose project needs {needed}; airgap writes only regular files and directories in --compose-dir: remove it or choose an empty directory"
+    )]
+    Occupied {
+        /// The entry.
+        path: PathBuf,
+        /// What it is.
+        kind: &'static str,
+        /// What the project needs there.
+        needed: &'static str,
     },
     /// Service images the engine does not resolve to the packed image.
     #[error("compose services would not run the packed images: {}", .services.join(", "))]
@@ -67,19 +89,11 @@ pub fn restore_compose(
         .compose
         .as_ref()
         .ok_or(RestoreError::NoProject)?;
+    let root = Beneath::create(dir)?;
     let mut files = Vec::new();
-    for name in &record.files {
-        let entry = format!("{COMPOSE_PREFIX}{name}");
-        let bytes = bundle
-            .metadata()
-            .iter()
-            .find(|(path, _)| *path == entry)
-            .map(|(_, bytes)| bytes.as_slice())
-            .expect("verification checked every compose file is an entry");
-        // Names were checked against FORMAT.md's path rules: no `..`, not absolute.
-        let path = dir.join(name);
-        write_new_or_same(&path, bytes)?;
-        files.push(path);
+    for (name, bytes) in project_files(bundle)? {
+        root.write_file(Path::new(name), bytes)?;
+        files.push(dir.join(name));
     }
     let mut unresolved = Vec::new();
     for service in &record.services {
@@ -105,31 +119,68 @@ pub fn restore_compose(
     })
 }
 
-fn write_new_or_same(path: &Path, bytes: &[u8]) -> Result<(), RestoreError> {
-    let write_error = |source| RestoreError::Write {
-        path: path.to_owned(),
-        source,
+/// Checks, before anything is loaded, that the project could be written
+/// into `dir`: the bundle carries one, and nothing beneath `dir` is a link,
+/// something other than a regular file or directory, or a file with other
+/// content. Creates nothing; [`restore_compose`] checks again as it writes.
+pub fn check_compose_dir(bundle: &VerifiedBundle, dir: &Path) -> Result<(), RestoreError> {
+    let files = project_files(bundle)?;
+    let Some(root) = Beneath::open(dir)? else {
+        return Ok(());
     };
-    match fs::read(path) {
-        Ok(existing) if existing == bytes => return Ok(()),
-        Ok(_) => {
-            return Err(RestoreError::Exists {
-                path: path.to_owned(),
-            });
+    for (name, bytes) in files {
+        root.check_file(Path::new(name), bytes)?;
+    }
+    Ok(())
+}
+
+/// The project's files: each name (a plain relative path, as FORMAT.md's
+/// path rules require) with its bytes.
+fn project_files(bundle: &VerifiedBundle) -> Result<Vec<(&str, &[u8])>, RestoreError> {
+    let record = bundle
+        .manifest()
+        .compose
+        .as_ref()
+        .ok_or(RestoreError::NoProject)?;
+    Ok(record
+        .files
+        .iter()
+        .map(|name| {
+            let entry = format!("{COMPOSE_PREFIX}{name}");
+            let bytes = bundle
+                .metadata()
+                .iter()
+                .find(|(path, _)| *path == entry)
+                .map(|(_, bytes)| bytes.as_slice())
+                .expect("verification checked every compose file is an entry");
+            (name.as_str(), bytes)
+        })
+        .collect())
+}
+
+impl From<BeneathError> for RestoreError {
+    fn from(error: BeneathError) -> Self {
+        match error {
+            BeneathError::Link { path } => Self::Link { path },
+            BeneathError::Differs { path } => Self::Exists { path },
+            BeneathError::NotRegular { path, kind } => Self::Occupied {
+                path,
+                kind,
+                needed: "a regular file",
+            },
+            BeneathError::NotDirectory { path, kind } => Self::Occupied {
+                path,
+                kind,
+                needed: "a directory",
+            },
+            BeneathError::Io { path, source } => Self::Write { path, source },
+            BeneathError::NotPlain { path } => Self::Write {
+                path,
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "not a plain relative path",
+                ),
+            },
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(source) => return Err(write_error(source)),
     }
-    if let Some(parent) = path.parent() {
-        fs::create_dir_all(parent).map_err(write_error)?;
-    }
-    // Env files may hold secrets; every file is written readable by the owner only.
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(write_error)?;
-    file.write_all(bytes).map_err(write_error)?;
-    file.sync_all().map_err(write_error)
 }

@@ -57,6 +57,9 @@ pub fn unpack(
     if options.compose_dir.is_some() && bundle.manifest().compose.is_none() {
         return Err(RestoreError::NoProject.into());
     }
+    if let Some(dir) = &options.compose_dir {
+        crate::restore::check_compose_dir(&bundle, dir)?;
+    }
     let load = sink.load(&bundle, progress)?;
     let signer = bundle.signer().map(ToString::to_string);
     record.note_applied(bundle.manifest(), &manifest_digest, signer)?;

@@ -145,3 +145,96 @@ fn a_tag_moved_on_the_site_is_put_back_by_the_next_unpack() {
         connected.inspect("fixture/api:1")
     );
 }
+
+/// A project whose env file sits in a subdirectory, as `config/db.env`.
+fn write_vault_project(dir: &Path) -> PathBuf {
+    let project = dir.join("vault");
+    fs::create_dir_all(project.join("config")).unwrap();
+    fs::write(
+        project.join("compose.yaml"),
+        "name: vault\nservices:\n  web:\n    image: fixture/web:1\n    env_file: config/db.env\n",
+    )
+    .unwrap();
+    fs::write(project.join("config/db.env"), "DB_PASSWORD=hunter2\n").unwrap();
+    project
+}
+
+#[test]
+fn a_link_planted_in_the_compose_dir_is_refused_before_anything_is_loaded() {
+    let (_lock, [connected, offline]) = engines!("a-connected", "a-offline");
+    fixtures::ensure(&connected);
+    offline.wipe();
+    let (_dir, dir) = workdir_with_keys();
+    let project = write_vault_project(&dir);
+    let project_arg = project.to_str().unwrap();
+    let args = [
+        "--host",
+        &connected.host,
+        "pack",
+        "-q",
+        project_arg,
+        "-o",
+        "vault.zst",
+        "--key",
+        "ops.pem",
+        "--with-env",
+    ];
+    airgap(&dir, &args).success();
+
+    // Someone who could write into the site directory planted config -> elsewhere.
+    let site = dir.join("site");
+    let elsewhere = dir.join("elsewhere");
+    fs::create_dir(&site).unwrap();
+    fs::create_dir(&elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, site.join("config")).unwrap();
+    let site_arg = site.to_str().unwrap();
+    let unpack = [
+        "--host",
+        &offline.host,
+        "unpack",
+        "-q",
+        "vault.zst",
+        "--key",
+        "ops.pub.pem",
+        "--compose-dir",
+        site_arg,
+    ];
+    let run = airgap(&dir, &unpack).failure(1);
+    assert_eq!(
+        run.stderr.trim_end(),
+        format!(
+            "error: {}/config is a symbolic link; airgap does not write through links in --compose-dir: remove it or choose an empty directory",
+            site.display()
+        )
+    );
+    assert_eq!(
+        fs::read_dir(&elsewhere).unwrap().count(),
+        0,
+        "written through the link"
+    );
+    assert_eq!(
+        fs::read_dir(&site).unwrap().count(),
+        1,
+        "only the link is there"
+    );
+    assert_eq!(
+        offline.inspect("fixture/web:1"),
+        None,
+        "loaded before refusing"
+    );
+
+    // Without the link the same bundle unpacks, the env file readable by its owner only.
+    fs::remove_file(site.join("config")).unwrap();
+    airgap(&dir, &unpack).success();
+    assert_eq!(
+        fs::read_to_string(site.join("config/db.env")).unwrap(),
+        "DB_PASSWORD=hunter2\n"
+    );
+    let mode = |path: PathBuf| fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(site.join("config")), 0o700);
+    assert_eq!(mode(site.join("config/db.env")), 0o600);
+    assert_eq!(
+        offline.inspect("fixture/web:1"),
+        connected.inspect("fixture/web:1")
+    );
+}
