@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::cmd::{Run, airgap};
+use crate::support::cmd::{Run, airgap, airgap_clean_env};
 
 const GOLDEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/bundles");
 
@@ -131,6 +131,34 @@ fn a_trust_directory_owned_by_another_account_is_refused() {
     let error = one_line_error(&run);
     assert!(
         error.contains("trusted.d is owned by uid 65534") && error.contains("chown"),
+        "{error}"
+    );
+}
+
+#[test]
+fn the_default_trust_directory_is_held_to_the_same_rules() {
+    let (_dir, dir) = workdir();
+    let home = dir.join("home");
+    let trusted = home.join(".config/airgap/trusted.d");
+    fs::create_dir_all(&trusted).unwrap();
+    for path in [
+        &home,
+        &home.join(".config"),
+        &home.join(".config/airgap"),
+        &trusted,
+    ] {
+        fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    fs::copy(dir.join("signer.pub.pem"), trusted.join("signer.pem")).unwrap();
+    let vars = [("HOME".to_owned(), home.display().to_string())];
+    let run = airgap_clean_env(&dir, &["verify", "b.zst"], &vars).success();
+    assert!(run.stdout.contains("result:   VERIFIED"), "{}", run.stdout);
+
+    fs::set_permissions(home.join(".config"), fs::Permissions::from_mode(0o777)).unwrap();
+    let run = airgap_clean_env(&dir, &["verify", "b.zst"], &vars).failure(1);
+    let error = one_line_error(&run);
+    assert!(
+        error.contains("home/.config, a parent of") && error.contains("chmod go-w"),
         "{error}"
     );
 }
