@@ -1,12 +1,13 @@
 //! Which signers a site trusts: keys named one by one, and trust directories
-//! of public keys (as apt's trusted.gpg.d). A directory others can write to
-//! is refused, since anyone who can add a file there can add a signer.
+//! of public keys (as apt's trusted.gpg.d). A directory or key another
+//! account could change is refused (ssh's StrictModes rules), since whoever
+//! can add or swap a file there can add a signer.
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::keys::{KeyError, PublicKey};
+use crate::untrusted::{InsecurePath, check_strict};
 
 /// Trust directories used when neither keys nor directories are named.
 pub fn default_dirs() -> Vec<PathBuf> {
@@ -42,16 +43,10 @@ pub enum TrustError {
         #[source]
         source: std::io::Error,
     },
-    /// A trust directory (or a key in it) others may write to.
-    #[error(
-        "{path} is writable by group or others (mode {mode:o}), so anyone could add a trusted key; run chmod go-w on it"
-    )]
-    Writable {
-        /// The directory or file.
-        path: PathBuf,
-        /// Its permission bits.
-        mode: u32,
-    },
+    /// A trust directory, a key in it or a directory above them that
+    /// another account could change.
+    #[error(transparent)]
+    Insecure(#[from] InsecurePath),
 }
 
 impl TrustPolicy {
@@ -97,7 +92,7 @@ fn read_dir(dir: &Path) -> Result<Vec<PublicKey>, TrustError> {
         path: dir.to_owned(),
         source,
     };
-    check_not_writable(dir)?;
+    check_strict(dir)?;
     let mut paths: Vec<PathBuf> = fs::read_dir(dir)
         .map_err(unreadable)?
         .map(|entry| entry.map(|e| e.path()))
@@ -108,52 +103,191 @@ fn read_dir(dir: &Path) -> Result<Vec<PublicKey>, TrustError> {
     paths
         .iter()
         .map(|path| {
-            check_not_writable(path)?;
-            Ok(PublicKey::read(path)?)
+            check_strict(path)?;
+            Ok(PublicKey::read_found(path)?)
         })
         .collect()
 }
 
-fn check_not_writable(path: &Path) -> Result<(), TrustError> {
-    let metadata = fs::metadata(path).map_err(|source| TrustError::Unreadable {
-        path: path.to_owned(),
-        source,
-    })?;
-    let mode = metadata.permissions().mode() & 0o7777;
-    if mode & 0o022 != 0 {
-        return Err(TrustError::Writable {
-            path: path.to_owned(),
-            mode,
-        });
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
     use super::*;
     use crate::keys::PrivateKey;
 
+    /// `base/trusted.d` (mode 0755) holding the public halves of `keys`,
+    /// whose private halves stay in `base`.
+    fn trust_dir(base: &Path, keys: &[&PrivateKey]) -> PathBuf {
+        let dir = base.join("trusted.d");
+        fs::create_dir(&dir).unwrap();
+        set_mode(base, 0o755);
+        set_mode(&dir, 0o755);
+        for (n, key) in keys.iter().enumerate() {
+            let (_, public) = key.write_pair(&base.join(format!("k{n}"))).unwrap();
+            fs::copy(&public, dir.join(format!("k{n}.pem"))).unwrap();
+        }
+        dir
+    }
+
+    fn set_mode(path: &Path, mode: u32) {
+        fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    fn load_dir(dir: &Path) -> Result<TrustPolicy, TrustError> {
+        TrustPolicy::load(&[], &[dir.to_owned()], false)
+    }
+
+    /// Cases with another account's files need root to chown; under CI
+    /// they must run, elsewhere they are skipped loudly.
+    fn as_root() -> bool {
+        if rustix::process::geteuid().is_root() {
+            return true;
+        }
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "this test needs root in CI"
+        );
+        eprintln!("SKIPPED: needs root to give a file to another account");
+        false
+    }
+
+    const NOBODY: u32 = 65534;
+
     #[test]
     fn a_trust_directory_trusts_every_key_in_it() {
-        let dir = tempfile::tempdir().unwrap();
-        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        let base = tempfile::tempdir().unwrap();
         let one = PrivateKey::generate().unwrap();
         let two = PrivateKey::generate().unwrap();
-        one.write_pair(&dir.path().join("one")).unwrap();
-        two.write_pair(&dir.path().join("two")).unwrap();
-        // The private halves are in the directory too; they still only add their public keys.
-        let policy = TrustPolicy::load(&[], &[dir.path().to_owned()], false).unwrap();
+        let dir = trust_dir(base.path(), &[&one, &two]);
+        let policy = load_dir(&dir).unwrap();
         assert!(policy.trusts(one.public().fingerprint()));
         assert!(policy.trusts(two.public().fingerprint()));
     }
 
     #[test]
-    fn a_group_writable_trust_directory_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o775)).unwrap();
-        let error = TrustPolicy::load(&[], &[dir.path().to_owned()], false).unwrap_err();
-        assert!(matches!(error, TrustError::Writable { .. }));
+    fn a_private_key_in_a_trust_directory_is_refused_by_name() {
+        let base = tempfile::tempdir().unwrap();
+        let dir = trust_dir(base.path(), &[]);
+        PrivateKey::generate()
+            .unwrap()
+            .write_pair(&dir.join("ops"))
+            .unwrap();
+        let error = load_dir(&dir).unwrap_err();
+        assert!(
+            matches!(&error, TrustError::Key(KeyError::PrivateNotPublic { path }) if path == &dir.join("ops.pem")),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_named_private_key_is_refused() {
+        let base = tempfile::tempdir().unwrap();
+        let (private, _) = PrivateKey::generate()
+            .unwrap()
+            .write_pair(&base.path().join("ops"))
+            .unwrap();
+        let error = TrustPolicy::load(&[private], &[], false).unwrap_err();
+        assert!(
+            matches!(error, TrustError::Key(KeyError::PrivateNotPublic { .. })),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_group_writable_trust_directory_or_key_is_refused() {
+        let base = tempfile::tempdir().unwrap();
+        let dir = trust_dir(base.path(), &[&PrivateKey::generate().unwrap()]);
+        set_mode(&dir.join("k0.pem"), 0o664);
+        let error = load_dir(&dir).unwrap_err();
+        assert!(
+            matches!(&error, TrustError::Insecure(InsecurePath::Writable { path, .. }) if path.ends_with("trusted.d/k0.pem")),
+            "{error}"
+        );
+        set_mode(&dir.join("k0.pem"), 0o644);
+        set_mode(&dir, 0o775);
+        let error = load_dir(&dir).unwrap_err();
+        assert!(
+            matches!(error, TrustError::Insecure(InsecurePath::Writable { .. })),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_trust_directory_owned_by_another_account_is_refused() {
+        if !as_root() {
+            return;
+        }
+        let base = tempfile::tempdir().unwrap();
+        let dir = trust_dir(base.path(), &[&PrivateKey::generate().unwrap()]);
+        std::os::unix::fs::chown(&dir, Some(NOBODY), Some(NOBODY)).unwrap();
+        let error = load_dir(&dir).unwrap_err();
+        assert!(
+            matches!(&error, TrustError::Insecure(InsecurePath::Owner { path, owner: NOBODY, .. }) if path.ends_with("trusted.d")),
+            "{error}"
+        );
+        assert!(error.to_string().contains("chown"), "{error}");
+    }
+
+    #[test]
+    fn a_key_owned_by_another_account_is_refused() {
+        if !as_root() {
+            return;
+        }
+        let base = tempfile::tempdir().unwrap();
+        let dir = trust_dir(base.path(), &[&PrivateKey::generate().unwrap()]);
+        std::os::unix::fs::chown(dir.join("k0.pem"), Some(NOBODY), Some(NOBODY)).unwrap();
+        let error = load_dir(&dir).unwrap_err();
+        assert!(
+            matches!(&error, TrustError::Insecure(InsecurePath::Owner { path, owner: NOBODY, .. }) if path.ends_with("trusted.d/k0.pem")),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_parent_others_can_write_to_is_refused_unless_sticky() {
+        let base = tempfile::tempdir().unwrap();
+        let key = PrivateKey::generate().unwrap();
+        let open = base.path().join("open");
+        fs::create_dir(&open).unwrap();
+        let dir = trust_dir(&open, &[&key]);
+        set_mode(base.path(), 0o755);
+        set_mode(&open, 0o777);
+        let error = load_dir(&dir).unwrap_err();
+        assert!(
+            matches!(&error, TrustError::Insecure(InsecurePath::WritableParent { path, .. }) if path.ends_with("open")),
+            "{error}"
+        );
+        set_mode(&open, 0o1777);
+        assert!(load_dir(&dir).unwrap().trusts(key.public().fingerprint()));
+    }
+
+    #[test]
+    fn a_link_or_a_fifo_in_a_trust_directory_is_refused_without_hanging() {
+        let base = tempfile::tempdir().unwrap();
+        let key = PrivateKey::generate().unwrap();
+        let dir = trust_dir(base.path(), &[]);
+        let (_, public) = key.write_pair(&base.path().join("elsewhere")).unwrap();
+        std::os::unix::fs::symlink(&public, dir.join("link.pem")).unwrap();
+        let error = format!("{:#}", anyhow::Error::from(load_dir(&dir).unwrap_err()));
+        assert!(
+            error.contains("link.pem") && error.contains("symbolic link"),
+            "{error}"
+        );
+
+        fs::remove_file(dir.join("link.pem")).unwrap();
+        rustix::fs::mkfifoat(
+            rustix::fs::CWD,
+            dir.join("fifo.pem"),
+            rustix::fs::Mode::from_raw_mode(0o644),
+        )
+        .unwrap();
+        let error = format!("{:#}", anyhow::Error::from(load_dir(&dir).unwrap_err()));
+        assert!(
+            error.contains("fifo.pem") && error.contains("FIFO"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -19,7 +19,7 @@ pub enum KeyCommand {
 pub fn run(command: KeyCommand) -> anyhow::Result<()> {
     match command {
         KeyCommand::Fingerprint { file } => {
-            let key = PublicKey::read(&file).map_err(airgap::Error::from)?;
+            let key = PublicKey::read_public_half(&file).map_err(airgap::Error::from)?;
             print(&format!("{}  {}\n", key.fingerprint(), file.display()))
         }
     }

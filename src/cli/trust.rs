@@ -6,8 +6,9 @@ use airgap::trust::TrustPolicy;
 
 #[derive(Debug, clap::Args)]
 pub struct TrustArgs {
-    /// A trusted public key (PEM); repeat for several. Naming keys or
-    /// directories replaces the default trust directories.
+    /// A trusted public key (PEM; a private key is refused); repeat for
+    /// several. Naming keys or directories replaces the default trust
+    /// directories.
     #[arg(long = "key", short = 'k', value_name = "PUBLIC_KEY")]
     keys: Vec<PathBuf>,
     /// A directory of trusted public keys (*.pem); repeatable. Default:

@@ -15,3 +15,4 @@ mod plan;
 mod project;
 mod roundtrip;
 mod tamper;
+mod trust;
