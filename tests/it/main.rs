@@ -13,5 +13,6 @@ mod handoff;
 mod hostile;
 mod plan;
 mod project;
+mod record;
 mod roundtrip;
 mod tamper;
