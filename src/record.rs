@@ -2,18 +2,35 @@
 //! tag last moved and by which bundle. It is what makes a rollback visible
 //! (TUF's "rollback attack"): an old, validly signed bundle replayed to move
 //! a tag back to an older image. The record lives on the isolated host, one
-//! small JSON file per engine, written atomically.
+//! small JSON file per engine, written atomically, in a state directory held
+//! to the trust directories' rules (another account that could delete the
+//! record could replay any old bundle).
+//!
+//! One unpack of an engine runs at a time: [`Record::open`] takes an
+//! exclusive lock beside the record and holds it until the record is
+//! dropped, so a second unpack reads the record only after the first has
+//! written it. Before the engine is touched, [`Record::note_intent`] records
+//! the tags about to move; an unpack interrupted after that counts as applied
+//! for the rollback check, since the engine may have moved the tags.
 
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use rustix::fs::{FileType, FlockOperation, Mode, OFlags};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::bundle::BundleManifest;
 use crate::digest::Digest;
+use crate::untrusted::{self, InsecurePath, Links};
+
+/// The most a record can hold: a very busy engine's years of bundles and
+/// tags fit many times over, and anything larger is not a record.
+const RECORD_LIMIT: u64 = 64 << 20;
 
 /// Where records live when no directory is named.
 pub fn default_dir() -> PathBuf {
@@ -60,6 +77,45 @@ pub enum RecordError {
         #[source]
         source: serde_json::Error,
     },
+    /// The record's name holds something other than a record: a link, a
+    /// FIFO, a device, a file too large.
+    #[error(
+        "the unpack record {path} cannot be used: {cause}; put the record itself there (a regular file), or remove it to start afresh, which forgets what was applied to this engine"
+    )]
+    NotARecord {
+        /// The record file.
+        path: PathBuf,
+        /// What is wrong with it.
+        cause: String,
+    },
+    /// The state directory could not be created.
+    #[error(
+        "cannot create the unpack state directory {dir}: {cause}; create it (mode 0700) or name another with --state-dir"
+    )]
+    CreateDir {
+        /// The state directory.
+        dir: PathBuf,
+        /// The OS error.
+        cause: std::io::Error,
+    },
+    /// The state directory or the record could be changed by another account.
+    #[error("refusing the unpack state in {dir}")]
+    Insecure {
+        /// The state directory.
+        dir: PathBuf,
+        /// Who else could change what.
+        #[source]
+        source: InsecurePath,
+    },
+    /// The lock beside the record could not be taken.
+    #[error("cannot lock the unpack record with {path}")]
+    Lock {
+        /// The lock file.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
     /// The bundle would move tags back to older images.
     #[error("refusing a downgrade: {}", describe(.downgrades))]
     Downgrade {
@@ -74,8 +130,13 @@ fn describe(downgrades: &[Downgrade]) -> String {
         1 => String::new(),
         n => format!(" (and {} more tags)", n - 1),
     };
+    let interrupted = if first.current_interrupted {
+        ", whose unpack was interrupted"
+    } else {
+        ""
+    };
     format!(
-        "{} would move from {} (bundle of {}) back to {} (bundle of {}){more}",
+        "{} would move from {} (bundle of {}{interrupted}) back to {} (bundle of {}){more}",
         first.tag,
         first.current.short(),
         first.current_bundle_created,
@@ -93,25 +154,35 @@ pub struct Downgrade {
     pub current: Digest,
     /// When the bundle that set it was made.
     pub current_bundle_created: String,
+    /// True when that bundle's unpack was interrupted: the tag may point
+    /// to its image, so it counts as if it does.
+    pub current_interrupted: bool,
     /// The config digest the bundle would set.
     pub offered: Digest,
     /// When the offered bundle was made.
     pub offered_bundle_created: String,
 }
 
-/// The record of one engine.
+/// The record of one engine, locked for as long as this value lives.
 #[derive(Debug)]
 pub struct Record {
     path: PathBuf,
     data: RecordData,
+    /// Closing it releases the lock.
+    _lock: File,
 }
 
+/// The record file's JSON. `pending` came later (records written before it
+/// lack it and read as having nothing pending): the bundles whose unpack
+/// was started and never finished, each with the tags it was about to move.
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct RecordData {
     engine: String,
     bundles: Vec<AppliedBundle>,
     tags: BTreeMap<String, TagRecord>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pending: Vec<PendingBundle>,
 }
 
 /// A bundle unpacked onto the engine.
@@ -138,20 +209,66 @@ struct TagRecord {
     moved_at: String,
 }
 
+/// An unpack that was about to move tags: written before the engine is
+/// touched, removed when the unpack finishes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PendingBundle {
+    manifest: Digest,
+    created: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    signer: Option<String>,
+    started_at: String,
+    /// Each tag about to move, and the config digest it would point to.
+    tags: BTreeMap<String, Digest>,
+}
+
+/// Where a tag may point, per the record, and since which bundle.
+struct Claim<'a> {
+    config: &'a Digest,
+    bundle_created: &'a str,
+    interrupted: bool,
+}
+
 impl Record {
-    /// Opens (or starts) the record of the engine `engine_id` under `dir`.
+    /// Opens (or starts) the record of the engine `engine_id` under `dir`,
+    /// creating `dir` (mode 0700) if it is missing. Waits, without a word,
+    /// while another unpack of the same engine holds the record.
     pub fn open(dir: &Path, engine_id: &str) -> Result<Self, RecordError> {
+        ensure_dir(dir)?;
+        let insecure = |source| RecordError::Insecure {
+            dir: dir.to_owned(),
+            source,
+        };
+        untrusted::check_strict(dir).map_err(insecure)?;
         let name = Digest::of(engine_id.as_bytes());
-        let path = dir.join(format!("engine-{}.json", &name.hex()[..16]));
-        let data = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|source| RecordError::Damaged {
-                path: path.clone(),
-                source,
-            })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => RecordData {
+        let stem = format!("engine-{}", &name.hex()[..16]);
+        let lock = lock(&dir.join(format!("{stem}.lock")))?;
+        let path = dir.join(format!("{stem}.json"));
+        let data = match read_record(&path) {
+            Ok(bytes) => {
+                untrusted::check_strict(&path).map_err(insecure)?;
+                serde_json::from_slice(&bytes).map_err(|source| RecordError::Damaged {
+                    path: path.clone(),
+                    source,
+                })?
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => RecordData {
                 engine: engine_id.to_owned(),
                 ..RecordData::default()
             },
+            // Not a regular file, a link, or too large (untrusted's kinds).
+            Err(cause)
+                if matches!(
+                    cause.kind(),
+                    io::ErrorKind::InvalidInput | io::ErrorKind::InvalidData
+                ) =>
+            {
+                // The advice for a file the user named does not apply here.
+                let text = cause.to_string();
+                let cause = text.split("; ").next().unwrap_or(&text).to_owned();
+                return Err(RecordError::NotARecord { path, cause });
+            }
             Err(source) => {
                 return Err(RecordError::Io {
                     action: "read",
@@ -160,7 +277,11 @@ impl Record {
                 });
             }
         };
-        Ok(Self { path, data })
+        Ok(Self {
+            path,
+            data,
+            _lock: lock,
+        })
     }
 
     /// The earlier application of the bundle whose manifest hashes to `manifest`.
@@ -169,22 +290,26 @@ impl Record {
     }
 
     /// Tags the bundle would move to an image older than the recorded one:
-    /// set by a bundle made later than this one, to a different image.
+    /// set by a bundle made later than this one, to a different image. A
+    /// bundle whose unpack was interrupted counts as having set its tags.
     pub fn downgrades(&self, manifest: &BundleManifest) -> Vec<Downgrade> {
         let offered_at = parse_time(&manifest.created);
         let mut downgrades = Vec::new();
         for image in &manifest.images {
             for reference in image.refs.iter().filter(|r| r.is_taggable()) {
-                let Some(current) = self.data.tags.get(&reference.name) else {
-                    continue;
-                };
-                if current.config != image.config.digest
-                    && parse_time(&current.bundle_created) > offered_at
-                {
+                let newer = self
+                    .claims(&reference.name)
+                    .filter(|claim| {
+                        claim.config != &image.config.digest
+                            && parse_time(claim.bundle_created) > offered_at
+                    })
+                    .max_by_key(|claim| parse_time(claim.bundle_created));
+                if let Some(current) = newer {
                     downgrades.push(Downgrade {
                         tag: reference.given.clone(),
                         current: current.config.clone(),
-                        current_bundle_created: current.bundle_created.clone(),
+                        current_bundle_created: current.bundle_created.to_owned(),
+                        current_interrupted: current.interrupted,
                         offered: image.config.digest.clone(),
                         offered_bundle_created: manifest.created.clone(),
                     });
@@ -194,7 +319,63 @@ impl Record {
         downgrades
     }
 
-    /// Notes that the bundle was applied and its tags moved, and saves.
+    fn claims<'a>(&'a self, tag: &'a str) -> impl Iterator<Item = Claim<'a>> + 'a {
+        let recorded = self.data.tags.get(tag).map(|t| Claim {
+            config: &t.config,
+            bundle_created: &t.bundle_created,
+            interrupted: false,
+        });
+        let pending = self.data.pending.iter().filter_map(move |p| {
+            p.tags.get(tag).map(|config| Claim {
+                config,
+                bundle_created: &p.created,
+                interrupted: true,
+            })
+        });
+        recorded.into_iter().chain(pending)
+    }
+
+    /// Notes, and saves before returning, that the bundle's tags are about
+    /// to move: until [`Record::note_applied`] or [`Record::withdraw_intent`],
+    /// the record treats them as moved.
+    pub fn note_intent(
+        &mut self,
+        manifest: &BundleManifest,
+        manifest_digest: &Digest,
+        signer: Option<String>,
+    ) -> Result<(), RecordError> {
+        let tags = manifest
+            .images
+            .iter()
+            .flat_map(|image| {
+                image
+                    .refs
+                    .iter()
+                    .filter(|r| r.is_taggable())
+                    .map(|r| (r.name.clone(), image.config.digest.clone()))
+            })
+            .collect();
+        self.data.pending.retain(|p| &p.manifest != manifest_digest);
+        self.data.pending.push(PendingBundle {
+            manifest: manifest_digest.clone(),
+            created: manifest.created.clone(),
+            signer,
+            started_at: now(),
+            tags,
+        });
+        self.save()
+    }
+
+    /// Takes back the intent of a bundle the engine refused before anything
+    /// was loaded, and saves.
+    pub fn withdraw_intent(&mut self, manifest_digest: &Digest) -> Result<(), RecordError> {
+        self.data.pending.retain(|p| &p.manifest != manifest_digest);
+        self.save()
+    }
+
+    /// Notes that the bundle was applied and its tags moved, and saves. Its
+    /// tags now point where it put them, whatever an interrupted unpack
+    /// before it was about to do to them.
     pub fn note_applied(
         &mut self,
         manifest: &BundleManifest,
@@ -220,8 +401,14 @@ impl Record {
                         },
                     );
                 }
+                for pending in &mut self.data.pending {
+                    pending.tags.remove(&reference.name);
+                }
             }
         }
+        self.data
+            .pending
+            .retain(|p| &p.manifest != manifest_digest && !p.tags.is_empty());
         self.data.bundles.retain(|b| &b.manifest != manifest_digest);
         self.data.bundles.push(AppliedBundle {
             manifest: manifest_digest.clone(),
@@ -233,21 +420,82 @@ impl Record {
     }
 
     fn save(&self) -> Result<(), RecordError> {
-        let io_error = |source| RecordError::Io {
+        let mut bytes = serde_json::to_vec_pretty(&self.data).expect("records always serialise");
+        bytes.push(b'\n');
+        untrusted::write_atomic(&self.path, &bytes, 0o600).map_err(|source| RecordError::Io {
             action: "write",
             path: self.path.clone(),
             source,
-        };
-        let dir = self.path.parent().expect("the record path has a directory");
-        std::fs::create_dir_all(dir).map_err(io_error)?;
-        let mut temp = tempfile::NamedTempFile::new_in(dir).map_err(io_error)?;
-        let mut bytes = serde_json::to_vec_pretty(&self.data).expect("records always serialise");
-        bytes.push(b'\n');
-        temp.write_all(&bytes).map_err(io_error)?;
-        temp.as_file().sync_all().map_err(io_error)?;
-        temp.persist(&self.path).map_err(|e| io_error(e.error))?;
-        Ok(())
+        })
     }
+}
+
+/// Creates `dir` and its missing parents, each mode 0700 whatever the
+/// umask; an existing directory is left as it is (and checked after).
+fn ensure_dir(dir: &Path) -> Result<(), RecordError> {
+    let failed = |cause| RecordError::CreateDir {
+        dir: dir.to_owned(),
+        cause,
+    };
+    let missing: Vec<&Path> = dir
+        .ancestors()
+        .filter(|p| !p.as_os_str().is_empty())
+        .take_while(|p| std::fs::symlink_metadata(p).is_err())
+        .collect();
+    for path in missing.into_iter().rev() {
+        match std::fs::DirBuilder::new().mode(0o700).create(path) {
+            Ok(()) => std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
+                .map_err(failed)?,
+            // Another unpack created it first.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(failed(e)),
+        }
+    }
+    Ok(())
+}
+
+/// Opens (creating, mode 0600) the lock file and locks it exclusively,
+/// waiting for another holder to finish.
+fn lock(path: &Path) -> Result<File, RecordError> {
+    let failed = |source| RecordError::Lock {
+        path: path.to_owned(),
+        source,
+    };
+    let flags = OFlags::RDWR
+        | OFlags::CREATE
+        | OFlags::NOFOLLOW
+        | OFlags::NONBLOCK
+        | OFlags::CLOEXEC
+        | OFlags::NOCTTY;
+    let fd = match rustix::fs::open(path, flags, Mode::from_raw_mode(0o600)) {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::LOOP) => {
+            return Err(failed(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "it is a symbolic link, which is not followed here; remove it",
+            )));
+        }
+        Err(errno) => return Err(failed(errno.into())),
+    };
+    let stat = rustix::fs::fstat(&fd).map_err(|e| failed(e.into()))?;
+    if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
+        return Err(failed(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "it is not a regular file; remove it",
+        )));
+    }
+    loop {
+        match rustix::fs::flock(&fd, FlockOperation::LockExclusive) {
+            Ok(()) => break,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(errno) => return Err(failed(errno.into())),
+        }
+    }
+    Ok(File::from(fd))
+}
+
+fn read_record(path: &Path) -> io::Result<Vec<u8>> {
+    untrusted::read_bounded(path, Links::Refuse, RECORD_LIMIT, "rollback record")
 }
 
 /// Bundle times are RFC 3339 (checked when the manifest is parsed); an
@@ -265,6 +513,10 @@ fn now() -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::MetadataExt;
+    use std::sync::mpsc;
+    use std::time::{Duration, Instant};
+
     use super::*;
     use crate::bundle::{BundleImage, SourceInfo};
     use crate::image::{BlobRef, ImageRef, Platform};
@@ -295,12 +547,14 @@ mod tests {
         let mut record = Record::open(dir.path(), "engine-1").unwrap();
         let v2 = bundle("2026-06-01T00:00:00Z", "v2");
         record.note_applied(&v2, &Digest::of(b"v2"), None).unwrap();
+        drop(record);
 
         let record = Record::open(dir.path(), "engine-1").unwrap();
         let v1 = bundle("2026-01-01T00:00:00Z", "v1");
         let downgrades = record.downgrades(&v1);
         assert_eq!(downgrades.len(), 1);
         assert_eq!(downgrades[0].tag, "shop/web:1");
+        assert!(!downgrades[0].current_interrupted);
         assert!(
             record
                 .downgrades(&bundle("2026-12-01T00:00:00Z", "v3"))
@@ -335,11 +589,272 @@ mod tests {
     #[test]
     fn a_damaged_record_is_an_error_not_a_fresh_start() {
         let dir = tempfile::tempdir().unwrap();
-        let record = Record::open(dir.path(), "e").unwrap();
-        std::fs::write(&record.path, b"{not json").unwrap();
+        let path = Record::open(dir.path(), "e").unwrap().path;
+        std::fs::write(&path, b"{not json").unwrap();
         assert!(matches!(
             Record::open(dir.path(), "e"),
             Err(RecordError::Damaged { .. })
         ));
+    }
+
+    /// Waits until some thread is blocked in flock on the file `inode`, as
+    /// /proc/locks shows waiters ("->"); panics after a generous while.
+    fn wait_for_a_waiter_on(inode: u64) {
+        let inode = format!(":{inode}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let locks = std::fs::read_to_string("/proc/locks").unwrap();
+            let waiting = locks.lines().any(|line| {
+                line.contains("->") && line.split_whitespace().any(|f| f.ends_with(&inode))
+            });
+            if waiting {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the second open never waited for the record's lock"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn a_second_open_of_the_same_engine_waits_for_the_first_and_sees_its_update() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut first = Record::open(dir.path(), "e").unwrap();
+        let lock_inode = std::fs::metadata(first.path.with_extension("lock"))
+            .unwrap()
+            .ino();
+        let (opened, second_opened) = mpsc::channel();
+        let state = dir.path().to_owned();
+        let second = std::thread::spawn(move || {
+            let record = Record::open(&state, "e").unwrap();
+            opened.send(()).unwrap();
+            record.downgrades(&bundle("2026-01-01T00:00:00Z", "v1"))
+        });
+        wait_for_a_waiter_on(lock_inode);
+        assert!(
+            second_opened.try_recv().is_err(),
+            "the second open returned while the first held the record"
+        );
+        first
+            .note_applied(
+                &bundle("2026-06-01T00:00:00Z", "v2"),
+                &Digest::of(b"v2"),
+                None,
+            )
+            .unwrap();
+        drop(first);
+        let downgrades = second.join().unwrap();
+        assert_eq!(
+            downgrades.len(),
+            1,
+            "the second open read the record the first wrote"
+        );
+        assert!(second_opened.try_recv().is_ok());
+    }
+
+    #[test]
+    fn an_interrupted_unpack_counts_as_applied_until_it_is_run_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let v1 = bundle("2026-01-01T00:00:00Z", "v1");
+        let v2 = bundle("2026-06-01T00:00:00Z", "v2");
+        let mut record = Record::open(dir.path(), "e").unwrap();
+        record.note_intent(&v2, &Digest::of(b"v2"), None).unwrap();
+        // Interrupted: the engine may have moved the tags, nothing completes.
+        drop(record);
+
+        let mut record = Record::open(dir.path(), "e").unwrap();
+        let downgrades = record.downgrades(&v1);
+        assert_eq!(downgrades.len(), 1, "an older bundle is a rollback");
+        assert!(downgrades[0].current_interrupted);
+        assert!(
+            RecordError::Downgrade { downgrades }
+                .to_string()
+                .contains("interrupted")
+        );
+        assert!(record.applied(&Digest::of(b"v2")).is_none());
+        assert!(record.downgrades(&v2).is_empty(), "running it again works");
+        assert!(
+            record
+                .downgrades(&bundle("2026-12-01T00:00:00Z", "v3"))
+                .is_empty(),
+            "a newer bundle works"
+        );
+        record.note_intent(&v2, &Digest::of(b"v2"), None).unwrap();
+        record.note_applied(&v2, &Digest::of(b"v2"), None).unwrap();
+        let path = record.path.clone();
+        drop(record);
+
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.contains("pending"), "completed: nothing pending");
+        let record = Record::open(dir.path(), "e").unwrap();
+        assert!(record.applied(&Digest::of(b"v2")).is_some());
+        let downgrades = record.downgrades(&v1);
+        assert_eq!(downgrades.len(), 1);
+        assert!(!downgrades[0].current_interrupted);
+    }
+
+    #[test]
+    fn a_finished_unpack_settles_the_tags_an_interrupted_one_left_pending() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut record = Record::open(dir.path(), "e").unwrap();
+        let v3 = bundle("2026-12-01T00:00:00Z", "v3");
+        record.note_intent(&v3, &Digest::of(b"v3"), None).unwrap();
+        // A rollback to v1 someone meant (--allow-downgrade), run to the end.
+        let v1 = bundle("2026-01-01T00:00:00Z", "v1");
+        record.note_intent(&v1, &Digest::of(b"v1"), None).unwrap();
+        record.note_applied(&v1, &Digest::of(b"v1"), None).unwrap();
+        assert!(record.data.pending.is_empty());
+        assert!(
+            record
+                .downgrades(&bundle("2026-06-01T00:00:00Z", "v2"))
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_withdrawn_intent_counts_for_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut record = Record::open(dir.path(), "e").unwrap();
+        let v2 = bundle("2026-06-01T00:00:00Z", "v2");
+        record.note_intent(&v2, &Digest::of(b"v2"), None).unwrap();
+        record.withdraw_intent(&Digest::of(b"v2")).unwrap();
+        drop(record);
+        let record = Record::open(dir.path(), "e").unwrap();
+        assert!(
+            record
+                .downgrades(&bundle("2026-01-01T00:00:00Z", "v1"))
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_record_written_before_intents_existed_still_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = Record::open(dir.path(), "e").unwrap().path;
+        let v2 = Digest::of(b"v2");
+        let config = Digest::of(b"v2");
+        let old = format!(
+            r#"{{
+  "engine": "e",
+  "bundles": [{{"manifest": "{v2}", "created": "2026-06-01T00:00:00Z", "appliedAt": "2026-06-02T00:00:00Z"}}],
+  "tags": {{"docker.io/shop/web:1": {{"config": "{config}", "bundle": "{v2}", "bundleCreated": "2026-06-01T00:00:00Z", "movedAt": "2026-06-02T00:00:00Z"}}}}
+}}
+"#
+        );
+        std::fs::write(&path, old).unwrap();
+        let record = Record::open(dir.path(), "e").unwrap();
+        assert!(record.applied(&v2).is_some());
+        assert_eq!(
+            record
+                .downgrades(&bundle("2026-01-01T00:00:00Z", "v1"))
+                .len(),
+            1
+        );
+    }
+
+    fn is_insecure(result: Result<Record, RecordError>) -> bool {
+        matches!(result, Err(RecordError::Insecure { .. }))
+    }
+
+    #[test]
+    fn a_state_dir_others_can_write_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        std::fs::create_dir(&state).unwrap();
+        std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let error = Record::open(&state, "e").unwrap_err();
+        assert!(matches!(error, RecordError::Insecure { .. }), "{error}");
+        std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o755)).unwrap();
+        Record::open(&state, "e").unwrap();
+    }
+
+    /// Gives `path` to nobody; false when this process may not (not root),
+    /// which fails under CI=true, where tests run as root.
+    fn give_to_nobody(path: &Path) -> bool {
+        match std::os::unix::fs::chown(path, Some(65534), Some(65534)) {
+            Ok(()) => true,
+            Err(error) => {
+                assert!(
+                    std::env::var_os("CI").is_none_or(|v| v != "true"),
+                    "cannot chown to nobody under CI: {error}"
+                );
+                eprintln!("skipped: cannot chown to nobody ({error})");
+                false
+            }
+        }
+    }
+
+    #[test]
+    fn a_state_dir_or_record_owned_by_another_user_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        std::fs::create_dir(&state).unwrap();
+        if !give_to_nobody(&state) {
+            return;
+        }
+        assert!(is_insecure(Record::open(&state, "e")));
+
+        let state = dir.path().join("mine");
+        let path = Record::open(&state, "e").unwrap().path;
+        std::fs::write(&path, b"{}").unwrap();
+        assert!(give_to_nobody(&path));
+        assert!(is_insecure(Record::open(&state, "e")));
+    }
+
+    #[test]
+    fn a_record_that_is_a_link_a_fifo_or_too_large_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut record = Record::open(dir.path(), "e").unwrap();
+        record
+            .note_applied(
+                &bundle("2026-06-01T00:00:00Z", "v2"),
+                &Digest::of(b"v2"),
+                None,
+            )
+            .unwrap();
+        let path = record.path.clone();
+        drop(record);
+        let elsewhere = dir.path().join("elsewhere.json");
+        std::fs::rename(&path, &elsewhere).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &path).unwrap();
+        let error = Record::open(dir.path(), "e").unwrap_err();
+        assert!(matches!(error, RecordError::NotARecord { .. }), "{error}");
+        let message = error.to_string();
+        assert!(
+            message.contains(&path.display().to_string()) && message.contains("symbolic link"),
+            "{message}"
+        );
+        assert!(!message.contains("name the file itself"), "{message}");
+
+        std::fs::remove_file(&path).unwrap();
+        rustix::fs::mkfifoat(rustix::fs::CWD, &path, Mode::from_raw_mode(0o600)).unwrap();
+        let error = Record::open(dir.path(), "e").unwrap_err();
+        assert!(error.to_string().contains("FIFO"), "{error}");
+
+        std::fs::remove_file(&path).unwrap();
+        let huge = File::create(&path).unwrap();
+        huge.set_len(RECORD_LIMIT + 1).unwrap();
+        let error = Record::open(dir.path(), "e").unwrap_err();
+        assert!(error.to_string().contains("more than a"), "{error}");
+    }
+
+    #[test]
+    fn a_missing_state_dir_is_created_private_whatever_the_umask() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state/airgap");
+        let umask = rustix::process::umask(Mode::from_raw_mode(0o022));
+        let opened = Record::open(&state, "e").map(|r| r.path);
+        rustix::process::umask(umask);
+        let path = opened.unwrap();
+        for created in [dir.path().join("state"), state] {
+            let mode = std::fs::metadata(&created).unwrap().mode() & 0o7777;
+            assert_eq!(mode, 0o700, "{}", created.display());
+        }
+        assert!(
+            !path.exists(),
+            "nothing is written before there is something to record"
+        );
     }
 }

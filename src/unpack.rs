@@ -1,4 +1,5 @@
-//! The unpack pipeline: verify → rollback check → sink → record.
+//! The unpack pipeline: verify → lock the record → rollback check → intent
+//! → sink → record.
 //! Verification reads the whole bundle before the sink is even called: a
 //! sealed bundle's bytes are hashed against its signed seal, any other is
 //! decompressed and every entry checked.
@@ -10,7 +11,7 @@ use crate::error::Error;
 use crate::progress::Progress;
 use crate::record::{AppliedBundle, Record, RecordError};
 use crate::restore::{RestoreError, Restored, restore_compose};
-use crate::sink::{LoadReport, Sink};
+use crate::sink::{LoadReport, Sink, SinkError};
 use crate::trust::TrustPolicy;
 use crate::verify::{self, VerifiedBundle};
 
@@ -47,6 +48,8 @@ pub fn unpack(
     progress: &dyn Progress,
 ) -> Result<UnpackReport, Error> {
     let bundle = verify::admit(path, &options.policy, progress)?;
+    // Held until the record is written: another unpack of this engine
+    // waits here, then checks against what this one applied.
     let mut record = Record::open(&options.state_dir, &sink.target()?)?;
     let manifest_digest: Digest = bundle.manifest_digest();
     let previously_applied = record.applied(&manifest_digest).cloned();
@@ -60,9 +63,21 @@ pub fn unpack(
     if let Some(dir) = &options.compose_dir {
         crate::restore::check_compose_dir(&bundle, dir)?;
     }
-    let load = sink.load(&bundle, progress)?;
     let signer = bundle.signer().map(ToString::to_string);
+    record.note_intent(bundle.manifest(), &manifest_digest, signer.clone())?;
+    let load = match sink.load(&bundle, progress) {
+        Ok(load) => load,
+        Err(error) => {
+            // These refusals come before the engine is sent anything; any
+            // other failure may come after tags moved, and the intent stays.
+            if matches!(error, SinkError::BaseMissing { .. } | SinkError::NoSpace(_)) {
+                record.withdraw_intent(&manifest_digest)?;
+            }
+            return Err(error.into());
+        }
+    };
     record.note_applied(bundle.manifest(), &manifest_digest, signer)?;
+    drop(record);
     let compose = match &options.compose_dir {
         Some(dir) => Some(restore_compose(&bundle, dir, sink)?),
         None => None,

@@ -13,6 +13,7 @@ mod handoff;
 mod hostile;
 mod plan;
 mod project;
+mod record;
 mod roundtrip;
 mod tamper;
 mod trust;
