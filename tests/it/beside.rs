@@ -273,3 +273,28 @@ fn a_run_killed_while_staging_leaves_nothing_in_the_staging_dir() {
     drop(stdin);
     assert!(listing(staging.path()).is_empty());
 }
+
+/// `inventory --output` replaces a link planted at its name instead of
+/// writing through it to the file the link points at.
+#[test]
+fn an_inventory_output_replaces_a_planted_link() {
+    let (_lock, [engine]) = crate::engines!("a-offline");
+    let dir = tempfile::tempdir().unwrap();
+    let victim = dir.path().join("victim");
+    fs::write(&victim, b"keep me").unwrap();
+    std::os::unix::fs::symlink(&victim, dir.path().join("have.json")).unwrap();
+    airgap(
+        dir.path(),
+        &["--host", &engine.host, "inventory", "--output", "have.json"],
+    )
+    .success();
+    assert_eq!(fs::read(&victim).unwrap(), b"keep me");
+    let written = dir.path().join("have.json");
+    assert!(!fs::symlink_metadata(&written).unwrap().is_symlink());
+    let inventory: serde_json::Value =
+        serde_json::from_slice(&fs::read(&written).unwrap()).unwrap();
+    assert_eq!(
+        inventory["mediaType"],
+        "application/vnd.airgap.inventory.v1+json"
+    );
+}
