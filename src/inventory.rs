@@ -10,9 +10,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::digest::Digest;
 use crate::engine::{Engine, EngineError, ImageStore};
+use crate::untrusted::{Links, read_bounded};
 
 /// Media type of an inventory file.
 pub const INVENTORY_MEDIA_TYPE: &str = "application/vnd.airgap.inventory.v1+json";
+/// Largest inventory a reader accepts: a few hundred bytes per image, so
+/// room for the engines of big build hosts many times over.
+pub const INVENTORY_LIMIT: u64 = 64 << 20;
 
 /// A site's engine contents.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -110,11 +114,16 @@ impl Inventory {
     }
 
     /// Reads an inventory file.
+    /// The path is the user's own (`pack --have`): a link there is
+    /// followed, but a FIFO or device is refused, and so is a file larger
+    /// than [`INVENTORY_LIMIT`].
     pub fn read(path: &Path) -> Result<Self, InventoryError> {
-        let bytes = std::fs::read(path).map_err(|source| InventoryError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
+        let bytes = read_bounded(path, Links::Follow, INVENTORY_LIMIT, "site inventory").map_err(
+            |source| InventoryError::Read {
+                path: path.to_owned(),
+                source,
+            },
+        )?;
         let inventory: Self =
             serde_json::from_slice(&bytes).map_err(|source| InventoryError::Malformed {
                 path: path.to_owned(),
@@ -133,5 +142,38 @@ impl Inventory {
     /// The layer chains the site holds: each image's layer list.
     pub fn chains(&self) -> impl Iterator<Item = &[Digest]> {
         self.images.iter().map(|i| i.layers.as_slice())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_inventory_that_is_a_fifo_a_device_or_too_large_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("have.json");
+        rustix::fs::mkfifoat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+        )
+        .unwrap();
+        let error = Inventory::read(&fifo).unwrap_err();
+        let cause = std::error::Error::source(&error).unwrap().to_string();
+        assert!(cause.contains("FIFO"), "{cause}");
+
+        let error = Inventory::read(Path::new("/dev/zero")).unwrap_err();
+        let cause = std::error::Error::source(&error).unwrap().to_string();
+        assert!(cause.contains("character device"), "{cause}");
+
+        let big = dir.path().join("big.json");
+        std::fs::File::create(&big)
+            .unwrap()
+            .set_len(INVENTORY_LIMIT + 1)
+            .unwrap();
+        let error = Inventory::read(&big).unwrap_err();
+        let cause = std::error::Error::source(&error).unwrap().to_string();
+        assert!(cause.contains("more than a site inventory can"), "{cause}");
     }
 }

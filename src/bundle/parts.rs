@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cleanup;
 use crate::digest::{Digest, HashingReader};
+use crate::untrusted::{self, Links};
 
 use super::BundleError;
 use super::writer::{file_name, parent_dir, with_suffix};
@@ -22,7 +23,7 @@ pub const PARTS_MEDIA_TYPE: &str = "application/vnd.airgap.parts.v1+json";
 pub const PARTS_SIGNATURE_CONTEXT: &[u8] = b"airgap-bundle-parts-v1\n";
 /// The largest part FAT32 can store: 4 GiB less one byte.
 pub const FAT32_LIMIT: u64 = (4 << 30) - 1;
-/// Largest index a reader accepts.
+/// Largest index a reader accepts (FORMAT.md 8.2): some 6,000 parts.
 const INDEX_LIMIT: u64 = 1 << 20;
 
 /// The parts index.
@@ -86,30 +87,58 @@ pub fn find_index(named: &Path) -> Option<PathBuf> {
         _ => name,
     };
     let index = index_path(&named.with_file_name(base));
-    index.is_file().then_some(index)
+    // Whatever sits at the index's name is found, so that something other
+    // than a file there is refused by name rather than passed over.
+    std::fs::symlink_metadata(&index).is_ok().then_some(index)
+}
+
+/// The error for `path`, a file found beside a bundle, that could not be
+/// used for `action`: one that is not a regular file or is too large for
+/// what it should be says what to do about it.
+pub fn found_file_error(action: &'static str, path: &Path, error: io::Error) -> BundleError {
+    let source = match error.kind() {
+        io::ErrorKind::InvalidInput | io::ErrorKind::InvalidData => io::Error::new(
+            error.kind(),
+            format!("{error}; remove it, or copy it again from the original"),
+        ),
+        _ => error,
+    };
+    BundleError::Io {
+        action,
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Opens part `path` for reading: a regular file, not a link to one.
+pub fn open_part(path: &Path) -> io::Result<File> {
+    untrusted::open_regular(path, Links::Refuse)
 }
 
 impl PartsIndex {
     /// Reads and parses an index file.
     pub fn read(path: &Path) -> Result<(Self, Vec<u8>), BundleError> {
-        let io_error = |source| BundleError::Io {
-            action: "reading",
-            path: path.to_owned(),
-            source,
-        };
-        let mut bytes = Vec::new();
-        File::open(path)
-            .map_err(io_error)?
-            .take(INDEX_LIMIT + 1)
-            .read_to_end(&mut bytes)
-            .map_err(io_error)?;
-        let index: Self = serde_json::from_slice(&bytes)
+        let bytes = untrusted::read_bounded(path, Links::Refuse, INDEX_LIMIT, "parts index")
+            .map_err(|e| found_file_error("cannot use the parts index", path, e))?;
+        let index = Self::parse(&bytes).map_err(|e| match e {
+            BundleError::NotABundle { .. } => BundleError::NotABundle {
+                reason: format!("{} is not an airgap parts index", path.display()),
+            },
+            other => other,
+        })?;
+        Ok((index, bytes))
+    }
+
+    /// Parses an index's bytes, refusing part names that would reach
+    /// outside the index's directory.
+    pub fn parse(bytes: &[u8]) -> Result<Self, BundleError> {
+        let index: Self = serde_json::from_slice(bytes)
             .ok()
             .filter(|i: &Self| {
                 i.media_type == PARTS_MEDIA_TYPE && bytes.len() as u64 <= INDEX_LIMIT
             })
             .ok_or_else(|| BundleError::NotABundle {
-                reason: format!("{} is not an airgap parts index", path.display()),
+                reason: "it is not an airgap parts index".into(),
             })?;
         for part in &index.parts {
             super::check_entry_path(&part.name)?;
@@ -119,7 +148,7 @@ impl PartsIndex {
                 });
             }
         }
-        Ok((index, bytes))
+        Ok(index)
     }
 
     /// Serialises for writing; the exact bytes are what gets signed.
@@ -129,14 +158,34 @@ impl PartsIndex {
         bytes
     }
 
+    /// Refuses, by name, the first part in `dir` that is there but is not a
+    /// regular file (a FIFO would hang its reader, a link could point
+    /// anywhere); absent parts are left to [`Self::missing_or_short`].
+    pub fn check_regular(&self, dir: &Path) -> Result<(), BundleError> {
+        for part in &self.parts {
+            let path = dir.join(&part.name);
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            if !meta.is_file() {
+                let error = open_part(&path)
+                    .err()
+                    .unwrap_or_else(|| io::Error::other("it changed while it was looked at"));
+                return Err(found_file_error("cannot use part", &path, error));
+            }
+        }
+        Ok(())
+    }
+
     /// Parts that are absent or of the wrong size in `dir`, by name.
     pub fn missing_or_short(&self, dir: &Path) -> Vec<String> {
         self.parts
             .iter()
             .filter(|part| {
-                std::fs::metadata(dir.join(&part.name))
-                    .map(|m| m.len())
+                std::fs::symlink_metadata(dir.join(&part.name))
                     .ok()
+                    .filter(std::fs::Metadata::is_file)
+                    .map(|m| m.len())
                     != Some(part.size)
             })
             .map(|part| part.name.clone())
@@ -180,7 +229,7 @@ impl Read for PartsReader {
                 let Some(part) = self.parts.get(self.next) else {
                     return Ok(0);
                 };
-                let file = File::open(self.dir.join(&part.name))?;
+                let file = open_part(&self.dir.join(&part.name))?;
                 self.current = Some((HashingReader::new(file.take(part.size)), self.next));
                 self.next += 1;
             }
@@ -363,6 +412,102 @@ mod tests {
 
         std::fs::remove_file(dir.path().join("b.zst.003")).unwrap();
         assert_eq!(index.missing_or_short(dir.path()), ["b.zst.003"]);
+    }
+
+    fn mkfifo(path: &Path) {
+        rustix::fs::mkfifoat(
+            rustix::fs::CWD,
+            path,
+            rustix::fs::Mode::from_raw_mode(0o600),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn a_fifo_found_as_the_index_is_refused_by_name_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("b.zst.parts");
+        mkfifo(&fifo);
+        // A FIFO is found (by name or in the directory), then refused.
+        assert_eq!(find_index(&dir.path().join("b.zst")), Some(fifo.clone()));
+        assert_eq!(find_index(dir.path()), Some(fifo.clone()));
+        let error = PartsIndex::read(&fifo).unwrap_err();
+        assert!(error.to_string().contains("b.zst.parts"), "{error}");
+        let cause = source_of(&error);
+        assert!(
+            cause.contains("FIFO") && cause.contains("remove it"),
+            "{cause}"
+        );
+    }
+
+    fn source_of(error: &BundleError) -> String {
+        std::error::Error::source(error).map_or_else(String::new, ToString::to_string)
+    }
+
+    #[test]
+    fn an_index_too_large_or_behind_a_link_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = dir.path().join("b.zst.parts");
+        let file = File::create(&index).unwrap();
+        file.set_len(1 << 30).unwrap();
+        let error = PartsIndex::read(&index).unwrap_err();
+        assert!(
+            source_of(&error).contains("more than a parts index can"),
+            "{error}"
+        );
+
+        let real = dir.path().join("elsewhere");
+        std::fs::rename(&index, &real).unwrap();
+        std::os::unix::fs::symlink(&real, &index).unwrap();
+        let error = PartsIndex::read(&index).unwrap_err();
+        assert!(source_of(&error).contains("symbolic link"), "{error}");
+    }
+
+    #[test]
+    fn a_part_that_is_not_a_regular_file_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().join("b.zst");
+        let mut writer = PartWriter::new(&base, 100);
+        writer.write_all(&[7u8; 250]).unwrap();
+        let parts = writer.finish().unwrap();
+        let index = PartsIndex {
+            media_type: PARTS_MEDIA_TYPE.into(),
+            bundle: "b.zst".into(),
+            size: 250,
+            sha256: Digest::of(&[7u8; 250]),
+            parts,
+        };
+        index.check_regular(dir.path()).unwrap();
+        let second = dir.path().join("b.zst.002");
+        std::fs::rename(&second, dir.path().join("aside")).unwrap();
+        mkfifo(&second);
+        let error = index.check_regular(dir.path()).unwrap_err();
+        assert!(error.to_string().contains("b.zst.002"), "{error}");
+        assert!(source_of(&error).contains("FIFO"), "{error}");
+        // Read anyway, the FIFO fails at once instead of waiting for a writer.
+        let error = index
+            .reader(dir.path())
+            .read_to_end(&mut Vec::new())
+            .unwrap_err();
+        assert!(error.to_string().contains("FIFO"), "{error}");
+
+        std::fs::remove_file(&second).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("aside"), &second).unwrap();
+        let error = index.check_regular(dir.path()).unwrap_err();
+        assert!(source_of(&error).contains("symbolic link"), "{error}");
+        assert_eq!(index.missing_or_short(dir.path()), ["b.zst.002"]);
+    }
+
+    #[test]
+    fn part_names_reaching_outside_the_directory_are_refused() {
+        for name in ["../b.zst.001", "sub/b.zst.001", "/etc/passwd"] {
+            let index = format!(
+                r#"{{"mediaType":"{PARTS_MEDIA_TYPE}","bundle":"b.zst","size":1,"sha256":"{}","parts":[{{"name":"{name}","size":1,"sha256":"{}"}}]}}"#,
+                Digest::of(b"x"),
+                Digest::of(b"x")
+            );
+            assert!(PartsIndex::parse(index.as_bytes()).is_err(), "{name}");
+        }
     }
 
     #[test]

@@ -22,8 +22,7 @@ impl BundleInput {
             });
         }
         let dir = staging_dir.map_or_else(std::env::temp_dir, Path::to_path_buf);
-        let staged =
-            Staged::stage(&mut std::io::stdin().lock(), &dir).map_err(airgap::Error::from)?;
+        let staged = Staged::stage(&mut std::io::stdin(), &dir).map_err(airgap::Error::from)?;
         Ok(Self {
             path: staged.path().to_owned(),
             _staged: Some(staged),

@@ -20,7 +20,8 @@ pub fn run(args: InventoryArgs, context: &Context) -> anyhow::Result<()> {
     match &args.output {
         None => print(&String::from_utf8(bytes).expect("JSON is UTF-8")),
         Some(path) => {
-            std::fs::write(path, &bytes)
+            // Atomically: a link planted at the name is replaced, not followed.
+            airgap::untrusted::write_atomic(path, &bytes, 0o644)
                 .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
             eprintln!(
                 "{} images, {} layers recorded in {}; carry it to the connected side and pack with --have {}",

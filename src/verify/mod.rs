@@ -441,11 +441,35 @@ fn check_head(
 /// format) records for the bundle, if that file is there. Content checks
 /// cannot see every damaged byte: zstd ignores some bits (padding of its
 /// bit streams), so a copy can differ and still decode to the signed content.
+///
+/// The file is advisory (the signature and seal decide), so one that cannot
+/// be used (not a regular file, a link, larger than checksums for thousands
+/// of parts, not text) does not block an otherwise valid bundle: it is left
+/// out with a note on standard error saying why.
 fn recorded_checksum(path: &Path) -> Option<Digest> {
+    use crate::untrusted::{Links, read_string_bounded};
+    /// A line is some 80 bytes per file; this is room for thousands of parts.
+    const CHECKSUM_FILE_LIMIT: u64 = 1 << 20;
     let name = path.file_name()?.to_str()?;
     let mut companion = path.as_os_str().to_owned();
     companion.push(".sha256");
-    let text = std::fs::read_to_string(companion).ok()?;
+    let companion = PathBuf::from(companion);
+    let text = match read_string_bounded(
+        &companion,
+        Links::Refuse,
+        CHECKSUM_FILE_LIMIT,
+        "checksum file",
+    ) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => {
+            eprintln!(
+                "note: {} was not read ({e}); the bundle is checked without it; remove it, or copy it again from the original",
+                companion.display()
+            );
+            return None;
+        }
+    };
     text.lines().find_map(|line| {
         let (hex, file) = line.split_once(char::is_whitespace)?;
         (file.trim_start().trim_start_matches('*') == name)
