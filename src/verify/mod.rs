@@ -87,6 +87,10 @@ pub enum VerifyError {
         /// The bundle, as found.
         bundle: String,
     },
+    /// A signed bundle of a version whose signed bundles always end with a
+    /// seal, without one: the seal was cut off, with whatever it covered.
+    #[error("the seal is missing: the bundle was cut or altered")]
+    SealMissing,
     /// The file changed between verification and use.
     #[error("the bundle changed on disk after it was verified")]
     ChangedSinceVerified,
@@ -266,9 +270,9 @@ pub fn verify_with_report(
             VerifyError::PartsMissing { .. } | VerifyError::PartsDamaged { .. } => "parts",
             e if e.is_trust_failure() => "signature",
             VerifyError::ChecksumMismatch { .. } => "checksum",
-            VerifyError::SealMismatch { .. } | VerifyError::Bundle(BundleError::BadSeal { .. }) => {
-                "seal"
-            }
+            VerifyError::SealMismatch { .. }
+            | VerifyError::SealMissing
+            | VerifyError::Bundle(BundleError::BadSeal { .. }) => "seal",
             VerifyError::Bundle(BundleError::UnsupportedVersion { .. }) => "format",
             _ if report.format_version.is_none() => "manifest",
             _ if !report.checks.iter().any(|c| c.check == "entries") => "entries",
@@ -323,8 +327,9 @@ fn run(
         |head: &Head| {
             signer = check_head(head, policy, report)?;
             // After the head, so that a refusal still reports who signed what.
-            if let Some((seal, _)) = &seal {
-                sealed::check_signature(seal, policy)?;
+            match &seal {
+                Some((seal, _)) => sealed::check_signature(seal, policy)?,
+                None => sealed::check_not_stripped(head)?,
             }
             Ok::<(), VerifyError>(())
         },
