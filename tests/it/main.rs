@@ -8,6 +8,7 @@ mod archive;
 mod cli;
 mod compose;
 mod delta;
+mod forged;
 mod golden;
 mod handoff;
 mod hostile;
