@@ -3,10 +3,13 @@
 
 use std::fmt;
 
-use oci_spec::distribution::Reference;
+use oci_spec::distribution::{ParseError, Reference};
 use serde::{Deserialize, Serialize};
 
 use crate::digest::Digest;
+
+/// Docker's limit on a name: registry, `/` and repository.
+const NAME_LENGTH_MAX: usize = 255;
 
 /// An image reference as the user spelled it, with its fully qualified form.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -19,7 +22,7 @@ pub struct ImageRef {
 
 /// A string that is not a valid image reference.
 #[derive(Debug, thiserror::Error)]
-#[error("invalid image reference {given:?}")]
+#[error("invalid image reference \"{}\"", crate::display::escape(.given))]
 pub struct InvalidReference {
     /// What was given.
     pub given: String,
@@ -30,35 +33,50 @@ pub struct InvalidReference {
 
 impl ImageRef {
     /// Parses and normalises a reference (`nginx` → `docker.io/library/nginx:latest`).
+    /// Refused as Docker refuses it: a name (registry and repository) over
+    /// 255 characters, or one whose normalised form does not parse back to
+    /// itself, which nothing could later restore as a tag.
     pub fn parse(given: &str) -> Result<Self, InvalidReference> {
         let given = given.trim();
-        let reference: Reference = given.parse().map_err(|source| InvalidReference {
+        let invalid = |source| InvalidReference {
             given: given.to_owned(),
             source,
-        })?;
+        };
+        let reference: Reference = given.parse().map_err(invalid)?;
+        let name_length = reference.registry().len() + 1 + reference.repository().len();
+        if name_length > NAME_LENGTH_MAX {
+            return Err(invalid(ParseError::NameTooLong));
+        }
+        let name = reference.whole();
+        match name.parse::<Reference>() {
+            Ok(again) if again.whole() == name => {}
+            Ok(_) => return Err(invalid(ParseError::ReferenceInvalidFormat)),
+            Err(source) => return Err(invalid(source)),
+        }
         Ok(Self {
             given: given.to_owned(),
-            name: reference.whole(),
+            name,
         })
     }
 
-    fn reference(&self) -> Reference {
-        self.name
-            .parse()
-            .expect("name was produced by Reference::whole and parses again")
+    /// The parsed `name`; `None` only for an `ImageRef` not made by
+    /// [`Self::parse`] with a name that does not parse (a bundle's manifest
+    /// refuses those when it is read).
+    fn reference(&self) -> Option<Reference> {
+        self.name.parse().ok()
     }
 
     /// True when the reference names a tag (not only a digest), so it can be
     /// restored on an engine with `docker tag`.
     pub fn is_taggable(&self) -> bool {
-        let reference = self.reference();
-        reference.tag().is_some() && reference.digest().is_none()
+        self.reference()
+            .is_some_and(|r| r.tag().is_some() && r.digest().is_none())
     }
 
     /// Repository and tag for the engine's tag API, in the short form Docker
     /// writes (`nginx`, `1.27`), or `None` for digest references.
     pub fn repo_and_tag(&self) -> Option<(String, String)> {
-        let reference = self.reference();
+        let reference = self.reference()?;
         if reference.digest().is_some() {
             return None;
         }
@@ -216,6 +234,29 @@ mod tests {
             r.name,
             "docker.io/library/ac-nginx-flask-mysql-backend:latest"
         );
+    }
+
+    #[test]
+    fn names_over_255_characters_are_refused() {
+        // docker.io/library/ + 237 = 255.
+        let longest = "a".repeat(237);
+        assert_eq!(
+            ImageRef::parse(&longest).unwrap().name.len(),
+            255 + ":latest".len()
+        );
+        assert!(ImageRef::parse(&format!("{longest}b")).is_err());
+        assert!(ImageRef::parse(&format!("r.example/{}", "a".repeat(246))).is_err());
+    }
+
+    #[test]
+    fn a_name_that_does_not_parse_is_not_a_tag_and_does_not_panic() {
+        let forged = ImageRef {
+            given: "app:1".into(),
+            name: "Not A Reference".into(),
+        };
+        assert!(!forged.is_taggable());
+        assert_eq!(forged.repo_and_tag(), None);
+        assert_eq!(forged.familiar_tag(), None);
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use crate::bundle::BundleManifest;
 use crate::digest::Digest;
+use crate::display::escape;
 use crate::image::BlobRef;
 
 /// A summary of a bundle for people.
@@ -26,11 +27,11 @@ pub struct BundleSummary {
 /// One image in a [`BundleSummary`].
 #[derive(Debug)]
 pub struct ImageSummary {
-    /// References as given.
+    /// References as given, escaped for people ([`crate::display::escape`]).
     pub refs: Vec<String>,
     /// Config digest (the image ID on graph-driver engines).
     pub config: Digest,
-    /// OS/architecture.
+    /// OS/architecture, escaped for people.
     pub platform: String,
     /// Layers, bottom first.
     pub layers: Vec<BlobRef>,
@@ -60,9 +61,13 @@ pub fn summarize(manifest: &BundleManifest) -> BundleSummary {
         .images
         .iter()
         .map(|image| ImageSummary {
-            refs: image.refs.iter().map(|r| r.given.clone()).collect(),
+            refs: image
+                .refs
+                .iter()
+                .map(|r| escape(&r.given).into_owned())
+                .collect(),
             config: image.config.digest.clone(),
-            platform: image.platform.to_string(),
+            platform: escape(&image.platform.to_string()).into_owned(),
             size: sum(image.layers.iter().map(|l| l.size)),
             layers: image.layers.clone(),
         })

@@ -24,6 +24,7 @@ pub mod bundle;
 pub mod cleanup;
 pub mod delta;
 pub mod digest;
+pub mod display;
 pub mod engine;
 pub mod error;
 pub mod extract;

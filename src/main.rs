@@ -42,9 +42,12 @@ fn main() -> ExitCode {
             if cli::exit::is_broken_pipe(&error) {
                 return ExitCode::SUCCESS;
             }
+            // Messages quote what bundles, archives and engines said; escaped
+            // here too, so no cause can break the one line or print raw escapes.
+            let message = airgap::display::escape(&format!("{error:#}")).into_owned();
             match cli::exit::hint(&error) {
-                Some(hint) => eprintln!("error: {error:#}; {hint}"),
-                None => eprintln!("error: {error:#}"),
+                Some(hint) => eprintln!("error: {message}; {hint}"),
+                None => eprintln!("error: {message}"),
             }
             ExitCode::from(cli::exit::code(&error))
         }

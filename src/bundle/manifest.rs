@@ -153,11 +153,7 @@ impl BundleManifest {
             });
         }
         let version = probe.format_version.unwrap_or_default();
-        let major = version
-            .split('.')
-            .next()
-            .and_then(|m| m.parse::<u32>().ok());
-        if major != Some(FORMAT_MAJOR) {
+        if !matches!(parse_version(&version), Some((FORMAT_MAJOR, _))) {
             return Err(BundleError::UnsupportedVersion { found: version });
         }
         let manifest: Self = serde_json::from_slice(bytes)
@@ -189,6 +185,15 @@ impl BundleManifest {
         }
     }
 
+    /// The format's minor version (`3` for `1.3`); [`Self::parse`] checked
+    /// that the version has this form.
+    pub fn format_minor(&self) -> u32 {
+        parse_version(&self.format_version).map_or(0, |(_, minor)| minor)
+    }
+
+    /// Every check is linear in the manifest's size (sets and maps, never a
+    /// search per item): it runs before the signature is checked, on a
+    /// manifest anyone may have written.
     fn check_consistency(&self) -> Result<(), BundleError> {
         let inconsistent = |reason: String| Err(BundleError::Inconsistent { reason });
         // Rollback protection orders bundles by this time.
@@ -251,6 +256,9 @@ impl BundleManifest {
         }
         let carries = |blob: &BlobRef| carried.get(&blob.digest) == Some(&blob.size);
         for image in &self.images {
+            for reference in &image.refs {
+                check_reference(reference)?;
+            }
             let name = image.refs.first().map_or("(unnamed)", |r| r.given.as_str());
             for (what, blob) in [("manifest", &image.manifest), ("config", &image.config)] {
                 if !carries(blob) {
@@ -278,12 +286,9 @@ impl BundleManifest {
                     return inconsistent(format!("compose file {file} is not in the bundle"));
                 }
             }
+            let configs: HashSet<&Digest> = self.images.iter().map(|i| &i.config.digest).collect();
             for service in &compose.services {
-                if !self
-                    .images
-                    .iter()
-                    .any(|i| i.config.digest == service.config)
-                {
+                if !configs.contains(&service.config) {
                     return inconsistent(format!(
                         "compose service {} names an image not in the bundle",
                         service.service
@@ -304,6 +309,37 @@ impl BundleManifest {
     }
 }
 
+/// `MAJOR.MINOR` as two numbers; `None` for any other form.
+fn parse_version(version: &str) -> Option<(u32, u32)> {
+    let (major, minor) = version.split_once('.')?;
+    let number = |part: &str| {
+        (!part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| part.parse::<u32>().ok())
+            .flatten()
+    };
+    Some((number(major)?, number(minor)?))
+}
+
+/// A reference is restored as a tag by its `name`, and shown by its
+/// `given`: both must be what parsing `given` makes of it, so that what
+/// verify shows is what unpack moves, and every later use of `name` can
+/// rely on it parsing.
+fn check_reference(reference: &ImageRef) -> Result<(), BundleError> {
+    let invalid = |why: &str| {
+        Err(BundleError::Inconsistent {
+            reason: format!(
+                "image reference \"{}\" (name \"{}\") {why}",
+                reference.given, reference.name
+            ),
+        })
+    };
+    match ImageRef::parse(&reference.given) {
+        Ok(parsed) if parsed == *reference => Ok(()),
+        Ok(_) => invalid("does not normalise to its name"),
+        Err(error) => invalid(&format!("is not a valid reference: {}", error.source)),
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct VersionProbe {
@@ -314,6 +350,167 @@ struct VersionProbe {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn blob(seed: &[u8]) -> (BlobRef, Entry) {
+        let digest = Digest::of(seed);
+        let entry = Entry {
+            path: digest.blob_path(),
+            size: seed.len() as u64,
+            sha256: digest.hex().into(),
+        };
+        let blob = BlobRef {
+            digest,
+            size: seed.len() as u64,
+        };
+        (blob, entry)
+    }
+
+    fn image(refs: Vec<ImageRef>, blob: &BlobRef) -> BundleImage {
+        BundleImage {
+            refs,
+            platform: crate::image::Platform::default(),
+            manifest: blob.clone(),
+            config: blob.clone(),
+            layers: Vec::new(),
+        }
+    }
+
+    /// A manifest of one image known by `refs`.
+    fn with_refs(refs: Vec<ImageRef>) -> Vec<u8> {
+        let mut manifest = BundleManifest::new(
+            "test".into(),
+            "2026-01-01T00:00:00Z".into(),
+            SourceInfo::default(),
+        );
+        let (config, entry) = blob(b"config");
+        manifest.entries = vec![entry];
+        manifest.images = vec![image(refs, &config)];
+        manifest.to_bytes()
+    }
+
+    fn reference(given: &str, name: &str) -> ImageRef {
+        ImageRef {
+            given: given.into(),
+            name: name.into(),
+        }
+    }
+
+    fn refusal(bytes: &[u8]) -> String {
+        match BundleManifest::parse(bytes) {
+            Err(error @ BundleError::Inconsistent { .. }) => error.to_string(),
+            other => panic!("not refused as inconsistent: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn references_as_parsing_makes_them_are_accepted() {
+        let refs = ["nginx", "fixture/web:1", "localhost:5000/app:1.0"]
+            .map(|r| ImageRef::parse(r).unwrap())
+            .into();
+        BundleManifest::parse(&with_refs(refs)).unwrap();
+    }
+
+    #[test]
+    fn a_name_that_is_not_a_reference_is_refused() {
+        let refused = refusal(&with_refs(vec![reference("app:1", "Not A Reference")]));
+        assert!(refused.contains("\"app:1\""), "{refused}");
+        let long = "a".repeat(300);
+        let refused = refusal(&with_refs(vec![reference(
+            &long,
+            &format!("docker.io/library/{long}:latest"),
+        )]));
+        assert!(refused.contains("not a valid reference"), "{refused}");
+    }
+
+    #[test]
+    fn a_name_other_than_the_given_reference_is_refused() {
+        let refused = refusal(&with_refs(vec![reference(
+            "app:1",
+            "docker.io/library/other:2",
+        )]));
+        assert!(
+            refused.contains("does not normalise to its name"),
+            "{refused}"
+        );
+        // A spelling parse would trim is not the one shown.
+        let refused = refusal(&with_refs(vec![reference(
+            " app:1",
+            "docker.io/library/app:1",
+        )]));
+        assert!(refused.contains("does not normalise"), "{refused}");
+    }
+
+    #[test]
+    fn a_reference_with_control_characters_is_refused_and_quoted_escaped() {
+        let given = "app:1\n[ok] signature trusted\x1b[2K";
+        let refused = refusal(&with_refs(vec![reference(
+            given,
+            "docker.io/library/app:1",
+        )]));
+        assert!(
+            !refused.contains('\n') && !refused.contains('\x1b'),
+            "{refused:?}"
+        );
+        assert!(
+            refused.contains("\\n[ok]") && refused.contains("\\x1b[2K"),
+            "{refused}"
+        );
+    }
+
+    #[test]
+    fn versions_are_major_dot_minor_numbers() {
+        assert_eq!(parse_version("1.3"), Some((1, 3)));
+        assert_eq!(parse_version("1.12"), Some((1, 12)));
+        for odd in ["1", "1.", ".3", "1.3.0", "1.x", "1.+3", "1.3\n", ""] {
+            assert_eq!(parse_version(odd), None, "{odd:?}");
+        }
+        let manifest = String::from_utf8(with_refs(Vec::new()))
+            .unwrap()
+            .replace(&format!("\"{FORMAT_VERSION}\""), "\"1.3-unsealed\"");
+        assert!(matches!(
+            BundleManifest::parse(manifest.as_bytes()),
+            Err(BundleError::UnsupportedVersion { .. })
+        ));
+    }
+
+    // A 16 MiB manifest took 7-9 s to check while each compose service
+    // searched the images: its check must stay linear, as it runs before
+    // the signature is checked. 50,000 services each naming the last of
+    // 50,000 images were 2.5e9 comparisons; linear, they are 100,000 lookups.
+    #[test]
+    fn a_large_manifest_is_checked_in_linear_time() {
+        const COUNT: usize = 50_000;
+        let mut manifest = BundleManifest::new(
+            "test".into(),
+            "2026-01-01T00:00:00Z".into(),
+            SourceInfo::default(),
+        );
+        let app = ImageRef::parse("app:1").unwrap();
+        for n in 0..COUNT {
+            let (config, entry) = blob(&n.to_le_bytes());
+            manifest.entries.push(entry);
+            manifest.images.push(image(vec![app.clone()], &config));
+        }
+        let last = manifest.images[COUNT - 1].config.digest.clone();
+        manifest.compose = Some(ComposeRecord {
+            project: "p".into(),
+            files: Vec::new(),
+            services: (0..COUNT)
+                .map(|n| ComposeService {
+                    service: format!("s{n}"),
+                    image: "app:1".into(),
+                    config: last.clone(),
+                })
+                .collect(),
+        });
+        let bytes = manifest.to_bytes();
+        let started = std::time::Instant::now();
+        let parsed = BundleManifest::parse(&bytes).unwrap();
+        let took = started.elapsed();
+        assert_eq!(parsed.images.len(), COUNT);
+        // Linear, this is well under a second; quadratic, tens of seconds.
+        assert!(took < std::time::Duration::from_secs(8), "took {took:?}");
+    }
 
     // Found by the fuzz target manifest_shape (crash-9e450f8c): `airgap
     // inspect` summed the sizes of an unverified manifest with `+`, which

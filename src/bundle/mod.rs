@@ -13,6 +13,8 @@ pub mod writer;
 
 use std::path::PathBuf;
 
+use crate::display::{escape, escape_path};
+
 pub use manifest::{
     BundleImage, BundleManifest, COMPOSE_PREFIX, ComposeRecord, ComposeService, Entry, LayerPatch,
     SignatureEntry, SourceInfo, patch_entry,
@@ -42,7 +44,7 @@ pub const SIGNATURE_CONTEXT: &[u8] = b"airgap-bundle-manifest-v1\n";
 #[non_exhaustive]
 pub enum BundleError {
     /// A file operation failed.
-    #[error("{action} {path}")]
+    #[error("{action} {}", escape_path(.path))]
     Io {
         /// What was being done (`writing`, `reading`, …).
         action: &'static str,
@@ -56,14 +58,14 @@ pub enum BundleError {
     #[error("the bundle is corrupt or truncated")]
     Corrupt(#[source] std::io::Error),
     /// The file is not an airgap bundle at all.
-    #[error("not an airgap bundle: {reason}")]
+    #[error("not an airgap bundle: {}", escape(.reason))]
     NotABundle {
         /// What gave it away.
         reason: String,
     },
     /// A bundle of a major version this airgap does not read.
     #[error(
-        "bundle format version {found} is not supported (this airgap reads 1.x); use a newer airgap"
+        "bundle format version {} is not supported (this airgap reads 1.x); use a newer airgap", escape(.found)
     )]
     UnsupportedVersion {
         /// The version the bundle declares.
@@ -77,19 +79,19 @@ pub enum BundleError {
         source: serde_json::Error,
     },
     /// The manifest contradicts itself (FORMAT.md section 3 rules).
-    #[error("the bundle manifest is inconsistent: {reason}")]
+    #[error("the bundle manifest is inconsistent: {}", escape(.reason))]
     Inconsistent {
         /// Which rule broke.
         reason: String,
     },
     /// An entry path that could escape or is not allowed.
-    #[error("entry path {path:?} is not allowed")]
+    #[error("entry path \"{}\" is not allowed", escape(.path))]
     UnsafePath {
         /// The path as found.
         path: String,
     },
     /// A link, directory, device or extension header.
-    #[error("entry {path:?} is a {kind}, not a regular file")]
+    #[error("entry \"{}\" is a {kind}, not a regular file", escape(.path))]
     NotAFile {
         /// The entry's path.
         path: String,
@@ -97,7 +99,7 @@ pub enum BundleError {
         kind: String,
     },
     /// An entry other than the one the manifest lists next.
-    #[error("unexpected entry {found:?} where the manifest lists {expected}")]
+    #[error("unexpected entry \"{}\" where the manifest lists {}", escape(.found), escape(.expected))]
     UnexpectedEntry {
         /// The path found.
         found: String,
@@ -105,7 +107,7 @@ pub enum BundleError {
         expected: String,
     },
     /// Entries listed in the manifest never came.
-    #[error("the bundle ends before entry {path} (and {more} more): it is truncated")]
+    #[error("the bundle ends before entry {} (and {more} more): it is truncated", escape(.path))]
     MissingEntry {
         /// The first missing path.
         path: String,
@@ -113,7 +115,7 @@ pub enum BundleError {
         more: usize,
     },
     /// An entry's size differs from the manifest's.
-    #[error("entry {path} is {actual} bytes, the manifest says {expected}")]
+    #[error("entry {} is {actual} bytes, the manifest says {expected}", escape(.path))]
     SizeMismatch {
         /// The entry.
         path: String,
@@ -124,14 +126,14 @@ pub enum BundleError {
     },
     /// An entry's content differs from what the manifest says.
     #[error(
-        "entry {path} does not match its sha256 in the manifest: the bundle was altered or damaged"
+        "entry {} does not match its sha256 in the manifest: the bundle was altered or damaged", escape(.path)
     )]
     DigestMismatch {
         /// The entry.
         path: String,
     },
     /// A metadata entry above its size limit.
-    #[error("entry {path} is {size} bytes, above the {limit}-byte limit")]
+    #[error("entry {} is {size} bytes, above the {limit}-byte limit", escape(.path))]
     TooLarge {
         /// The entry.
         path: String,
@@ -147,7 +149,7 @@ pub enum BundleError {
     #[error("the bundle has data after its end")]
     TrailingData,
     /// The file ends like a sealed bundle, but its seal cannot be read.
-    #[error("the bundle's seal is malformed: {reason}")]
+    #[error("the bundle's seal is malformed: {}", escape(.reason))]
     BadSeal {
         /// What is wrong with it.
         reason: String,

@@ -8,6 +8,7 @@ use std::io::{self, BufReader, Read};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use crate::digest::HashingReader;
+use crate::display::escape;
 
 use super::manifest::{BundleManifest, Entry, SignatureEntry};
 use super::{
@@ -243,8 +244,8 @@ fn read_head_entries<'a>(
     if entry_path(&first) != MANIFEST_PATH {
         return Err(BundleError::NotABundle {
             reason: format!(
-                "its first entry is {:?}, not {MANIFEST_PATH}",
-                entry_path(&first)
+                "its first entry is \"{}\", not {MANIFEST_PATH}",
+                escape(&entry_path(&first))
             ),
         });
     }

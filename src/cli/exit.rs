@@ -65,7 +65,6 @@ pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
 pub fn hint(error: &anyhow::Error) -> Option<&'static str> {
     use airgap::bundle::BundleError;
     use airgap::engine::EngineError;
-    use airgap::keys::KeyError;
     let disk_full = error.chain().any(|cause| {
         cause
             .downcast_ref::<std::io::Error>()
@@ -76,7 +75,17 @@ pub fn hint(error: &anyhow::Error) -> Option<&'static str> {
             "the disk is full; nothing half-written was kept: free space there or choose another location",
         );
     }
+    if error.downcast_ref::<SinceBundle>().is_some() {
+        // Pack only reads what an earlier bundle claims; nothing is loaded,
+        // and a fresh copy of a wrong file would not help.
+        return Some(
+            "--since names a bundle this site has already unpacked, as it was delivered; name another, or leave --since out for a full bundle",
+        );
+    }
     let error = error.chain().find_map(|e| e.downcast_ref::<Error>())?;
+    if let Some(key) = key_error(error) {
+        return key_hint(key);
+    }
     let verify = match error {
         Error::Verify(verify) | Error::Sink(SinkError::Verify(verify)) => Some(verify),
         _ => None,
@@ -99,6 +108,7 @@ pub fn hint(error: &anyhow::Error) -> Option<&'static str> {
                 BundleError::NotABundle { .. } | BundleError::UnsupportedVersion { .. },
             ) => None,
             VerifyError::Open { .. } => None,
+            VerifyError::Bundle(BundleError::Io { source, .. }) => io_hint(source),
             VerifyError::PartsMissing { .. } | VerifyError::PartsDamaged { .. } => {
                 Some("copy those parts again; the others are fine")
             }
@@ -116,7 +126,6 @@ pub fn hint(error: &anyhow::Error) -> Option<&'static str> {
         | Error::Sink(SinkError::Engine(EngineError::Unreachable { .. })) => {
             Some("start the engine, or point --host or DOCKER_HOST at it")
         }
-        Error::Key(KeyError::Exists { .. }) => Some("choose another --output prefix"),
         Error::Sink(SinkError::BaseMissing { .. }) => Some(
             "nothing was loaded; unpack the full bundle first, or pack a delta against this site's airgap inventory",
         ),
@@ -124,5 +133,99 @@ pub fn hint(error: &anyhow::Error) -> Option<&'static str> {
             Some("nothing was loaded; if you mean to roll back, pass --allow-downgrade")
         }
         _ => None,
+    }
+}
+
+/// Marks a failure to read a bundle named by `pack --since`, whose hint is
+/// about choosing that bundle rather than about copying one.
+#[derive(Debug, thiserror::Error)]
+#[error("--since bundle {}", airgap::display::escape_path(.0))]
+pub struct SinceBundle(pub std::path::PathBuf);
+
+/// A bundle that could not be read: the OS error names the cause; the only
+/// advice worth adding is for a directory named where a bundle was expected.
+fn io_hint(error: &std::io::Error) -> Option<&'static str> {
+    (error.kind() == std::io::ErrorKind::IsADirectory).then_some(
+        "name the bundle file itself, or one part or the index of a split bundle; a directory is read only when it holds one split bundle",
+    )
+}
+
+fn key_error(error: &Error) -> Option<&airgap::keys::KeyError> {
+    match error {
+        Error::Key(key) | Error::Trust(airgap::trust::TrustError::Key(key)) => Some(key),
+        _ => None,
+    }
+}
+
+/// Key files are PEM; the common wrong one is the same key in DER.
+fn key_hint(error: &airgap::keys::KeyError) -> Option<&'static str> {
+    use airgap::keys::KeyError;
+    let not_pem = match error {
+        KeyError::Malformed { .. } => true,
+        KeyError::Io { source, .. } => source.kind() == std::io::ErrorKind::InvalidData,
+        KeyError::Exists { .. } => return Some("choose another --output prefix"),
+        _ => false,
+    };
+    not_pem.then_some(
+        "keys are PEM files (-----BEGIN PUBLIC KEY----- or -----BEGIN PRIVATE KEY-----); convert a DER key with openssl pkey [-pubin] -inform DER -in KEY -out KEY.pem",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use airgap::bundle::BundleError;
+
+    const RECOPY: &str = "copy the bundle again";
+
+    fn unreadable(kind: std::io::ErrorKind) -> anyhow::Error {
+        let error = BundleError::Io {
+            action: "reading",
+            path: "bundles".into(),
+            source: kind.into(),
+        };
+        Error::from(VerifyError::from(error)).into()
+    }
+
+    #[test]
+    fn a_directory_named_as_the_bundle_is_not_a_bad_copy() {
+        let error = unreadable(std::io::ErrorKind::IsADirectory);
+        let hint = hint(&error).unwrap();
+        assert!(
+            !hint.contains(RECOPY) && hint.contains("name the bundle file"),
+            "{hint}"
+        );
+        assert_eq!(code(&error), BUNDLE_INVALID);
+        assert_eq!(
+            super::hint(&unreadable(std::io::ErrorKind::PermissionDenied)),
+            None
+        );
+    }
+
+    #[test]
+    fn a_bad_since_bundle_is_about_choosing_it() {
+        let refused = BundleError::NotABundle {
+            reason: "it is empty".into(),
+        };
+        let error = anyhow::Error::new(Error::from(VerifyError::from(refused)))
+            .context(SinceBundle("old.zst".into()));
+        let hint = hint(&error).unwrap();
+        assert!(!hint.contains(RECOPY) && hint.contains("--since"), "{hint}");
+        assert_eq!(code(&error), BUNDLE_INVALID);
+        assert!(format!("{error:#}").starts_with("--since bundle old.zst: "));
+    }
+
+    #[test]
+    fn a_key_that_is_not_pem_is_told_to_convert_it() {
+        let error: anyhow::Error = Error::from(airgap::keys::KeyError::Malformed {
+            path: "ops.der".into(),
+            expected: "public (SPKI)",
+        })
+        .into();
+        let hint = hint(&error).unwrap();
+        assert!(
+            !hint.contains(RECOPY) && hint.contains("-inform DER"),
+            "{hint}"
+        );
     }
 }

@@ -1,7 +1,9 @@
 //! `airgap inspect`.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 
+use airgap::display::{escape, escape_all, escape_path};
 use airgap::inspect::summarize;
 use airgap::verify::{self, VerifyError};
 
@@ -27,21 +29,21 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
     let summary = summarize(manifest);
     let mut text = format!(
         "bundle:   {}\nformat:   {} ({})\ncreated:  {} by {}\nsource:   {}{}\n",
-        args.bundle.display(),
-        manifest.format_version,
+        escape_path(&args.bundle),
+        escape(&manifest.format_version),
         if manifest.required.is_empty() {
             "full"
         } else {
             "delta"
         },
-        manifest.created,
-        manifest.tool,
-        manifest.source.kind,
+        escape(&manifest.created),
+        escape(&manifest.tool),
+        escape(&manifest.source.kind),
         manifest
             .source
             .engine
             .as_deref()
-            .map(|e| format!(" ({e})"))
+            .map(|e| format!(" ({})", escape(e)))
             .unwrap_or_default(),
     );
     let policy = args.trust.policy()?;
@@ -63,9 +65,9 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
     for image in &summary.images {
         text += &format!(
             "  {}\n    id {}  {}  {}  {}\n",
-            image.refs.join(", "),
+            escape_all(&image.refs, ", "),
             image.config.short(),
-            image.platform,
+            escape(&image.platform),
             super::pack::layers(image.layers.len()),
             bytes(image.size)
         );
@@ -86,28 +88,30 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
     if let Some(compose) = &manifest.compose {
         text += &format!(
             "\ncompose project {} (unpack --compose-dir writes it out):\n",
-            compose.project
+            escape(&compose.project)
         );
         for file in &compose.files {
-            text += &format!("  file {file}\n");
+            text += &format!("  file {}\n", escape(file));
         }
         for service in &compose.services {
             text += &format!(
                 "  service {} → {} ({})\n",
-                service.service,
-                service.image,
+                escape(&service.service),
+                escape(&service.image),
                 service.config.short()
             );
         }
     }
     if !manifest.patches.is_empty() {
         text += "\nlayers shipped as patches (unpack rebuilds them against the site's layer):\n";
+        // A map, not a search per patch: the manifest is not verified here.
+        let sizes: HashMap<&str, u64> = manifest
+            .entries
+            .iter()
+            .map(|e| (e.path.as_str(), e.size))
+            .collect();
         for patch in &manifest.patches {
-            let size = manifest
-                .entries
-                .iter()
-                .find(|e| e.path == patch.entry)
-                .map_or(0, |e| e.size);
+            let size = sizes.get(patch.entry.as_str()).copied().unwrap_or(0);
             text += &format!(
                 "  {}  {} as a {} patch against {}\n",
                 patch.layer.digest.short(),

@@ -235,7 +235,10 @@ fn site(have: &[PathBuf], since: &[PathBuf]) -> anyhow::Result<Option<Site>> {
     for path in since {
         // Only what the earlier bundle claims to hold is used, to decide what
         // to leave out; a false claim makes the site refuse the delta.
-        let head = verify::read_head(path).map_err(airgap::Error::from)?;
+        let head = verify::read_head(path).map_err(|error| {
+            anyhow::Error::new(airgap::Error::from(error))
+                .context(super::exit::SinceBundle(path.clone()))
+        })?;
         site.images
             .extend(head.manifest.images.iter().map(|image| SiteImage {
                 names: image.refs.iter().map(|r| r.name.clone()).collect(),

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use airgap::display::{escape, escape_all, escape_path};
 use airgap::sink::DaemonSink;
 use airgap::unpack::UnpackOptions;
 
@@ -44,14 +45,15 @@ pub fn run(args: UnpackArgs, context: &Context) -> anyhow::Result<()> {
     let progress = context.progress();
     let report = airgap::unpack(input.path(), &options, &sink, progress.as_ref())?;
     let bundle = &report.bundle;
+    let named = escape_path(&args.bundle);
     let mut text = match bundle.signer() {
-        Some(signer) => format!("verified {} (signed by {signer})\n", args.bundle.display()),
-        None => format!("verified {} (unsigned, accepted)\n", args.bundle.display()),
+        Some(signer) => format!("verified {named} (signed by {signer})\n"),
+        None => format!("verified {named} (unsigned, accepted)\n"),
     };
     if let Some(earlier) = &report.previously_applied {
         text += &format!(
             "this bundle was already applied to this engine on {}\n",
-            earlier.applied_at
+            escape(&earlier.applied_at)
         );
     }
     for image in &report.load.images {
@@ -60,17 +62,22 @@ pub fn run(args: UnpackArgs, context: &Context) -> anyhow::Result<()> {
         } else {
             "loaded"
         };
-        text += &format!("{what} {} ({})\n", image.tags.join(", "), image.id.short());
+        text += &format!(
+            "{what} {} ({})\n",
+            escape_all(&image.tags, ", "),
+            image.id.short()
+        );
         for reference in &image.untaggable {
             text += &format!(
-                "  note: {reference} is a digest reference and cannot be restored as a tag\n"
+                "  note: {} is a digest reference and cannot be restored as a tag\n",
+                escape(&reference.to_string())
             );
         }
     }
     if let Some(compose) = &report.compose {
         text += &format!(
             "compose project {}: {} files written, every service's image checked ({} services); run docker compose up there\n",
-            compose.project,
+            escape(&compose.project),
             compose.files.len(),
             compose.services
         );

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use airgap::display::{escape, escape_all};
 use airgap::verify::{self, Report};
 
 use super::Context;
@@ -48,7 +49,7 @@ fn json(report: &Report, ok: bool) -> String {
 }
 
 fn text(report: &Report, ok: bool) -> String {
-    let mut text = format!("bundle:   {}\n", report.bundle);
+    let mut text = format!("bundle:   {}\n", escape(&report.bundle));
     if let Some(size) = report.size {
         text += &format!(
             "size:     {}{}\n",
@@ -74,17 +75,22 @@ fn text(report: &Report, ok: bool) -> String {
     if let (Some(version), Some(created), Some(tool)) =
         (&report.format_version, &report.created, &report.tool)
     {
-        text += &format!("format:   {version}, made {created} by {tool}\n");
+        text += &format!(
+            "format:   {}, made {} by {}\n",
+            escape(version),
+            escape(created),
+            escape(tool)
+        );
     }
     if !report.images.is_empty() {
         text += "images:\n";
         for image in &report.images {
             text += &format!(
                 "  {}  config {}  manifest {}  {}\n",
-                image.refs.join(", "),
+                escape_all(&image.refs, ", "),
                 image.config.short(),
                 image.manifest.short(),
-                image.platform
+                escape(&image.platform)
             );
         }
     }
@@ -94,7 +100,7 @@ fn text(report: &Report, ok: bool) -> String {
             "  [{}] {:<9} {}\n",
             if check.passed { "ok" } else { "FAILED" },
             check.check,
-            check.detail
+            escape(&check.detail)
         );
     }
     text += if ok {

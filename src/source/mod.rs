@@ -99,7 +99,7 @@ pub enum SourceError {
     #[error(transparent)]
     Engine(#[from] EngineError),
     /// The export stream is not a `docker save` archive we understand.
-    #[error("the image archive is malformed: {reason}")]
+    #[error("the image archive is malformed: {}", crate::display::escape(.reason))]
     Malformed {
         /// What was wrong.
         reason: String,

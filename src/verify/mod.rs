@@ -14,6 +14,7 @@ use serde::Serialize;
 use crate::bundle::reader::{self, Head};
 use crate::bundle::{BundleError, BundleManifest, Entry, SIGNATURE_CONTEXT, SignatureEntry};
 use crate::digest::{Digest, HashingReader};
+use crate::display::{escape, escape_all, escape_path};
 use crate::keys::Fingerprint;
 use crate::locate::Location;
 use crate::progress::{Progress, ProgressReader, Task};
@@ -25,7 +26,7 @@ pub use sealed::admit;
 #[non_exhaustive]
 pub enum VerifyError {
     /// The file could not be opened.
-    #[error("cannot open bundle {path}")]
+    #[error("cannot open bundle {}", escape_path(.path))]
     Open {
         /// The bundle path.
         path: PathBuf,
@@ -60,31 +61,36 @@ pub enum VerifyError {
         signer: Fingerprint,
     },
     /// Parts of a split bundle are absent or cut short.
-    #[error("parts missing or incomplete: {}", .parts.join(", "))]
+    #[error("parts missing or incomplete: {}", escape_all(.parts, ", "))]
     PartsMissing {
         /// Their file names.
         parts: Vec<String>,
     },
     /// Parts of a split bundle whose content differs from the index.
-    #[error("parts damaged: {}", .parts.join(", "))]
+    #[error("parts damaged: {}", escape_all(.parts, ", "))]
     PartsDamaged {
         /// Their file names.
         parts: Vec<String>,
     },
     /// The file's SHA-256 differs from the one its `.sha256` file records.
-    #[error("{path} differs from its .sha256 file: this copy is damaged")]
+    #[error("{} differs from its .sha256 file: this copy is damaged", escape_path(.path))]
     ChecksumMismatch {
         /// The bundle file.
         path: PathBuf,
     },
     /// The bytes differ from those the seal's signer sealed.
     #[error(
-        "{bundle} differs from the bytes its signer sealed: this copy is damaged or was altered; copy it again from the original"
+        "{} differs from the bytes its signer sealed: this copy is damaged or was altered; copy it again from the original",
+        escape(.bundle)
     )]
     SealMismatch {
         /// The bundle, as found.
         bundle: String,
     },
+    /// A signed bundle of a version whose signed bundles always end with a
+    /// seal, without one: the seal was cut off, with whatever it covered.
+    #[error("the seal is missing: the bundle was cut or altered")]
+    SealMissing,
     /// The file changed between verification and use.
     #[error("the bundle changed on disk after it was verified")]
     ChangedSinceVerified,
@@ -264,15 +270,15 @@ pub fn verify_with_report(
             VerifyError::PartsMissing { .. } | VerifyError::PartsDamaged { .. } => "parts",
             e if e.is_trust_failure() => "signature",
             VerifyError::ChecksumMismatch { .. } => "checksum",
-            VerifyError::SealMismatch { .. } | VerifyError::Bundle(BundleError::BadSeal { .. }) => {
-                "seal"
-            }
+            VerifyError::SealMismatch { .. }
+            | VerifyError::SealMissing
+            | VerifyError::Bundle(BundleError::BadSeal { .. }) => "seal",
             VerifyError::Bundle(BundleError::UnsupportedVersion { .. }) => "format",
             _ if report.format_version.is_none() => "manifest",
             _ if !report.checks.iter().any(|c| c.check == "entries") => "entries",
             _ => "end",
         };
-        report.check(check, false, format!("{:#}", anyhow_like(error)));
+        report.check(check, false, escape(&anyhow_like(error)).into_owned());
     }
     (report, result)
 }
@@ -321,8 +327,9 @@ fn run(
         |head: &Head| {
             signer = check_head(head, policy, report)?;
             // After the head, so that a refusal still reports who signed what.
-            if let Some((seal, _)) = &seal {
-                sealed::check_signature(seal, policy)?;
+            match &seal {
+                Some((seal, _)) => sealed::check_signature(seal, policy)?,
+                None => sealed::check_not_stripped(head)?,
             }
             Ok::<(), VerifyError>(())
         },
@@ -412,7 +419,7 @@ fn check_head(
     report.check(
         "format",
         true,
-        format!("version {} is supported", manifest.format_version),
+        format!("version {} is supported", escape(&manifest.format_version)),
     );
     report.check(
         "manifest",

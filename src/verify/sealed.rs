@@ -6,7 +6,7 @@
 
 use std::io::{self, BufReader};
 
-use crate::bundle::reader;
+use crate::bundle::reader::{self, Head};
 use crate::bundle::seal::{SEAL_CONTEXT, Seal};
 use crate::bundle::{BundleError, Entry};
 use crate::digest::{Digest, HashingReader};
@@ -77,6 +77,19 @@ pub(super) fn check_signature(seal: &Seal, policy: &TrustPolicy) -> Result<(), V
         policy,
     )
     .map(|_| ())
+}
+
+/// Format minor version from which a signed bundle always ends with a seal.
+const SEALED_SINCE_MINOR: u32 = 3;
+
+/// A bundle without a seal is refused when its head shows that its signer
+/// sealed it: a signed manifest of format 1.3 or later. Without this, cutting
+/// the seal off would turn a sealed bundle into one read as an older writer's.
+pub(super) fn check_not_stripped(head: &Head) -> Result<(), VerifyError> {
+    if head.signature.is_some() && head.manifest.format_minor() >= SEALED_SINCE_MINOR {
+        return Err(VerifyError::SealMissing);
+    }
+    Ok(())
 }
 
 /// The bytes before the seal hashed to what it states.

@@ -9,6 +9,7 @@ mod beside;
 mod cli;
 mod compose;
 mod delta;
+mod forged;
 mod golden;
 mod handoff;
 mod hostile;

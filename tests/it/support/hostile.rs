@@ -214,6 +214,9 @@ pub fn compress(tar: &[u8]) -> Vec<u8> {
     zstd::encode_all(tar, 3).unwrap()
 }
 
+/// The last format version whose signed bundles have no seal.
+const UNSEALED_VERSION: &str = "1.2";
+
 /// A signed case refused with one of `codes`, saying `says`.
 fn case(name: &str, bytes: Vec<u8>, codes: &'static [i32], says: &'static str) -> Case {
     Case {
@@ -243,7 +246,10 @@ fn listing(parts: &Parts, files: &[(String, Vec<u8>)]) -> Vec<u8> {
 /// Every crafted case, from the valid bundle `valid`, signed by `key`;
 /// `other` is a key the reader does not trust.
 pub fn crafted(valid: &[u8], key: &PrivateKey, other: &PrivateKey) -> Vec<Case> {
-    let parts = Parts::of(valid);
+    let mut parts = Parts::of(valid);
+    // Unsealed, as a 1.2 writer signed them: a signed 1.3 manifest without
+    // its seal is refused for that before any check these cases aim at.
+    parts.manifest.format_version = UNSEALED_VERSION.into();
     let manifest = parts.manifest.to_bytes();
     let signed = |manifest: &[u8], raws: &[Raw], tail: &[u8]| {
         compress(&tar_of(
@@ -454,7 +460,7 @@ pub fn crafted(valid: &[u8], key: &PrivateKey, other: &PrivateKey) -> Vec<Case> 
     cases.push(case("window-1-GiB", encoder.finish().unwrap(), invalid, ""));
     // Versions, times and shapes the reader must not guess at.
     let future = String::from_utf8(manifest.clone()).unwrap().replace(
-        &format!("\"formatVersion\": \"{}\"", airgap::bundle::FORMAT_VERSION),
+        &format!("\"formatVersion\": \"{UNSEALED_VERSION}\""),
         "\"formatVersion\": \"2.0\"",
     );
     cases.push(case(
@@ -614,6 +620,12 @@ pub fn bad_seals(valid: &[u8], key: &PrivateKey, other: &PrivateKey) -> Vec<Case
             "seal is malformed",
         ),
         case("seal-cut", cut, &[BUNDLE_INVALID], "seal is malformed"),
+        case(
+            "seal-stripped",
+            body.to_vec(),
+            &[BUNDLE_INVALID],
+            "the seal is missing",
+        ),
     ]
 }
 
