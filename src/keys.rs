@@ -135,7 +135,11 @@ impl PublicKey {
                 path: path.to_owned(),
             });
         }
-        let key = VerifyingKey::from_public_key_pem(&pem).map_err(|_| KeyError::Malformed {
+        Self::from_spki_pem(&pem, path)
+    }
+
+    fn from_spki_pem(pem: &str, path: &Path) -> Result<Self, KeyError> {
+        let key = VerifyingKey::from_public_key_pem(pem).map_err(|_| KeyError::Malformed {
             path: path.to_owned(),
             expected: "public (SPKI)",
         })?;
@@ -148,7 +152,7 @@ impl PublicKey {
     pub fn read_public_half(path: &Path) -> Result<Self, KeyError> {
         let pem = read_pem(path, Links::Follow)?;
         if !is_private_label(&pem) {
-            return Self::read_with(path, Links::Follow);
+            return Self::from_spki_pem(&pem, path);
         }
         let key = SigningKey::from_pkcs8_pem(&pem).map_err(|_| KeyError::Malformed {
             path: path.to_owned(),
