@@ -244,3 +244,29 @@ fn an_unpack_killed_after_its_intent_still_makes_the_older_bundle_a_rollback() {
         refused.stderr
     );
 }
+
+#[test]
+fn a_state_dir_others_can_write_is_refused_before_anything_is_loaded() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let (_lock, [connected, offline]) = engines!("a-connected", "a-offline");
+    offline.wipe();
+    let (_dir, dir) = workdir_with_keys();
+    old_and_new_bundles(&connected, &dir);
+    let state = tempfile::tempdir().unwrap();
+    let open = state.path().join("open");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+
+    let run = unpack(&dir, &offline, "new.zst", &open).failure(1);
+    assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&*open.to_string_lossy()) && run.stderr.contains("chmod go-w"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        offline.image_ids().is_empty(),
+        "images were loaded with an unsafe record"
+    );
+}
