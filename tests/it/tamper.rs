@@ -72,8 +72,14 @@ fn a_truncated_bundle_is_refused_and_nothing_is_loaded() {
         let file = fs::OpenOptions::new().write(true).open(&path).unwrap();
         file.set_len(keep).unwrap();
         let run = unpack(&offline, &dir, &["--key", "ops.pub.pem"]).failure(BUNDLE_INVALID);
+        // A signed 1.3 bundle cut anywhere has lost its seal, which is
+        // refused before its entries are read.
         assert!(
-            run.stderr.contains("truncated") || run.stderr.contains("corrupt"),
+            run.stderr.contains("truncated")
+                || run.stderr.contains("corrupt")
+                || run
+                    .stderr
+                    .contains("the seal is missing: the bundle was cut"),
             "{}",
             run.stderr
         );
