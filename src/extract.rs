@@ -52,6 +52,11 @@ impl LocalImages {
         Ok(Self { images })
     }
 
+    /// Every image's layers, bottom first.
+    pub fn chains(&self) -> impl Iterator<Item = &[Digest]> {
+        self.images.iter().map(|(_, layers)| layers.as_slice())
+    }
+
     /// True when some image's layers start with `chain`.
     pub fn has_chain(&self, chain: &[Digest]) -> bool {
         self.images

@@ -34,7 +34,7 @@ pub mod inventory;
 pub mod keys;
 pub mod locate;
 pub mod pack;
-pub mod patch;
+
 pub mod plan;
 pub mod progress;
 pub mod record;

@@ -1,11 +1,12 @@
-//! The unpack pipeline: verify → lock the record → rollback check → intent
-//! → sink → record.
+//! The unpack pipeline: verify → what the target holds → lock the record →
+//! rollback check → finished images → intent → sink → tags → record.
 //! Verification reads the whole bundle before the sink is even called: a
 //! sealed bundle's bytes are hashed against its signed seal, any other is
 //! decompressed and every entry checked.
 
 use std::path::PathBuf;
 
+use crate::delta::finish::FinishedImages;
 use crate::digest::Digest;
 use crate::error::Error;
 use crate::progress::Progress;
@@ -50,7 +51,8 @@ pub fn unpack(
     let bundle = verify::admit(path, &options.policy, progress)?;
     // Held until the record is written: another unpack of this engine
     // waits here, then checks against what this one applied.
-    let mut record = Record::open(&options.state_dir, &sink.target()?)?;
+    let holdings = sink.holdings(&bundle.manifest().images)?;
+    let mut record = Record::open(&options.state_dir, &holdings.target)?;
     let manifest_digest: Digest = bundle.manifest_digest();
     let previously_applied = record.applied(&manifest_digest).cloned();
     let downgrades = record.downgrades(bundle.manifest());
@@ -63,19 +65,23 @@ pub fn unpack(
     if let Some(dir) = &options.compose_dir {
         crate::restore::check_compose_dir(&bundle, dir)?;
     }
+    let finished = FinishedImages::prepare(&bundle, &holdings, sink, progress)?;
     let signer = bundle.signer().map(ToString::to_string);
     record.note_intent(bundle.manifest(), &manifest_digest, signer.clone())?;
-    let load = match sink.load(&bundle, progress) {
-        Ok(load) => load,
-        Err(error) => {
-            // These refusals come before the engine is sent anything; any
-            // other failure may come after tags moved, and the intent stays.
-            if matches!(error, SinkError::BaseMissing { .. } | SinkError::NoSpace(_)) {
+    if !finished.images().is_empty() {
+        if let Err(error) = sink.write(&finished, progress) {
+            // A lack of space is found before the target is sent anything;
+            // any other failure may come after tags moved, and the intent stays.
+            if matches!(error, SinkError::NoSpace(_)) {
                 record.withdraw_intent(&manifest_digest)?;
             }
             return Err(error.into());
         }
-    };
+    }
+    let mut load = LoadReport::default();
+    for (image, present) in bundle.manifest().images.iter().zip(&holdings.present) {
+        load.images.push(sink.tag(image, *present)?);
+    }
     record.note_applied(bundle.manifest(), &manifest_digest, signer)?;
     drop(record);
     let compose = match &options.compose_dir {

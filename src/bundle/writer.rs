@@ -366,7 +366,7 @@ impl BundleWriter {
             path: path.to_owned(),
             source,
         };
-        let made = crate::patch::make(path, base_file, &patch_file).map_err(io_error);
+        let made = crate::delta::patch::make(path, base_file, &patch_file).map_err(io_error);
         let result = match made {
             Ok(Some(patch_size)) => {
                 self.layers.insert(digest.clone());

@@ -1,34 +1,65 @@
-//! Where verified images go. A sink only accepts a [`VerifiedBundle`], which
-//! only `verify` can make, so nothing unverified reaches an engine.
+//! Where verified images go. A sink only accepts [`FinishedImages`], which
+//! only a [`VerifiedBundle`] can make, and only `verify` makes one of those,
+//! so nothing unverified reaches an engine.
 
 pub mod daemon;
 mod load_stream;
 
+use std::collections::HashSet;
+
+use crate::bundle::BundleImage;
+use crate::delta::finish::FinishedImages;
 use crate::digest::Digest;
 use crate::engine::EngineError;
+use crate::extract::StagedLayers;
 use crate::progress::Progress;
-use crate::verify::{VerifiedBundle, VerifyError};
+use crate::verify::VerifyError;
 
 pub use daemon::DaemonSink;
 
-/// Where verified images go.
-pub trait Sink {
+/// What a target holds and can take, asked once per unpack.
+#[derive(Debug, Clone)]
+pub struct Holdings {
     /// A stable identity of the target, keying its unpack record.
-    fn target(&self) -> Result<String, SinkError>;
+    pub target: String,
+    /// For each image of the bundle, in order: true when the target holds
+    /// exactly that image already, so nothing of it is written again.
+    pub present: Vec<bool>,
+    /// True when the target takes an image without the layers it already
+    /// holds (Docker's graph drivers); false when every image must arrive
+    /// complete (containerd, Podman, an OCI layout, a registry).
+    pub takes_absent_layers: bool,
+}
+
+/// Where verified images go. A sink is handed [`FinishedImages`], which only
+/// a [`VerifiedBundle`] can make, so nothing unverified reaches a target;
+/// deltas, patches and absent layers are dealt with before it is called.
+pub trait Sink {
+    /// What the target holds of `images` and what it can take.
+    fn holdings(&self, images: &[BundleImage]) -> Result<Holdings, SinkError>;
+
+    /// The layer chains (bottom first) of every image the target holds;
+    /// asked only for a delta, to check it holds what the delta builds on.
+    fn layer_chains(&self) -> Result<Vec<Vec<Digest>>, SinkError>;
+
+    /// Stages, from the target's own images, the layers with these digests
+    /// (each checked against its digest): patch bases, and left-out layers
+    /// a target that cannot take absent layers needs sent again.
+    fn supply_layers(
+        &self,
+        digests: &HashSet<Digest>,
+        progress: &dyn Progress,
+    ) -> Result<StagedLayers, SinkError>;
+
+    /// Writes the images.
+    fn write(&self, images: &FinishedImages<'_>, progress: &dyn Progress) -> Result<(), SinkError>;
+
+    /// Points every reference of `image`, which the target now holds, at it,
+    /// and reports what it did.
+    fn tag(&self, image: &BundleImage, already_present: bool) -> Result<LoadedImage, SinkError>;
 
     /// True when `reference` names exactly `image` on the target.
-    fn resolves(
-        &self,
-        reference: &str,
-        image: &crate::bundle::BundleImage,
-    ) -> Result<bool, SinkError>;
-
-    /// Loads every image of `bundle` and restores its tags.
-    fn load(
-        &self,
-        bundle: &VerifiedBundle,
-        progress: &dyn Progress,
-    ) -> Result<LoadReport, SinkError>;
+    fn resolves(&self, reference: &str, image: &BundleImage) -> Result<bool, SinkError>;
 }
 
 /// What a load did, per image.

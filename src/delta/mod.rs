@@ -1,5 +1,11 @@
-//! What a delta bundle leaves out and what it ships as patches, decided
-//! from what the receiving site holds (its inventory, or earlier bundles).
+//! Deltas for every medium. On the connected side: what a delta bundle
+//! leaves out and what it ships as patches, decided from what the receiving
+//! site holds (its inventory, or earlier bundles). On the isolated side
+//! ([`finish`]): turning a verified bundle into complete images for whatever
+//! sink receives them, patches applied and absent layers supplied.
+
+pub mod finish;
+pub mod patch;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
