@@ -7,7 +7,9 @@ Seeds: the golden signed bundle (tests/fixtures/bundles/v1.0-minimal.zst)
 and a few small unsigned bundles made here. Each target gets the layer it
 fuzzes: bundle_reader the compressed file, bundle_tar the tar inside it,
 bundle_manifest airgap/manifest.json, bundle_admit the compressed file (and
-the golden sealed bundle, v1.3-minimal.zst). Needs the zstd command.
+the golden sealed bundle, v1.3-minimal.zst), seal the sealed bundle's
+tail, parts_index the index of the seeds split into parts. Needs the zstd
+command.
 
     python3 fuzz/seeds.py        # from anywhere; writes fuzz/corpus/
 """
@@ -82,9 +84,30 @@ def zstd(data, *flags):
                           stdout=subprocess.PIPE, check=True).stdout
 
 
+def seal_seed(sealed):
+    """The seal target's input: the count of bytes before the tail (8 bytes,
+    little-endian), then the tail: the sealed bundle's last 4 KiB."""
+    tail = sealed[-4096:]
+    return (len(sealed) - len(tail)).to_bytes(8, "little") + tail
+
+
+def parts_index(name, bundle, part_size):
+    """The index airgap writes for `bundle` split into parts of `part_size`."""
+    parts = [bundle[at:at + part_size] for at in range(0, len(bundle), part_size)]
+    return (json.dumps({
+        "mediaType": "application/vnd.airgap.parts.v1+json",
+        "bundle": name,
+        "size": len(bundle),
+        "sha256": "sha256:" + sha(bundle),
+        "parts": [{"name": f"{name}.{i:03}", "size": len(p), "sha256": "sha256:" + sha(p)}
+                  for i, p in enumerate(parts, 1)],
+    }, indent=2) + "\n").encode()
+
+
 def main():
     dirs = {t: FUZZ / "corpus" / t
-            for t in ("bundle_reader", "bundle_tar", "bundle_manifest", "bundle_admit")}
+            for t in ("bundle_reader", "bundle_tar", "bundle_manifest", "bundle_admit",
+                      "seal", "parts_index")}
     for d in dirs.values():
         d.mkdir(parents=True, exist_ok=True)
 
@@ -101,8 +124,14 @@ def main():
         (dirs["bundle_tar"] / f"seed-{name}").write_bytes(tar)
         (dirs["bundle_reader"] / f"seed-{name}").write_bytes(bundle)
         (dirs["bundle_admit"] / f"seed-{name}").write_bytes(bundle)
+        (dirs["parts_index"] / f"seed-{name}").write_bytes(
+            parts_index(f"{name}.zst", bundle, 700))
     # the one seed with a valid seal (format 1.3), for admission by seal
-    (dirs["bundle_admit"] / "seed-golden-sealed").write_bytes(SEALED.read_bytes())
+    sealed = SEALED.read_bytes()
+    (dirs["bundle_admit"] / "seed-golden-sealed").write_bytes(sealed)
+    (dirs["seal"] / "seed-golden-sealed").write_bytes(seal_seed(sealed))
+    (dirs["parts_index"] / "seed-golden-sealed").write_bytes(
+        parts_index("shop.zst", sealed, 97))
     print(f"wrote {len(seeds)} seeds for each target under {FUZZ / 'corpus'}")
 
 

@@ -258,3 +258,58 @@ pub fn load_compose(data: &[u8]) {
         }
     });
 }
+
+/// Finds and parses a seal as a reader does at the end of a file: the
+/// first 8 bytes (little-endian) are how many bytes come before the rest in
+/// that file, so the fuzzer can make a seal that covers them; the rest is
+/// the file's tail. A seal that parses must parse again, unchanged, once
+/// written.
+pub fn parse_seal(data: &[u8]) {
+    use airgap::bundle::seal;
+    let Some((before, tail)) = data.split_first_chunk::<8>() else {
+        return;
+    };
+    let file_size = u64::from_le_bytes(*before).saturating_add(tail.len() as u64);
+    let Some(footer) = tail.len().checked_sub(seal::FOOTER_LEN).map(|at| &tail[at..]) else {
+        return;
+    };
+    let Ok(Some(frame_len)) = seal::frame_len(footer) else {
+        return;
+    };
+    let Some(frame) = usize::try_from(frame_len)
+        .ok()
+        .and_then(|len| tail.len().checked_sub(len))
+        .map(|at| &tail[at..])
+    else {
+        return;
+    };
+    let Ok(parsed) = seal::parse(frame, file_size) else {
+        return;
+    };
+    let written = parsed.to_frame();
+    let again = seal::parse(&written, parsed.size + written.len() as u64)
+        .expect("a seal airgap wrote parses");
+    assert_eq!(again.signed_bytes(), parsed.signed_bytes());
+    assert_eq!(again.to_frame(), written);
+}
+
+/// Parses `bytes` as a split bundle's parts index, then looks for its parts
+/// in an empty directory as a reader does (whatever the names, nothing is
+/// found outside it). An index that parses must parse again, unchanged,
+/// once written.
+pub fn parse_parts_index(bytes: &[u8]) {
+    use airgap::bundle::parts::PartsIndex;
+    thread_local! {
+        static DIR: tempfile::TempDir = tempfile::tempdir().expect("a temporary directory");
+    }
+    let Ok(index) = PartsIndex::parse(bytes) else {
+        return;
+    };
+    DIR.with(|dir| {
+        black_box(index.check_regular(dir.path())).expect("an empty directory holds no odd files");
+        assert_eq!(index.missing_or_short(dir.path()).len(), index.parts.len());
+    });
+    let written = index.to_bytes();
+    let again = PartsIndex::parse(&written).expect("an index airgap wrote parses");
+    assert_eq!(again.to_bytes(), written);
+}
