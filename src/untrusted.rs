@@ -36,7 +36,7 @@ pub fn open_regular(path: &Path, links: Links) -> io::Result<File> {
         Err(rustix::io::Errno::LOOP) if links == Links::Refuse => {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                "it is a symbolic link, which is not followed here; name the file itself",
+                "it is a symbolic link, which airgap does not follow here",
             ));
         }
         Err(errno) => return Err(errno.into()),
