@@ -1,15 +1,15 @@
 //! The library's error: one variant per stage, each stage's own error inside.
 
 use crate::bundle::BundleError;
-use crate::engine::EngineError;
-use crate::inventory::InventoryError;
-use crate::keys::KeyError;
+use crate::delta::inventory::InventoryError;
+use crate::media::docker::engine::EngineError;
+use crate::media::sink::SinkError;
+use crate::media::source::SourceError;
 use crate::plan::PlanError;
-use crate::record::RecordError;
-use crate::restore::RestoreError;
-use crate::sink::SinkError;
-use crate::source::SourceError;
 use crate::trust::TrustError;
+use crate::trust::keys::KeyError;
+use crate::unpack::record::RecordError;
+use crate::unpack::restore::RestoreError;
 use crate::verify::VerifyError;
 
 /// Any failure of an airgap operation.

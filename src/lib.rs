@@ -19,33 +19,20 @@
 
 #![warn(missing_docs)]
 
-pub mod beneath;
 pub mod bundle;
-pub mod cleanup;
 pub mod delta;
 pub mod digest;
 pub mod display;
-pub mod engine;
 pub mod error;
-pub mod extract;
+pub mod files;
 pub mod image;
-pub mod inspect;
-pub mod inventory;
-pub mod keys;
-pub mod locate;
+pub mod media;
 pub mod pack;
-
 pub mod plan;
 pub mod progress;
-pub mod record;
-pub mod restore;
-pub mod sink;
-pub mod source;
-pub mod space;
-pub mod survey;
+pub mod store;
 pub mod trust;
 pub mod unpack;
-pub mod untrusted;
 pub mod verify;
 
 pub use error::Error;

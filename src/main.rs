@@ -59,7 +59,7 @@ fn main() -> ExitCode {
             // The blocking thread cannot be stopped; its temporary files are
             // removed here, and exiting drops any engine transfer mid-way,
             // which the engine treats as a failed load.
-            airgap::cleanup::remove_all();
+            airgap::files::cleanup::remove_all();
             eprintln!(
                 "error: interrupted; temporary files were removed; run the same command again to finish"
             );

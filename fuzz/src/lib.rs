@@ -12,8 +12,8 @@ use airgap::bundle::reader::{self, Head};
 use airgap::bundle::{BundleError, BundleImage, BundleManifest, Entry, SourceInfo};
 use airgap::digest::Digest;
 use airgap::image::{BlobRef, ImageRef, Platform};
-use airgap::inspect::summarize;
-use airgap::keys::PublicKey;
+use airgap::bundle::inspect::summarize;
+use airgap::trust::keys::PublicKey;
 use airgap::verify::{self, TrustPolicy};
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 

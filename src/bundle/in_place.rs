@@ -15,8 +15,8 @@ use std::thread::JoinHandle;
 
 use tempfile::NamedTempFile;
 
-use crate::cleanup;
 use crate::digest::{Digest, HashingWriter};
+use crate::files::cleanup;
 
 /// zstd skippable frame magic 0x184D2A50, little-endian: the first of the
 /// sixteen, left to padding (the seal uses 0x184D2A5E).
@@ -47,7 +47,7 @@ impl InPlaceFile {
     /// Creates the temporary file beside `path` (so the final rename is
     /// atomic) and a handle to write the body with, positioned behind the room.
     pub fn create(path: &Path, head_room: u64) -> io::Result<(Self, BodyFile)> {
-        let temp = super::writer::temp_beside(path)?;
+        let temp = super::output_files::temp_beside(path)?;
         let registration = cleanup::register(temp.path());
         let mut file = temp.as_file().try_clone()?;
         file.seek(SeekFrom::Start(head_room))?;

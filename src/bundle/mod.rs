@@ -3,8 +3,10 @@
 //! entry against the manifest as it passes. Trust decisions live in `verify`.
 
 pub mod in_place;
+pub mod inspect;
 pub mod layout;
 pub mod manifest;
+mod output_files;
 pub mod parts;
 pub mod reader;
 pub mod seal;
@@ -144,7 +146,7 @@ pub enum BundleError {
     },
     /// The output's filesystem lacks the space the bundle needs.
     #[error(transparent)]
-    NoSpace(#[from] crate::space::NoSpace),
+    NoSpace(#[from] crate::files::space::NoSpace),
     /// Data after the end of the tar archive.
     #[error("the bundle has data after its end")]
     TrailingData,

@@ -10,12 +10,12 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::cleanup;
 use crate::digest::{Digest, HashingReader};
-use crate::untrusted::{self, Links};
+use crate::files::cleanup;
+use crate::files::untrusted::{self, Links};
 
 use super::BundleError;
-use super::writer::{file_name, parent_dir, with_suffix};
+use super::output_files::{file_name, parent_dir, set_readable, with_suffix};
 
 /// Media type of the parts index.
 pub const PARTS_MEDIA_TYPE: &str = "application/vnd.airgap.parts.v1+json";
@@ -299,7 +299,7 @@ impl PartWriter {
         let dir = parent_dir(&self.base);
         let mut parts = Vec::new();
         for (file, part, _registration) in self.written {
-            crate::bundle::writer::set_readable(file.as_file())?;
+            set_readable(file.as_file())?;
             file.persist(dir.join(&part.name)).map_err(|e| e.error)?;
             parts.push(part);
         }

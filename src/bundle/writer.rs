@@ -13,10 +13,10 @@ use std::path::{Path, PathBuf};
 
 use zstd::stream::raw::CParameter;
 
-use crate::cleanup;
 use crate::digest::{Digest, HashingReader, HashingWriter};
+use crate::files::cleanup;
 use crate::image::{BlobRef, ImageRecord};
-use crate::keys::{Fingerprint, PrivateKey};
+use crate::trust::keys::{Fingerprint, PrivateKey};
 
 use super::in_place::{BodyFile, InPlaceFile};
 use super::layout;
@@ -24,6 +24,7 @@ pub use super::layout::MetadataEntry;
 use super::manifest::{
     BundleImage, BundleManifest, ComposeRecord, Entry, LayerPatch, SignatureEntry, SourceInfo,
 };
+use super::output_files::{file_name, parent_dir, set_readable, temp_beside, with_suffix};
 use super::parts::{self, Part, PartWriter, PartsIndex};
 use super::seal::{SEAL_CONTEXT, SEAL_MEDIA_TYPE, Seal};
 use super::{
@@ -488,7 +489,7 @@ impl BundleWriter {
             // The head did not fit its room (or the body is too small to
             // carry the padding): copied behind the head, as without room.
             _ => {
-                crate::space::ensure(&self.output.dir(), head.len() as u64 + body_size)?;
+                crate::files::space::ensure(&self.output.dir(), head.len() as u64 + body_size)?;
                 body_file
                     .seek(io::SeekFrom::Start(body_start))
                     .map_err(|source| BundleError::Io {
@@ -853,33 +854,6 @@ pub fn now_rfc3339() -> String {
         .expect("UTC times always format")
 }
 
-pub(super) fn parent_dir(path: &Path) -> &Path {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    }
-}
-
-/// A hidden temporary file beside `path`, on its filesystem so that renaming
-/// it there is atomic.
-pub(super) fn temp_beside(path: &Path) -> io::Result<tempfile::NamedTempFile> {
-    tempfile::Builder::new()
-        .prefix(&format!(".{}.", file_name(path)))
-        .suffix(".tmp")
-        .tempfile_in(parent_dir(path))
-}
-
-pub(super) fn file_name(path: &Path) -> String {
-    path.file_name()
-        .map_or_else(|| "bundle".into(), |n| n.to_string_lossy().into_owned())
-}
-
-pub(super) fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(suffix);
-    PathBuf::from(name)
-}
-
 fn write_atomically(path: &Path, contents: &[u8]) -> io::Result<()> {
     let mut temp = tempfile::NamedTempFile::new_in(parent_dir(path))?;
     let _registration = cleanup::register(temp.path());
@@ -889,11 +863,6 @@ fn write_atomically(path: &Path, contents: &[u8]) -> io::Result<()> {
     temp.as_file().sync_all()?;
     temp.persist(path).map_err(|e| e.error)?;
     Ok(())
-}
-
-/// Bundle files are meant to be copied and read by others; tempfile makes 0600.
-pub fn set_readable(file: &File) -> io::Result<()> {
-    file.set_permissions(fs::Permissions::from_mode(0o644))
 }
 
 /// Makes the renames durable; failure here loses nothing already written.

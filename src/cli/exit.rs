@@ -1,9 +1,9 @@
 //! Exit codes, one table for the whole binary (documented in README.md).
 
 use airgap::Error;
-use airgap::record::RecordError;
-use airgap::sink::SinkError;
-use airgap::source::SourceError;
+use airgap::media::sink::SinkError;
+use airgap::media::source::SourceError;
+use airgap::unpack::record::RecordError;
 use airgap::verify::VerifyError;
 
 /// Any failure not listed below.
@@ -64,7 +64,7 @@ pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
 /// message already says it.
 pub fn hint(error: &anyhow::Error) -> Option<&'static str> {
     use airgap::bundle::BundleError;
-    use airgap::engine::EngineError;
+    use airgap::media::docker::engine::EngineError;
     let disk_full = error.chain().any(|cause| {
         cause
             .downcast_ref::<std::io::Error>()
@@ -150,7 +150,7 @@ fn io_hint(error: &std::io::Error) -> Option<&'static str> {
     )
 }
 
-fn key_error(error: &Error) -> Option<&airgap::keys::KeyError> {
+fn key_error(error: &Error) -> Option<&airgap::trust::keys::KeyError> {
     match error {
         Error::Key(key) | Error::Trust(airgap::trust::TrustError::Key(key)) => Some(key),
         _ => None,
@@ -158,8 +158,8 @@ fn key_error(error: &Error) -> Option<&airgap::keys::KeyError> {
 }
 
 /// Key files are PEM; the common wrong one is the same key in DER.
-fn key_hint(error: &airgap::keys::KeyError) -> Option<&'static str> {
-    use airgap::keys::KeyError;
+fn key_hint(error: &airgap::trust::keys::KeyError) -> Option<&'static str> {
+    use airgap::trust::keys::KeyError;
     let not_pem = match error {
         KeyError::Malformed { .. } => true,
         KeyError::Io { source, .. } => source.kind() == std::io::ErrorKind::InvalidData,
@@ -217,7 +217,7 @@ mod tests {
 
     #[test]
     fn a_key_that_is_not_pem_is_told_to_convert_it() {
-        let error: anyhow::Error = Error::from(airgap::keys::KeyError::Malformed {
+        let error: anyhow::Error = Error::from(airgap::trust::keys::KeyError::Malformed {
             path: "ops.der".into(),
             expected: "public (SPKI)",
         })

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use airgap::locate::Staged;
+use airgap::verify::locate::Staged;
 
 /// A bundle to read, staged if it came from standard input.
 pub struct BundleInput {

@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+use airgap::bundle::inspect::summarize;
 use airgap::display::{escape, escape_all, escape_path};
-use airgap::inspect::summarize;
 use airgap::verify::{self, VerifyError};
 
 use super::output::{bytes, print};

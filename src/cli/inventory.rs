@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use airgap::inventory::Inventory;
+use airgap::delta::inventory::Inventory;
 
 use super::Context;
 use super::output::print;
@@ -21,7 +21,7 @@ pub fn run(args: InventoryArgs, context: &Context) -> anyhow::Result<()> {
         None => print(&String::from_utf8(bytes).expect("JSON is UTF-8")),
         Some(path) => {
             // Atomically: a link planted at the name is replaced, not followed.
-            airgap::untrusted::write_atomic(path, &bytes, 0o644)
+            airgap::files::untrusted::write_atomic(path, &bytes, 0o644)
                 .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
             eprintln!(
                 "{} images, {} layers recorded in {}; carry it to the connected side and pack with --have {}",

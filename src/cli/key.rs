@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use airgap::keys::PublicKey;
+use airgap::trust::keys::PublicKey;
 
 use super::output::print;
 

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use airgap::keys::PrivateKey;
+use airgap::trust::keys::PrivateKey;
 
 use super::output::print;
 

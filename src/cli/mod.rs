@@ -16,7 +16,7 @@ mod trust;
 mod unpack;
 mod verify;
 
-use airgap::engine::Engine;
+use airgap::media::docker::engine::Engine;
 use airgap::progress::{NoProgress, Progress};
 use clap::{Parser, Subcommand};
 use tokio::runtime::Handle;

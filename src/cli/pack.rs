@@ -3,14 +3,16 @@
 use std::path::PathBuf;
 
 use airgap::bundle::writer::{Compression, DEFAULT_LEVEL, MAX_LEVEL, Output};
+use airgap::delta::inventory::Inventory;
 use airgap::delta::{Site, SiteImage};
 use airgap::image::ImageRef;
-use airgap::inventory::Inventory;
-use airgap::keys::PrivateKey;
+use airgap::media::archive::ArchiveSource;
+use airgap::media::docker::DaemonSource;
+use airgap::media::source::Source;
 use airgap::pack::PackOptions;
 use airgap::plan::carry::carried_project;
 use airgap::plan::{self, PlanInput};
-use airgap::source::{ArchiveSource, DaemonSource, Source};
+use airgap::trust::keys::PrivateKey;
 use airgap::verify;
 
 use super::Context;
@@ -126,7 +128,7 @@ pub fn run(args: PackArgs, context: &Context) -> anyhow::Result<()> {
     let written = airgap::pack(source.as_ref(), &plan, &options, progress.as_ref())?;
     let to_stdout = matches!(output, Output::Stdout);
 
-    let summary = airgap::inspect::summarize(&written.manifest);
+    let summary = airgap::bundle::inspect::summarize(&written.manifest);
     let mut text = String::new();
     for image in &summary.images {
         text += &format!(

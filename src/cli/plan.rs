@@ -4,9 +4,9 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
+use airgap::media::docker::DaemonSource;
+use airgap::pack::survey::Survey;
 use airgap::plan::{self, PlanError, PlanInput};
-use airgap::source::DaemonSource;
-use airgap::survey::Survey;
 
 use super::compose::ComposeArgs;
 use super::output::{bytes, print};
@@ -45,7 +45,7 @@ pub fn run(args: PlanArgs, context: &super::Context) -> anyhow::Result<()> {
     super::compose::warn_unset_variables(&plan);
     if report {
         let source = DaemonSource::new(context.engine()?);
-        let survey = airgap::survey::survey(&source, &plan)?;
+        let survey = airgap::pack::survey::survey(&source, &plan)?;
         return print(&if json {
             render_json(&survey)
         } else {

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use airgap::display::{escape, escape_all, escape_path};
-use airgap::sink::DaemonSink;
+use airgap::media::docker::DaemonSink;
 use airgap::unpack::UnpackOptions;
 
 use super::Context;
@@ -36,7 +36,9 @@ pub struct UnpackArgs {
 pub fn run(args: UnpackArgs, context: &Context) -> anyhow::Result<()> {
     let options = UnpackOptions {
         policy: args.trust.policy()?,
-        state_dir: args.state_dir.unwrap_or_else(airgap::record::default_dir),
+        state_dir: args
+            .state_dir
+            .unwrap_or_else(airgap::unpack::record::default_dir),
         allow_downgrade: args.allow_downgrade,
         compose_dir: args.compose_dir,
     };

@@ -10,11 +10,60 @@ use std::io::{self, Read};
 
 use crate::bundle::{BundleError, BundleImage, Entry, LayerPatch};
 use crate::digest::Digest;
-use crate::extract::StagedLayers;
 use crate::image::BlobRef;
 use crate::progress::{Progress, Task};
-use crate::sink::{Holdings, MissingBase, Sink, SinkError};
-use crate::verify::VerifiedBundle;
+use crate::store::{StagedLayers, StagingError};
+use crate::verify::{VerifiedBundle, VerifyError};
+
+/// Why images could not be finished; a sink's error takes each as its own.
+#[derive(Debug)]
+pub enum FinishError {
+    /// A delta builds on layers the target does not hold.
+    BaseMissing {
+        /// Each image and the layers it lacks.
+        missing: Vec<MissingBase>,
+    },
+    /// A patch did not rebuild the layer the manifest names.
+    PatchMismatch {
+        /// The layer.
+        layer: Digest,
+    },
+    /// A staging directory could not be made.
+    Staging(StagingError),
+    /// A layer staged on this side could not be written or read back.
+    Stream(io::Error),
+}
+
+/// An image of a delta bundle whose base is not on the engine.
+#[derive(Debug, Clone)]
+pub struct MissingBase {
+    /// The image, as the bundle names it.
+    pub image: String,
+    /// The left-out layers it needs that the engine lacks as a chain.
+    pub layers: Vec<Digest>,
+}
+
+/// Each image and the layers it lacks, for a message.
+pub fn describe_missing(missing: &[MissingBase]) -> String {
+    missing
+        .iter()
+        .map(|m| {
+            let layers: Vec<&str> = m.layers.iter().map(Digest::short).collect();
+            format!("{} needs {}", m.image, layers.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// What [`FinishedImages::prepare`] asks of the target, only for a delta.
+pub struct Target<'t, E> {
+    /// Whether an image may arrive without the layers the target holds.
+    pub takes_absent_layers: bool,
+    /// The layer chains (bottom first) of every image the target holds.
+    pub layer_chains: &'t dyn Fn() -> Result<Vec<Vec<Digest>>, E>,
+    /// Stages layers with these digests from the target's own images.
+    pub supply_layers: &'t dyn Fn(&HashSet<Digest>) -> Result<StagedLayers, E>,
+}
 
 /// Images ready for a sink.
 pub struct FinishedImages<'a> {
@@ -28,17 +77,16 @@ impl<'a> FinishedImages<'a> {
     /// delta's left-out layers must be on the target, each with every layer
     /// below it (a chain), and a patch's base layer too; anything lacking is
     /// one error naming it all, before the target is sent anything.
-    pub fn prepare(
+    pub fn prepare<E: From<FinishError>>(
         bundle: &'a VerifiedBundle,
-        holdings: &Holdings,
-        sink: &dyn Sink,
-        progress: &dyn Progress,
-    ) -> Result<Self, SinkError> {
+        present: &[bool],
+        target: &Target<'_, E>,
+    ) -> Result<Self, E> {
         let images: Vec<&BundleImage> = bundle
             .manifest()
             .images
             .iter()
-            .zip(&holdings.present)
+            .zip(present)
             .filter(|(_, present)| !**present)
             .map(|(image, _)| image)
             .collect();
@@ -47,22 +95,22 @@ impl<'a> FinishedImages<'a> {
             return Ok(Self {
                 bundle,
                 images,
-                supplied: StagedLayers::none()?,
+                supplied: StagedLayers::none().map_err(FinishError::Staging)?,
             });
         }
-        let chains = sink.layer_chains()?;
+        let chains = (target.layer_chains)()?;
         let missing = needs.missing(bundle, &images, &chains);
         if !missing.is_empty() {
-            return Err(SinkError::BaseMissing { missing });
+            return Err(FinishError::BaseMissing { missing }.into());
         }
         let mut wanted = needs.bases;
-        if !holdings.takes_absent_layers {
+        if !target.takes_absent_layers {
             wanted.extend(needs.absent);
         }
         let supplied = if wanted.is_empty() {
-            StagedLayers::none()?
+            StagedLayers::none().map_err(FinishError::Staging)?
         } else {
-            sink.supply_layers(&wanted, progress)?
+            (target.supply_layers)(&wanted)?
         };
         Ok(Self {
             bundle,
@@ -103,11 +151,14 @@ impl<'a> FinishedImages<'a> {
     /// layers taken from the target. A carried blob is checked against the
     /// manifest as it streams: a failure to read it is a damaged bundle,
     /// any other failure is the sink's own.
-    pub fn for_each_blob(
+    pub fn for_each_blob<E>(
         &self,
         progress: &dyn Progress,
-        write: &mut dyn FnMut(&BlobRef, &mut dyn Read) -> Result<(), SinkError>,
-    ) -> Result<(), SinkError> {
+        write: &mut dyn FnMut(&BlobRef, &mut dyn Read) -> Result<(), E>,
+    ) -> Result<(), E>
+    where
+        E: From<FinishError> + From<VerifyError> + From<BundleError>,
+    {
         let needed: HashMap<String, BlobRef> = self
             .images
             .iter()
@@ -143,7 +194,7 @@ impl<'a> FinishedImages<'a> {
                 continue;
             };
             if sent.insert(layer.digest.clone()) {
-                let mut file = std::fs::File::open(&staged.path).map_err(SinkError::Stream)?;
+                let mut file = std::fs::File::open(&staged.path).map_err(FinishError::Stream)?;
                 write(layer, &mut file)?;
             }
         }
@@ -153,12 +204,12 @@ impl<'a> FinishedImages<'a> {
     /// Rebuilds a patched layer against its base (taken from the target)
     /// into a staged file, checks it is exactly the layer the manifest
     /// names, and hands it on.
-    fn rebuild(
+    fn rebuild<E: From<FinishError>>(
         &self,
         patch: &LayerPatch,
         content: &mut dyn Read,
-        write: &mut dyn FnMut(&BlobRef, &mut dyn Read) -> Result<(), SinkError>,
-    ) -> Result<(), SinkError> {
+        write: &mut dyn FnMut(&BlobRef, &mut dyn Read) -> Result<(), E>,
+    ) -> Result<(), E> {
         let base = self
             .supplied
             .layers
@@ -168,16 +219,16 @@ impl<'a> FinishedImages<'a> {
             .supplied
             .dir()
             .join(format!("patched-{}", patch.layer.digest.hex()));
-        let mut file = std::fs::File::create(&target).map_err(SinkError::Stream)?;
+        let mut file = std::fs::File::create(&target).map_err(FinishError::Stream)?;
         let rebuilt = super::patch::apply(content, &base.path, &mut file);
-        let mismatch = || SinkError::PatchMismatch {
+        let mismatch = || FinishError::PatchMismatch {
             layer: patch.layer.digest.clone(),
         };
         let (digest, size) = rebuilt.map_err(|_| mismatch())?;
         if digest != patch.layer.digest || size != patch.layer.size {
-            return Err(mismatch());
+            return Err(mismatch().into());
         }
-        let mut file = std::fs::File::open(&target).map_err(SinkError::Stream)?;
+        let mut file = std::fs::File::open(&target).map_err(FinishError::Stream)?;
         let handed = write(&patch.layer, &mut file);
         let _ = std::fs::remove_file(&target);
         handed
@@ -299,11 +350,11 @@ impl Carried {
 /// damaged (the decompressor or the digest check failed), a failure to
 /// write it that the transfer to the target broke; each is reported as what
 /// it is.
-fn pass_on(
+fn pass_on<E: From<BundleError>>(
     blob: &BlobRef,
     content: &mut dyn Read,
-    write: &mut dyn FnMut(&BlobRef, &mut dyn Read) -> Result<(), SinkError>,
-) -> Result<(), SinkError> {
+    write: &mut dyn FnMut(&BlobRef, &mut dyn Read) -> Result<(), E>,
+) -> Result<(), E> {
     let mut watched = WatchedRead {
         inner: content,
         failure: None,

@@ -4,6 +4,8 @@
 //! ([`finish`]): turning a verified bundle into complete images for whatever
 //! sink receives them, patches applied and absent layers supplied.
 
+pub mod inventory;
+
 pub mod finish;
 pub mod patch;
 
@@ -16,10 +18,11 @@ use crate::bundle::reader;
 use crate::bundle::writer::BundleWriter;
 use crate::digest::{Digest, HashingWriter};
 use crate::error::Error;
-use crate::extract::StagedLayers;
 use crate::image::{BlobRef, ImageRef};
+use crate::media::source::Source;
 use crate::progress::Progress;
-use crate::source::{Source, StagedLayer};
+use crate::store::StagedLayer;
+use crate::store::StagedLayers;
 
 /// What a receiving site holds.
 #[derive(Clone, Debug, Default)]

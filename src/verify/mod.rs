@@ -4,7 +4,10 @@
 //! [`VerifiedBundle`] can only be made here, and sinks accept nothing else,
 //! so nothing unverified reaches an engine.
 
+mod error;
+pub mod locate;
 mod sealed;
+mod signature;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -12,102 +15,16 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::bundle::reader::{self, Head};
-use crate::bundle::{BundleError, BundleManifest, Entry, SIGNATURE_CONTEXT, SignatureEntry};
+use crate::bundle::{BundleError, BundleManifest, Entry};
 use crate::digest::{Digest, HashingReader};
-use crate::display::{escape, escape_all, escape_path};
-use crate::keys::Fingerprint;
-use crate::locate::Location;
+use crate::display::escape;
 use crate::progress::{Progress, ProgressReader, Task};
 pub use crate::trust::TrustPolicy;
+use crate::trust::keys::Fingerprint;
+use crate::verify::locate::Location;
+pub use error::VerifyError;
 pub use sealed::admit;
-
-/// Why a bundle was refused.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum VerifyError {
-    /// The file could not be opened.
-    #[error("cannot open bundle {}", escape_path(.path))]
-    Open {
-        /// The bundle path.
-        path: PathBuf,
-        /// The OS error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The bundle is damaged, altered or not a bundle.
-    #[error(transparent)]
-    Bundle(#[from] BundleError),
-    /// No signature, and unsigned bundles are not allowed.
-    #[error("the bundle is not signed")]
-    Unsigned,
-    /// Signed, but by a key not among the trusted ones.
-    #[error("the bundle is signed by key {signer}, which is not among the trusted keys")]
-    UntrustedSigner {
-        /// The signer's fingerprint.
-        signer: Fingerprint,
-    },
-    /// Signed, but no key to check it with was given.
-    #[error("the bundle is signed by key {signer}, and no trusted key is configured here")]
-    NoTrustedKeys {
-        /// The signer's fingerprint.
-        signer: Fingerprint,
-    },
-    /// A signature (of the manifest, the seal or the parts index) does not match: altered after signing.
-    #[error(
-        "the bundle's signature by key {signer} is invalid: the bundle was altered after it was signed"
-    )]
-    BadSignature {
-        /// The claimed signer.
-        signer: Fingerprint,
-    },
-    /// Parts of a split bundle are absent or cut short.
-    #[error("parts missing or incomplete: {}", escape_all(.parts, ", "))]
-    PartsMissing {
-        /// Their file names.
-        parts: Vec<String>,
-    },
-    /// Parts of a split bundle whose content differs from the index.
-    #[error("parts damaged: {}", escape_all(.parts, ", "))]
-    PartsDamaged {
-        /// Their file names.
-        parts: Vec<String>,
-    },
-    /// The file's SHA-256 differs from the one its `.sha256` file records.
-    #[error("{} differs from its .sha256 file: this copy is damaged", escape_path(.path))]
-    ChecksumMismatch {
-        /// The bundle file.
-        path: PathBuf,
-    },
-    /// The bytes differ from those the seal's signer sealed.
-    #[error(
-        "{} differs from the bytes its signer sealed: this copy is damaged or was altered; copy it again from the original",
-        escape(.bundle)
-    )]
-    SealMismatch {
-        /// The bundle, as found.
-        bundle: String,
-    },
-    /// A signed bundle of a version whose signed bundles always end with a
-    /// seal, without one: the seal was cut off, with whatever it covered.
-    #[error("the seal is missing: the bundle was cut or altered")]
-    SealMissing,
-    /// The file changed between verification and use.
-    #[error("the bundle changed on disk after it was verified")]
-    ChangedSinceVerified,
-}
-
-impl VerifyError {
-    /// True when the refusal is about who signed, not about damage.
-    pub fn is_trust_failure(&self) -> bool {
-        matches!(
-            self,
-            Self::Unsigned
-                | Self::UntrustedSigner { .. }
-                | Self::NoTrustedKeys { .. }
-                | Self::BadSignature { .. }
-        )
-    }
-}
+pub use signature::{check_signature, check_signed};
 
 /// A bundle proven to be what a trusted signer wrote: every entry checked,
 /// or (admitted by its seal) every byte. Either way [`Self::read_entries`]
@@ -454,7 +371,7 @@ fn check_head(
 /// of parts, not text) does not block an otherwise valid bundle: it is left
 /// out with a note on standard error saying why.
 fn recorded_checksum(path: &Path) -> Option<Digest> {
-    use crate::untrusted::{Links, read_string_bounded};
+    use crate::files::untrusted::{Links, read_string_bounded};
     /// A line is some 80 bytes per file; this is room for thousands of parts.
     const CHECKSUM_FILE_LIMIT: u64 = 1 << 20;
     let name = path.file_name()?.to_str()?;
@@ -534,55 +451,4 @@ pub fn read_head(named: &Path) -> Result<Head, VerifyError> {
 /// Reads only the manifest and signature from `input`.
 pub fn read_head_from(input: impl Read + Send) -> Result<Head, VerifyError> {
     Ok(reader::read_head(input)?)
-}
-
-/// The fingerprint that signed the bundle, if any, checked against `policy`.
-pub fn check_signature(
-    head: &Head,
-    policy: &TrustPolicy,
-) -> Result<Option<Fingerprint>, VerifyError> {
-    check_signed(
-        &head.manifest_bytes,
-        head.signature.as_ref(),
-        SIGNATURE_CONTEXT,
-        policy,
-    )
-}
-
-/// Checks that `signature` (a signature entry, FORMAT.md 4) is a trusted
-/// key's signature of `context` followed by `signed`; `None` signature is
-/// accepted only where `policy` allows unsigned bundles.
-pub fn check_signed(
-    signed: &[u8],
-    signature: Option<&SignatureEntry>,
-    context: &[u8],
-    policy: &TrustPolicy,
-) -> Result<Option<Fingerprint>, VerifyError> {
-    let Some(entry) = signature else {
-        return if policy.allow_unsigned {
-            Ok(None)
-        } else {
-            Err(VerifyError::Unsigned)
-        };
-    };
-    let signer = Fingerprint(entry.key.clone());
-    if entry.algorithm != "ed25519" {
-        return Err(VerifyError::BadSignature { signer });
-    }
-    let Some(key) = policy.keys.iter().find(|k| k.fingerprint() == &signer) else {
-        return Err(if policy.keys.is_empty() {
-            VerifyError::NoTrustedKeys { signer }
-        } else {
-            VerifyError::UntrustedSigner { signer }
-        });
-    };
-    let bytes: Option<[u8; 64]> = hex::decode(&entry.signature)
-        .ok()
-        .and_then(|b| b.try_into().ok());
-    let mut message = context.to_vec();
-    message.extend_from_slice(signed);
-    match bytes {
-        Some(bytes) if key.verifies(&message, &bytes) => Ok(Some(signer)),
-        _ => Err(VerifyError::BadSignature { signer }),
-    }
 }

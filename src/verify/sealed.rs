@@ -10,8 +10,8 @@ use crate::bundle::reader::{self, Head};
 use crate::bundle::seal::{SEAL_CONTEXT, Seal};
 use crate::bundle::{BundleError, Entry};
 use crate::digest::{Digest, HashingReader};
-use crate::locate::Location;
 use crate::progress::{Progress, ProgressReader, Task};
+use crate::verify::locate::Location;
 
 use super::{
     Report, TrustPolicy, VerifiedBundle, VerifyError, check_companion, check_head, check_signed,

@@ -212,7 +212,7 @@ fn a_large_body_is_written_in_place_and_a_small_bundle_stays_compact() {
     assert!(starts_with_padded_head(&dir.join("b.zst")));
     assert_bundle_holds(&dir, &images);
     let policy = airgap::verify::TrustPolicy {
-        keys: vec![airgap::keys::PublicKey::read(&dir.join("ops.pub.pem")).unwrap()],
+        keys: vec![airgap::trust::keys::PublicKey::read(&dir.join("ops.pub.pem")).unwrap()],
         allow_unsigned: false,
     };
     let admitted = airgap::verify::admit(&dir.join("b.zst"), &policy, &NoProgress).unwrap();

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use airgap::bundle::{ComposeRecord, ComposeService};
 use airgap::image::ImageRef;
-use airgap::keys::PrivateKey;
+use airgap::trust::keys::PrivateKey;
 
 use crate::engines;
 use crate::support::cmd::{Run, airgap, workdir_with_keys};

@@ -29,7 +29,9 @@ fn every_golden_bundle_still_verifies() {
         let sealed = minor >= 3;
         assert_eq!(run.stdout.contains("[ok] seal"), sealed, "{name}");
         let policy = airgap::verify::TrustPolicy {
-            keys: vec![airgap::keys::PublicKey::read(&Path::new(GOLDEN).join(&key)).unwrap()],
+            keys: vec![
+                airgap::trust::keys::PublicKey::read(&Path::new(GOLDEN).join(&key)).unwrap(),
+            ],
             allow_unsigned: false,
         };
         let admitted =

@@ -12,9 +12,9 @@ use crate::support::synthetic::{self, Image, layer};
 
 const CORPUS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/hostile");
 
-fn other_key(dir: &Path) -> airgap::keys::PrivateKey {
+fn other_key(dir: &Path) -> airgap::trust::keys::PrivateKey {
     airgap(dir, &["keygen", "--output", "other"]).success();
-    airgap::keys::PrivateKey::read(&dir.join("other.pem")).unwrap()
+    airgap::trust::keys::PrivateKey::read(&dir.join("other.pem")).unwrap()
 }
 
 fn check(dir: &Path, case: &Case, command: &[&str]) {
@@ -82,7 +82,7 @@ fn pack_archive(dir: &Path, images: &[&str], output: &str) {
 /// A policy trusting only the test key `ops.pub.pem` in `dir`.
 fn trusting_ops(dir: &Path) -> airgap::verify::TrustPolicy {
     airgap::verify::TrustPolicy {
-        keys: vec![airgap::keys::PublicKey::read(&dir.join("ops.pub.pem")).unwrap()],
+        keys: vec![airgap::trust::keys::PublicKey::read(&dir.join("ops.pub.pem")).unwrap()],
         allow_unsigned: false,
     }
 }
@@ -93,7 +93,7 @@ fn every_hostile_bundle_is_refused_by_verify() {
     write_archive(&dir);
     pack_archive(&dir, &["fixture/one:1", "fixture/two:1"], "valid.zst");
     let valid = std::fs::read(dir.join("valid.zst")).unwrap();
-    let key = airgap::keys::PrivateKey::read(&dir.join("ops.pem")).unwrap();
+    let key = airgap::trust::keys::PrivateKey::read(&dir.join("ops.pem")).unwrap();
 
     let other = other_key(&dir);
     let mut cases = hostile::crafted(&valid, &key, &other);
@@ -211,7 +211,7 @@ fn never_reach(connected: &TestEngine, offline: &TestEngine) {
     pack.extend(tags.iter().map(String::as_str));
     airgap(&dir, &pack).success();
     let valid = std::fs::read(dir.join("valid.zst")).unwrap();
-    let key = airgap::keys::PrivateKey::read(&dir.join("ops.pem")).unwrap();
+    let key = airgap::trust::keys::PrivateKey::read(&dir.join("ops.pem")).unwrap();
 
     let other = other_key(&dir);
     let mut cases = hostile::crafted(&valid, &key, &other);

@@ -12,7 +12,7 @@ use airgap::bundle::{
     BundleManifest, MANIFEST_PATH, SIGNATURE_CONTEXT, SIGNATURE_PATH, SignatureEntry,
 };
 use airgap::digest::Digest;
-use airgap::keys::PrivateKey;
+use airgap::trust::keys::PrivateKey;
 
 /// Exit codes from README.md.
 pub const BUNDLE_INVALID: i32 = 3;

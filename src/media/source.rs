@@ -2,30 +2,13 @@
 //! (config bytes, layer digests) and the layer blobs themselves, pushed into a
 //! [`LayerSink`] as the source's medium delivers them.
 
-pub mod archive;
-pub mod daemon;
-
 use std::path::PathBuf;
 
 use crate::digest::Digest;
-use crate::engine::EngineError;
 use crate::image::{ImageRecord, ImageRef};
+use crate::media::docker::engine::EngineError;
 use crate::progress::Progress;
-
-pub use archive::ArchiveSource;
-pub use daemon::DaemonSource;
-
-/// An uncompressed layer a source has written to the staging directory and
-/// hashed on the way.
-#[derive(Debug)]
-pub struct StagedLayer {
-    /// The staged file; whoever receives the layer removes it.
-    pub path: PathBuf,
-    /// Digest of its content (its diff ID).
-    pub digest: Digest,
-    /// Its size in bytes.
-    pub size: u64,
-}
+use crate::store::{StagedLayer, StagedLayers};
 
 /// Receives staged layers. Sources hand layers over as soon as they are
 /// staged, so a sink that compresses on another thread overlaps the export.
@@ -73,7 +56,7 @@ pub trait Source {
         &self,
         digests: &std::collections::HashSet<Digest>,
         progress: &dyn Progress,
-    ) -> Result<crate::extract::StagedLayers, SourceError>;
+    ) -> Result<StagedLayers, SourceError>;
 
     /// Streams the images' layers into `layers` and returns one record per
     /// distinct image, with every reference that names it.
@@ -142,9 +125,9 @@ pub enum SourceError {
     /// The source cannot tell image layers before exporting them.
     #[error("this source cannot list image layers ahead of the export, which a delta pack needs")]
     NoLayerLists,
-    /// Taking layers from the engine failed.
+    /// A staging directory could not be made.
     #[error(transparent)]
-    Extract(#[from] crate::extract::ExtractError),
+    Staging(#[from] crate::store::StagingError),
     /// The bundle writer stopped taking layers (its own error says why).
     #[error("the bundle writer stopped")]
     WriterStopped,

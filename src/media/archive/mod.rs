@@ -3,7 +3,7 @@
 //! the same reader, as go-containerregistry's daemon package reuses tarball).
 
 mod contents;
-mod stage;
+pub mod load_tar;
 
 use std::collections::HashSet;
 use std::fs::File;
@@ -18,7 +18,7 @@ use crate::progress::{Progress, Task};
 
 pub use contents::{ArchiveContents, ArchiveFile, read_archive};
 
-use super::{LayerSink, Source, SourceError};
+use crate::media::source::{LayerSink, Source, SourceError};
 
 /// How to recognise a wanted image in an archive.
 #[derive(Clone, Debug)]
@@ -311,8 +311,8 @@ impl Source for ArchiveSource {
         &self,
         _: &HashSet<Digest>,
         _: &dyn Progress,
-    ) -> Result<crate::extract::StagedLayers, SourceError> {
-        Ok(crate::extract::StagedLayers::none()?)
+    ) -> Result<crate::store::StagedLayers, SourceError> {
+        Ok(crate::store::StagedLayers::none()?)
     }
 
     fn layer_lists(&self, _: &[ImageRef]) -> Result<Vec<Vec<Digest>>, SourceError> {

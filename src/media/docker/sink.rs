@@ -10,11 +10,13 @@ use std::sync::OnceLock;
 use crate::bundle::BundleImage;
 use crate::delta::finish::FinishedImages;
 use crate::digest::Digest;
-use crate::engine::{Engine, EngineImage, ImageStore, LoadError};
-use crate::extract::{LocalImages, StagedLayers, extract};
+use crate::media::docker::engine::{Engine, EngineImage, ImageStore, LoadError};
+use crate::media::docker::extract::{LocalImages, extract};
 use crate::progress::Progress;
+use crate::store::StagedLayers;
 
-use super::{Holdings, LoadedImage, Sink, SinkError, load_stream};
+use crate::media::archive::load_tar;
+use crate::media::sink::{Holdings, LoadedImage, Sink, SinkError};
 
 /// Loads into the engine behind `engine`.
 pub struct DaemonSink {
@@ -67,7 +69,7 @@ impl DaemonSink {
         } else {
             1
         };
-        Ok(crate::space::ensure(
+        Ok(crate::files::space::ensure(
             root,
             images.incoming_layer_bytes().saturating_mul(copies),
         )?)
@@ -75,7 +77,7 @@ impl DaemonSink {
 
     fn send(&self, images: &FinishedImages<'_>, progress: &dyn Progress) -> Result<(), SinkError> {
         let oci = self.engine.info()?.store != ImageStore::Podman;
-        let produce = |out: &mut dyn Write| load_stream::write(out, images, oci, progress);
+        let produce = |out: &mut dyn Write| load_tar::write(out, images, oci, progress);
         match self.engine.load(produce) {
             Ok(_) => Ok(()),
             Err(LoadError::Produce(error)) => Err(error),

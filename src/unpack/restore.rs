@@ -4,13 +4,13 @@
 //! nothing to pull.
 //!
 //! DIR may hold entries someone else planted; every path beneath it is
-//! resolved without following links (see [`crate::beneath`]).
+//! resolved without following links (see [`crate::files::beneath`]).
 
 use std::path::{Path, PathBuf};
 
-use crate::beneath::{Beneath, BeneathError};
 use crate::bundle::COMPOSE_PREFIX;
-use crate::sink::{Sink, SinkError};
+use crate::files::beneath::{Beneath, BeneathError};
+use crate::media::sink::{Sink, SinkError};
 use crate::verify::VerifiedBundle;
 
 /// Why the project could not be restored.

@@ -8,11 +8,12 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use crate::digest::Digest;
-use crate::engine::Engine;
-use crate::engine::EngineError;
+use crate::media::archive::read_archive;
+use crate::media::docker::engine::Engine;
+use crate::media::docker::engine::EngineError;
+use crate::media::source::{LayerSink, SourceError};
 use crate::progress::{Progress, Task};
-use crate::source::archive::read_archive;
-use crate::source::{LayerSink, SourceError, StagedLayer};
+use crate::store::{StagedLayer, StagedLayers};
 
 /// Why layers could not be extracted.
 #[derive(Debug, thiserror::Error)]
@@ -31,8 +32,8 @@ pub enum ExtractError {
         layer: Digest,
     },
     /// The staging directory could not be made.
-    #[error("cannot make a staging directory for layers taken from the engine")]
-    Staging(#[source] std::io::Error),
+    #[error(transparent)]
+    Staging(#[from] crate::store::StagingError),
 }
 
 /// The layer chains an engine holds, by image.
@@ -85,32 +86,6 @@ impl LocalImages {
             }
         }
         chosen
-    }
-}
-
-/// Layers staged from the engine, by diff ID.
-pub struct StagedLayers {
-    dir: tempfile::TempDir,
-    _registration: crate::cleanup::Registration,
-    /// The staged files.
-    pub layers: HashMap<Digest, StagedLayer>,
-}
-
-impl StagedLayers {
-    /// Nothing rebuilt.
-    pub fn none() -> Result<Self, ExtractError> {
-        let dir = tempfile::tempdir().map_err(ExtractError::Staging)?;
-        let registration = crate::cleanup::register(dir.path());
-        Ok(Self {
-            dir,
-            _registration: registration,
-            layers: HashMap::new(),
-        })
-    }
-
-    /// Where the staged files are.
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
     }
 }
 

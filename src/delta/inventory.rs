@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::digest::Digest;
-use crate::engine::{Engine, EngineError, ImageStore};
-use crate::untrusted::{Links, read_bounded};
+use crate::files::untrusted::{Links, read_bounded};
+use crate::media::docker::engine::{Engine, EngineError, ImageStore};
 
 /// Media type of an inventory file.
 pub const INVENTORY_MEDIA_TYPE: &str = "application/vnd.airgap.inventory.v1+json";

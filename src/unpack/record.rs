@@ -26,7 +26,7 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::bundle::BundleManifest;
 use crate::digest::Digest;
-use crate::untrusted::{self, InsecurePath, Links};
+use crate::files::untrusted::{self, InsecurePath, Links};
 
 /// The most a record can hold: a very busy engine's years of bundles and
 /// tags fit many times over, and anything larger is not a record.

@@ -13,7 +13,7 @@ use ed25519_dalek::pkcs8::{
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 
 use crate::digest::Digest;
-use crate::untrusted::{self, Links};
+use crate::files::untrusted::{self, Links};
 
 /// A PEM key is a few hundred bytes; the bound leaves room for comments
 /// around it and keeps a device or a huge file from being read whole.

@@ -3,11 +3,13 @@
 //! account could change is refused (ssh's StrictModes rules), since whoever
 //! can add or swap a file there can add a signer.
 
+pub mod keys;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::keys::{KeyError, PublicKey};
-use crate::untrusted::{InsecurePath, check_strict};
+use crate::files::untrusted::{InsecurePath, check_strict};
+use crate::trust::keys::{KeyError, PublicKey};
 
 /// Trust directories used when neither keys nor directories are named.
 pub fn default_dirs() -> Vec<PathBuf> {
@@ -82,7 +84,7 @@ impl TrustPolicy {
     }
 
     /// True when `fingerprint` belongs to a trusted key.
-    pub fn trusts(&self, fingerprint: &crate::keys::Fingerprint) -> bool {
+    pub fn trusts(&self, fingerprint: &crate::trust::keys::Fingerprint) -> bool {
         self.keys.iter().any(|k| k.fingerprint() == fingerprint)
     }
 }
@@ -114,7 +116,7 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     use super::*;
-    use crate::keys::PrivateKey;
+    use crate::trust::keys::PrivateKey;
 
     /// `base/trusted.d` (mode 0755) holding the public halves of `keys`,
     /// whose private halves stay in `base`.

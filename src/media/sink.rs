@@ -2,20 +2,15 @@
 //! only a [`VerifiedBundle`] can make, and only `verify` makes one of those,
 //! so nothing unverified reaches an engine.
 
-pub mod daemon;
-mod load_stream;
-
 use std::collections::HashSet;
 
 use crate::bundle::BundleImage;
-use crate::delta::finish::FinishedImages;
+use crate::delta::finish::{FinishError, FinishedImages, MissingBase, describe_missing};
 use crate::digest::Digest;
-use crate::engine::EngineError;
-use crate::extract::StagedLayers;
+use crate::media::docker::engine::EngineError;
 use crate::progress::Progress;
+use crate::store::StagedLayers;
 use crate::verify::VerifyError;
-
-pub use daemon::DaemonSink;
 
 /// What a target holds and can take, asked once per unpack.
 #[derive(Debug, Clone)]
@@ -117,10 +112,13 @@ pub enum SinkError {
     },
     /// Taking left-out layers or patch references from the engine failed.
     #[error("cannot take the layers the bundle builds on from the engine's images")]
-    Extract(#[from] crate::extract::ExtractError),
+    Extract(#[from] crate::media::docker::extract::ExtractError),
+    /// A staging directory could not be made.
+    #[error(transparent)]
+    Staging(#[from] crate::store::StagingError),
     /// The engine's data root lacks the space the images need.
     #[error(transparent)]
-    NoSpace(#[from] crate::space::NoSpace),
+    NoSpace(#[from] crate::files::space::NoSpace),
     /// A patch did not rebuild the layer the manifest names.
     #[error(
         "the patch for layer {layer} does not rebuild it: the engine's reference layer differs or the bundle is damaged"
@@ -131,28 +129,19 @@ pub enum SinkError {
     },
 }
 
-/// An image of a delta bundle whose base is not on the engine.
-#[derive(Debug, Clone)]
-pub struct MissingBase {
-    /// The image, as the bundle names it.
-    pub image: String,
-    /// The left-out layers it needs that the engine lacks as a chain.
-    pub layers: Vec<Digest>,
-}
-
-fn describe_missing(missing: &[MissingBase]) -> String {
-    missing
-        .iter()
-        .map(|m| {
-            let layers: Vec<&str> = m.layers.iter().map(Digest::short).collect();
-            format!("{} needs {}", m.image, layers.join(", "))
-        })
-        .collect::<Vec<_>>()
-        .join("; ")
-}
-
 impl From<crate::bundle::BundleError> for SinkError {
     fn from(error: crate::bundle::BundleError) -> Self {
         Self::Verify(VerifyError::Bundle(error))
+    }
+}
+
+impl From<FinishError> for SinkError {
+    fn from(error: FinishError) -> Self {
+        match error {
+            FinishError::BaseMissing { missing } => Self::BaseMissing { missing },
+            FinishError::PatchMismatch { layer } => Self::PatchMismatch { layer },
+            FinishError::Staging(error) => Self::Staging(error),
+            FinishError::Stream(error) => Self::Stream(error),
+        }
     }
 }

@@ -3,6 +3,8 @@
 //! on its own workers), so receiving, hashing and compressing overlap.
 //! No printing; the CLI reports.
 
+pub mod survey;
+
 use std::collections::HashSet;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -19,12 +21,13 @@ use crate::delta::{self, Site};
 use crate::digest::Digest;
 use crate::error::Error;
 use crate::image::ImageRecord;
-use crate::keys::PrivateKey;
+use crate::media::source::{LayerSink, Source, SourceError};
 use crate::plan::Plan;
 use crate::plan::PlanError;
 use crate::plan::carry::CarriedProject;
 use crate::progress::{Progress, Task};
-use crate::source::{LayerSink, Source, SourceError, StagedLayer};
+use crate::store::StagedLayer;
+use crate::trust::keys::PrivateKey;
 
 /// Deliveries waiting for the compressor. A staged layer is a file on disk,
 /// a streamed layer's piece is memory: the queue bounds temporary disk use to

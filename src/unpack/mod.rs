@@ -4,16 +4,19 @@
 //! sealed bundle's bytes are hashed against its signed seal, any other is
 //! decompressed and every entry checked.
 
+pub mod record;
+pub mod restore;
+
 use std::path::PathBuf;
 
-use crate::delta::finish::FinishedImages;
+use crate::delta::finish::{FinishedImages, Target};
 use crate::digest::Digest;
 use crate::error::Error;
+use crate::media::sink::{LoadReport, Sink, SinkError};
 use crate::progress::Progress;
-use crate::record::{AppliedBundle, Record, RecordError};
-use crate::restore::{RestoreError, Restored, restore_compose};
-use crate::sink::{LoadReport, Sink, SinkError};
 use crate::trust::TrustPolicy;
+use crate::unpack::record::{AppliedBundle, Record, RecordError};
+use crate::unpack::restore::{RestoreError, Restored, restore_compose};
 use crate::verify::{self, VerifiedBundle};
 
 /// How to unpack.
@@ -63,9 +66,15 @@ pub fn unpack(
         return Err(RestoreError::NoProject.into());
     }
     if let Some(dir) = &options.compose_dir {
-        crate::restore::check_compose_dir(&bundle, dir)?;
+        crate::unpack::restore::check_compose_dir(&bundle, dir)?;
     }
-    let finished = FinishedImages::prepare(&bundle, &holdings, sink, progress)?;
+    let target = Target {
+        takes_absent_layers: holdings.takes_absent_layers,
+        layer_chains: &|| sink.layer_chains(),
+        supply_layers: &|digests| sink.supply_layers(digests, progress),
+    };
+    let finished: FinishedImages =
+        FinishedImages::prepare::<SinkError>(&bundle, &holdings.present, &target)?;
     let signer = bundle.signer().map(ToString::to_string);
     record.note_intent(bundle.manifest(), &manifest_digest, signer.clone())?;
     if !finished.images().is_empty() {

@@ -8,8 +8,8 @@ use serde::Serialize;
 
 use crate::digest::Digest;
 use crate::error::Error;
+use crate::media::docker::DaemonSource;
 use crate::plan::Plan;
-use crate::source::DaemonSource;
 
 /// The survey of a plan against a source.
 #[derive(Debug, Serialize)]

@@ -8,13 +8,14 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
+use super::error::VerifyError;
+use super::signature::check_signed;
 use crate::bundle::parts::{self, PartsIndex};
 use crate::bundle::reader::{self, Head};
 use crate::bundle::seal::{self, Seal};
 use crate::bundle::{BundleError, MANIFEST_LIMIT, SIGNATURE_LIMIT, SignatureEntry};
+use crate::files::untrusted::{self, Links};
 use crate::trust::TrustPolicy;
-use crate::untrusted::{self, Links};
-use crate::verify::{VerifyError, check_signed};
 
 /// Where a bundle's bytes are.
 #[derive(Clone, Debug)]
@@ -566,7 +567,7 @@ mod tests {
         Counted { inner, read: 0 }
     }
 
-    const GOLDEN: &[u8] = include_bytes!("../tests/fixtures/bundles/v1.3-minimal.zst");
+    const GOLDEN: &[u8] = include_bytes!("../../tests/fixtures/bundles/v1.3-minimal.zst");
 
     fn listing(dir: &Path) -> Vec<std::ffi::OsString> {
         std::fs::read_dir(dir)

@@ -11,10 +11,11 @@ use std::path::{Component, Path, PathBuf};
 
 use crate::bundle::layout::DockerLoadEntry;
 use crate::digest::{Digest, HashingReader};
+use crate::media::source::{LayerSink, SourceError};
 use crate::progress::{Progress, ProgressReader};
-use crate::source::{LayerSink, SourceError, StagedLayer};
+use crate::store::StagedLayer;
 
-use super::stage::{self, StagedBlob};
+use crate::store::stage::{self, StagedBlob};
 
 /// Largest metadata file (manifest.json, index.json, config) read into memory.
 const METADATA_LIMIT: u64 = 16 << 20;

@@ -611,9 +611,13 @@ mod tests {
             }
             return;
         }
-        let name = "beneath::tests::modes_are_exactly_0700_and_0600_whatever_the_umask";
+        // Test names leave out the crate's name.
+        let (_, module) = module_path!()
+            .split_once("::")
+            .expect("a module inside the crate");
+        let name = format!("{module}::modes_are_exactly_0700_and_0600_whatever_the_umask");
         let child = std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", name, "--test-threads=1", "--nocapture"])
+            .args(["--exact", &name, "--test-threads=1", "--nocapture"])
             .env(UMASK_CHILD, "1")
             .output()
             .unwrap();

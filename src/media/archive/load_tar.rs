@@ -11,7 +11,7 @@ use crate::delta::finish::FinishedImages;
 use crate::image::BlobRef;
 use crate::progress::Progress;
 
-use super::SinkError;
+use crate::media::sink::SinkError;
 
 /// Writes the load archive for `images` into `out`; without `oci`, only the
 /// `docker load` view (Podman 4.3 refuses an OCI layout of several images and

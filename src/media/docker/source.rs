@@ -5,13 +5,14 @@ use std::collections::HashSet;
 
 use crate::bundle::SourceInfo;
 use crate::digest::Digest;
-use crate::engine::{Engine, EngineImage};
-use crate::extract::{LocalImages, StagedLayers, extract};
 use crate::image::{ImageRecord, ImageRef};
+use crate::media::docker::engine::{Engine, EngineImage};
+use crate::media::docker::extract::{ExtractError, LocalImages, extract};
 use crate::progress::{Progress, Task};
+use crate::store::StagedLayers;
 
-use super::archive::{self, Identity, WantedImage};
-use super::{LayerSink, Source, SourceError};
+use crate::media::archive::{self, Identity, WantedImage};
+use crate::media::source::{LayerSink, Source, SourceError};
 
 /// Images from the engine behind `engine`.
 pub struct DaemonSource {
@@ -91,13 +92,13 @@ impl Source for DaemonSource {
         if digests.is_empty() {
             return Ok(StagedLayers::none()?);
         }
-        let local = LocalImages::take(&self.engine)?;
+        let local = LocalImages::take(&self.engine).map_err(from_extract)?;
         let held: HashSet<Digest> = digests
             .iter()
             .filter(|d| local.has_layer(d))
             .cloned()
             .collect();
-        Ok(extract(&self.engine, &local, &held, progress)?)
+        extract(&self.engine, &local, &held, progress).map_err(from_extract)
     }
 
     fn layer_lists(&self, refs: &[ImageRef]) -> Result<Vec<Vec<Digest>>, SourceError> {
@@ -146,5 +147,17 @@ impl Source for DaemonSource {
         );
         progress.finish();
         archive::records(&mut contents?, &wanted, layers)
+    }
+}
+
+/// A failure to take layers from the engine, as the source's own error.
+fn from_extract(error: ExtractError) -> SourceError {
+    match error {
+        ExtractError::Engine(error) => SourceError::Engine(error),
+        ExtractError::Save(error) => *error,
+        ExtractError::Staging(error) => SourceError::Staging(error),
+        ExtractError::NotFound { layer } => SourceError::Malformed {
+            reason: format!("the engine's save did not contain layer {layer}"),
+        },
     }
 }

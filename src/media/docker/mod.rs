@@ -1,0 +1,11 @@
+//! The Docker Engine API (Docker, and Podman's Docker-compatible socket):
+//! the client, images read from it as a source, images loaded into it as a
+//! sink, and layers taken back out of it for deltas.
+
+pub mod engine;
+pub mod extract;
+pub mod sink;
+pub mod source;
+
+pub use sink::DaemonSink;
+pub use source::DaemonSource;

@@ -1,0 +1,11 @@
+//! Media: where images come from and where they go, one module per medium
+//! offering the same verbs (as go-containerregistry has `daemon/`,
+//! `tarball/`, `layout/`, `remote/`). A [`source::Source`] resolves what the
+//! user asked for and exports it into the bundle's blob store; a
+//! [`sink::Sink`] is handed finished images that only a verified bundle
+//! makes.
+
+pub mod archive;
+pub mod docker;
+pub mod sink;
+pub mod source;
