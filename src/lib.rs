@@ -3,19 +3,29 @@
 //! Data flows one way:
 //!
 //! ```text
-//!  plan ──▶ source ──▶ bundle ──▶ verify ──▶ sink
-//!  what     engine /    signed      signature   engine
-//!  to pack  archive     zstd file   + digests
+//!  plan ──▶ source ──▶ store ──▶ bundle ──▶ verify ──▶ (delta) ──▶ sink
+//!  what     a medium   staged    signed     signature   finished    a medium
+//!  to pack  resolves   blobs     zstd file  + digests   images      writes
 //! ```
 //!
 //! - [`plan`]: compose files and image lists → image references.
-//! - [`source`]: where images come from (an engine, a `docker save` archive).
+//! - [`media`]: one module per medium, each a source and/or a sink with the
+//!   same verbs: [`media::docker`] (the Engine API), [`media::archive`]
+//!   (`docker save` archives and the `docker load` stream).
+//! - [`store`]: layers staged on disk between a medium and the bundle or a sink.
 //! - [`bundle`]: the on-disk format (bundle-spec/FORMAT.md), writer and streaming reader.
-//! - [`verify`]: signature and digest checks; only it makes a [`verify::VerifiedBundle`].
-//! - [`sink`]: where verified images go (an engine).
+//! - [`verify`]: finding a bundle, its signature, seal and digests; only it
+//!   makes a [`verify::VerifiedBundle`].
+//! - [`delta`]: what a delta leaves out (connected side), and turning a
+//!   verified bundle into complete images for any sink (isolated side).
+//! - [`pack()`] and [`unpack()`] glue the stages; [`unpack`](mod@unpack) also keeps the
+//!   rollback record and restores compose projects.
+//! - [`trust`]: which keys are trusted; [`files`]: files others could have
+//!   placed, and writing without following links.
+//! - Core types: [`digest`], [`image`], [`display`] (escaping what a bundle
+//!   says before it is shown), [`progress`], [`error`].
 //!
-//! [`pack()`] and [`unpack()`] glue the stages; the binary's `cli` module only
-//! parses arguments and prints.
+//! The binary's `cli` module only parses arguments and prints.
 
 #![warn(missing_docs)]
 

@@ -1,5 +1,5 @@
 //! Where verified images go. A sink only accepts [`FinishedImages`], which
-//! only a [`VerifiedBundle`] can make, and only `verify` makes one of those,
+//! only a [`VerifiedBundle`](crate::verify::VerifiedBundle) can make, and only `verify` makes one of those,
 //! so nothing unverified reaches an engine.
 
 use std::collections::HashSet;
@@ -27,7 +27,7 @@ pub struct Holdings {
 }
 
 /// Where verified images go. A sink is handed [`FinishedImages`], which only
-/// a [`VerifiedBundle`] can make, so nothing unverified reaches a target;
+/// a [`VerifiedBundle`](crate::verify::VerifiedBundle) can make, so nothing unverified reaches a target;
 /// deltas, patches and absent layers are dealt with before it is called.
 pub trait Sink {
     /// What the target holds of `images` and what it can take.
