@@ -33,6 +33,7 @@ pub mod inspect;
 pub mod inventory;
 pub mod keys;
 pub mod locate;
+pub mod media;
 pub mod pack;
 pub mod patch;
 pub mod plan;

@@ -1,0 +1,3 @@
+//! Media images are read from and written to, one module each.
+
+pub mod layout;
