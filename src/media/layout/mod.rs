@@ -5,7 +5,7 @@
 //! [`LayoutWriter`] creates or merges into one; [`LayoutSource`] reads one
 //! as a [`crate::source::Source`]. Every path beneath the directory is
 //! opened from directory descriptors without following links
-//! ([`dir::LayoutDir`]); the directory itself is the user's to name through
+//! (`dir.rs`); the directory itself is the user's to name through
 //! a link.
 
 mod dir;
