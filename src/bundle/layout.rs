@@ -125,7 +125,7 @@ pub fn layout_entries(images: &[BundleImage]) -> Vec<MetadataEntry> {
 
 /// JSON with object keys sorted, so maps (annotations) serialise the same
 /// way every time.
-fn canonical_json(value: &impl Serialize) -> Vec<u8> {
+pub(crate) fn canonical_json(value: &impl Serialize) -> Vec<u8> {
     let value = serde_json::to_value(value).expect("layout types always serialise");
     serde_json::to_vec(&value).expect("a JSON value always serialises")
 }

@@ -8,6 +8,7 @@ use airgap::delta::{Site, SiteImage};
 use airgap::image::ImageRef;
 use airgap::media::archive::ArchiveSource;
 use airgap::media::docker::DaemonSource;
+use airgap::media::layout::LayoutSource;
 use airgap::media::source::Source;
 use airgap::pack::PackOptions;
 use airgap::plan::carry::carried_project;
@@ -49,8 +50,8 @@ pub struct PackArgs {
     /// Compression threads (default: one per CPU, at most 4).
     #[arg(long)]
     threads: Option<u32>,
-    /// Take the images from this `docker save` archive instead of the engine.
-    #[arg(long, value_name = "TAR")]
+    /// Take the images from this `docker save` archive, or OCI image layout directory, instead of the engine.
+    #[arg(long, value_name = "TAR|DIR")]
     archive: Option<PathBuf>,
     /// Also carry the compose project's env files (.env, --env-file, services' env_file); they often hold secrets.
     #[arg(long)]
@@ -94,6 +95,8 @@ pub fn run(args: PackArgs, context: &Context) -> anyhow::Result<()> {
     }
     let progress = context.progress();
     let source: Box<dyn Source> = match &args.archive {
+        // A directory can only be an OCI layout; its source says so if it is not.
+        Some(dir) if dir.is_dir() => Box::new(LayoutSource::new(dir)),
         Some(archive) => Box::new(ArchiveSource::new(archive)),
         None => {
             let daemon = DaemonSource::new(context.engine()?);

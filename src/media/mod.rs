@@ -7,5 +7,6 @@
 
 pub mod archive;
 pub mod docker;
+pub mod layout;
 pub mod sink;
 pub mod source;

@@ -13,6 +13,7 @@ mod forged;
 mod golden;
 mod handoff;
 mod hostile;
+mod layout;
 mod plan;
 mod project;
 mod record;

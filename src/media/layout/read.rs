@@ -1,0 +1,379 @@
+//! Resolves image references in an OCI image layout to their manifest,
+//! config and layers, whichever tool wrote the layout: airgap and containerd
+//! name entries with the full reference, skopeo with what its user typed
+//! (`fixture/web:1`, or just `1`). Every metadata blob is read with a bound
+//! and checked against its digest before it is believed.
+
+use std::fs::File;
+use std::path::Path;
+
+use oci_spec::image::{Descriptor, ImageIndex, ImageManifest, MediaType};
+
+use crate::digest::Digest;
+use crate::image::{BlobRef, ConfigSummary, ImageRef, Platform};
+use crate::media::source::SourceError;
+
+use super::dir::{BLOBS, LayoutDir};
+use super::{CONTAINERD_NAME, INDEX_LIMIT, METADATA_LIMIT, REF_NAME};
+
+/// Docker's media types for what OCI calls an index and a manifest.
+const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+
+/// How a layer blob is compressed, from its media type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compression {
+    /// A plain tar: the blob's digest is the diff ID.
+    None,
+    /// `+gzip` (and Docker's `tar.gzip`).
+    Gzip,
+    /// `+zstd`.
+    Zstd,
+}
+
+/// One layer as the layout stores it.
+#[derive(Clone, Debug)]
+pub struct LayoutLayer {
+    /// The blob, as stored (compressed or not).
+    pub blob: BlobRef,
+    /// How it is compressed.
+    pub compression: Compression,
+    /// The config's diff ID for it: the digest of the uncompressed tar.
+    pub diff_id: Digest,
+}
+
+/// One image of the layout, resolved from its index entry.
+#[derive(Clone, Debug)]
+pub struct LayoutImage {
+    /// The wanted references that name it.
+    pub refs: Vec<ImageRef>,
+    /// Its image manifest (behind a platform index, the host's).
+    pub manifest: BlobRef,
+    /// The exact config bytes.
+    pub config: Vec<u8>,
+    /// Digest of `config`.
+    pub config_digest: Digest,
+    /// Platform from the config.
+    pub platform: Platform,
+    /// Layers, bottom first.
+    pub layers: Vec<LayoutLayer>,
+}
+
+/// An OCI image layout opened for reading.
+#[derive(Debug)]
+pub struct LayoutReader {
+    root: LayoutDir,
+    index: ImageIndex,
+}
+
+impl LayoutReader {
+    /// Opens the layout at `dir` and reads its index.
+    pub fn open(dir: &Path) -> Result<Self, SourceError> {
+        let shown = dir.display();
+        let root = LayoutDir::open(dir).map_err(|e| malformed(format!("{shown}: {e}")))?;
+        if !root.exists("oci-layout") {
+            return Err(malformed(format!(
+                "{shown} is a directory but not an OCI image layout (it has no oci-layout file)"
+            )));
+        }
+        let bytes = root
+            .read_file("index.json", INDEX_LIMIT, "OCI image index")
+            .map_err(|e| malformed(format!("{shown}/index.json: {e}")))?;
+        let index = serde_json::from_slice(&bytes)
+            .map_err(|e| malformed(format!("{shown}/index.json: {e}")))?;
+        Ok(Self { root, index })
+    }
+
+    /// What the layout's index names, for messages: each entry's reference,
+    /// or its digest where it has none.
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = Vec::new();
+        for entry in self.index.manifests() {
+            let name = annotation(entry, CONTAINERD_NAME)
+                .or_else(|| annotation(entry, REF_NAME))
+                .map_or_else(
+                    || entry.digest().to_string(),
+                    |name| crate::display::escape(name).into_owned(),
+                );
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+        names
+    }
+
+    /// Resolves every reference, one image per manifest with every
+    /// reference naming it; all references the layout lacks are named in
+    /// one [`SourceError::Missing`], with what the layout holds.
+    pub fn resolve(&self, refs: &[ImageRef]) -> Result<Vec<LayoutImage>, SourceError> {
+        let mut found: Vec<(&Descriptor, Vec<ImageRef>)> = Vec::new();
+        let mut missing = Vec::new();
+        for reference in refs {
+            match self.find(reference)? {
+                Some(entry) => match found.iter_mut().find(|(e, _)| e.digest() == entry.digest()) {
+                    Some((_, named)) => named.push(reference.clone()),
+                    None => found.push((entry, vec![reference.clone()])),
+                },
+                None => missing.push(reference.given.clone()),
+            }
+        }
+        if !missing.is_empty() {
+            let held = self.names();
+            let held = if held.is_empty() {
+                "nothing".to_owned()
+            } else {
+                held.join(", ")
+            };
+            // The last name carries the listing: the error's one line says
+            // both what is missing and what could have been meant.
+            if let Some(last) = missing.last_mut() {
+                *last = format!("{last} (the OCI layout holds {held})");
+            }
+            return Err(SourceError::Missing { refs: missing });
+        }
+        found
+            .into_iter()
+            .map(|(entry, refs)| self.image(entry, refs))
+            .collect()
+    }
+
+    /// Opens a blob for reading, checking its size against `blob`.
+    pub fn open_blob(&self, blob: &BlobRef) -> Result<File, SourceError> {
+        let path = blob.digest.blob_path();
+        let file = self
+            .blobs()?
+            .open_file(blob.digest.hex())
+            .map_err(|e| malformed(format!("blob {}: {e}", blob.digest)))?;
+        let size = file.metadata().map_err(SourceError::Read)?.len();
+        if size != blob.size {
+            return Err(malformed(format!(
+                "{path} holds {size} bytes, but the layout says {}",
+                blob.size
+            )));
+        }
+        Ok(file)
+    }
+
+    fn blobs(&self) -> Result<LayoutDir, SourceError> {
+        self.root
+            .subdir(&BLOBS, None)
+            .map_err(|e| malformed(e.to_string()))
+    }
+
+    /// The index entry for `reference`: named by it in full or as typed;
+    /// failing that, by its digest; failing that, by its tag alone (as
+    /// `skopeo copy … oci:DIR:TAG` names it) if only one image has that tag.
+    fn find(&self, reference: &ImageRef) -> Result<Option<&Descriptor>, SourceError> {
+        let entries = self.index.manifests();
+        if let Some(entry) = entries.iter().find(|e| names_exactly(e, reference)) {
+            return Ok(Some(entry));
+        }
+        if let Some((_, digest)) = reference.name.split_once('@') {
+            return Ok(entries.iter().find(|e| e.digest().as_ref() == digest));
+        }
+        let Some((_, tag)) = reference.repo_and_tag() else {
+            return Ok(None);
+        };
+        // containerd writes the tag alone beside the full name: an entry
+        // whose full name is another image's is not this one.
+        let mut tagged = entries.iter().filter(|e| {
+            annotation(e, REF_NAME) == Some(tag.as_str())
+                && annotation(e, CONTAINERD_NAME).is_none_or(|name| name == reference.name)
+        });
+        let Some(first) = tagged.next() else {
+            return Ok(None);
+        };
+        if tagged.any(|other| other.digest() != first.digest()) {
+            return Err(malformed(format!(
+                "several images are named only {} in the layout, so which is {reference} is unclear; name one by digest",
+                crate::display::escape(&tag)
+            )));
+        }
+        Ok(Some(first))
+    }
+
+    /// Reads the manifest (through one platform index), config and layer
+    /// list of the image `entry` points to.
+    fn image(&self, entry: &Descriptor, refs: Vec<ImageRef>) -> Result<LayoutImage, SourceError> {
+        let name = refs.first().map_or_else(String::new, ToString::to_string);
+        let entry = if is_index(entry.media_type()) {
+            let bytes = self.read_json(entry)?;
+            let index: ImageIndex = parse(&bytes, "image index", entry)?;
+            host_manifest(&index, &name)?.clone()
+        } else {
+            entry.clone()
+        };
+        if !is_manifest(entry.media_type()) {
+            return Err(malformed(format!(
+                "{name} is a {}, not an image manifest",
+                crate::display::escape(entry.media_type().as_ref())
+            )));
+        }
+        let manifest_bytes = self.read_json(&entry)?;
+        let manifest: ImageManifest = parse(&manifest_bytes, "image manifest", &entry)?;
+        let config = self.read_json(manifest.config())?;
+        let summary = ConfigSummary::parse(&config)
+            .map_err(|e| malformed(format!("the config of {name} is not an image config: {e}")))?;
+        let diff_ids = &summary.rootfs.diff_ids;
+        if manifest.layers().len() != diff_ids.len() {
+            return Err(malformed(format!(
+                "{name} has {} layers for {} diff IDs",
+                manifest.layers().len(),
+                diff_ids.len()
+            )));
+        }
+        let layers = manifest
+            .layers()
+            .iter()
+            .zip(diff_ids)
+            .map(|(layer, diff_id)| {
+                Ok(LayoutLayer {
+                    blob: blob_ref(layer)?,
+                    compression: compression(layer.media_type(), &name)?,
+                    diff_id: diff_id.clone(),
+                })
+            })
+            .collect::<Result<_, SourceError>>()?;
+        Ok(LayoutImage {
+            refs,
+            manifest: blob_ref(&entry)?,
+            config_digest: Digest::of(&config),
+            config,
+            platform: summary.platform,
+            layers,
+        })
+    }
+
+    /// A small JSON blob, whole, checked against its descriptor.
+    fn read_json(&self, descriptor: &Descriptor) -> Result<Vec<u8>, SourceError> {
+        let blob = blob_ref(descriptor)?;
+        let file = self.open_blob(&blob)?;
+        let bytes =
+            crate::files::untrusted::read_file_bounded(file, METADATA_LIMIT, "metadata blob")
+                .map_err(|e| malformed(format!("blob {}: {e}", blob.digest)))?;
+        let actual = Digest::of(&bytes);
+        if actual != blob.digest {
+            return Err(malformed(format!(
+                "{} does not hash to its name (it hashes to {actual})",
+                blob.digest.blob_path()
+            )));
+        }
+        Ok(bytes)
+    }
+}
+
+/// True when an annotation of `entry` names `reference`: containerd's in
+/// full, the OCI one in full, as typed, or in any spelling normalising to it.
+fn names_exactly(entry: &Descriptor, reference: &ImageRef) -> bool {
+    annotation(entry, CONTAINERD_NAME) == Some(reference.name.as_str())
+        || annotation(entry, REF_NAME).is_some_and(|value| {
+            value == reference.name
+                || value == reference.given
+                || ImageRef::parse(value).is_ok_and(|parsed| parsed.name == reference.name)
+        })
+}
+
+fn annotation<'d>(entry: &'d Descriptor, key: &str) -> Option<&'d str> {
+    entry.annotations().as_ref()?.get(key).map(String::as_str)
+}
+
+fn is_index(media_type: &MediaType) -> bool {
+    matches!(media_type, MediaType::ImageIndex) || media_type.as_ref() == DOCKER_LIST
+}
+
+fn is_manifest(media_type: &MediaType) -> bool {
+    matches!(media_type, MediaType::ImageManifest) || media_type.as_ref() == DOCKER_MANIFEST
+}
+
+/// The index's manifest for this host's platform (linux on its architecture).
+fn host_manifest<'i>(index: &'i ImageIndex, name: &str) -> Result<&'i Descriptor, SourceError> {
+    let wanted = host_architecture();
+    index
+        .manifests()
+        .iter()
+        .find(|m| {
+            m.platform().as_ref().is_some_and(|p| {
+                p.os().to_string() == "linux" && p.architecture().to_string() == wanted
+            })
+        })
+        .ok_or_else(|| {
+            let held: Vec<String> = index
+                .manifests()
+                .iter()
+                .filter_map(|m| m.platform().as_ref())
+                .map(|p| {
+                    crate::display::escape(&format!("{}/{}", p.os(), p.architecture())).into_owned()
+                })
+                .collect();
+            malformed(format!(
+                "{name} has no linux/{wanted} image in the layout (it has {})",
+                if held.is_empty() {
+                    "none with a platform".to_owned()
+                } else {
+                    held.join(", ")
+                }
+            ))
+        })
+}
+
+/// This machine's architecture as image platforms spell it (Go's GOARCH).
+fn host_architecture() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "powerpc64" => "ppc64le",
+        "loongarch64" => "loong64",
+        other => other,
+    }
+}
+
+fn compression(media_type: &MediaType, name: &str) -> Result<Compression, SourceError> {
+    Ok(match media_type {
+        MediaType::ImageLayer | MediaType::ImageLayerNonDistributable => Compression::None,
+        MediaType::ImageLayerGzip | MediaType::ImageLayerNonDistributableGzip => Compression::Gzip,
+        MediaType::ImageLayerZstd | MediaType::ImageLayerNonDistributableZstd => Compression::Zstd,
+        other => match other.as_ref() {
+            "application/vnd.docker.image.rootfs.diff.tar" => Compression::None,
+            "application/vnd.docker.image.rootfs.diff.tar.gzip"
+            | "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip" => Compression::Gzip,
+            "application/vnd.docker.image.rootfs.diff.tar.zstd" => Compression::Zstd,
+            unknown => {
+                return Err(malformed(format!(
+                    "{name} has a layer of media type {}, which airgap cannot unpack",
+                    crate::display::escape(unknown)
+                )));
+            }
+        },
+    })
+}
+
+fn blob_ref(descriptor: &Descriptor) -> Result<BlobRef, SourceError> {
+    let digest = descriptor.digest().as_ref().parse().map_err(|_| {
+        malformed(format!(
+            "the layout names the blob {}, which is not a sha256 digest",
+            crate::display::escape(descriptor.digest().as_ref())
+        ))
+    })?;
+    Ok(BlobRef {
+        digest,
+        size: descriptor.size(),
+    })
+}
+
+fn parse<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    what: &str,
+    descriptor: &Descriptor,
+) -> Result<T, SourceError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        malformed(format!(
+            "blob {} is not an {what}: {e}",
+            descriptor.digest()
+        ))
+    })
+}
+
+fn malformed(reason: String) -> SourceError {
+    SourceError::Malformed { reason }
+}

@@ -1,0 +1,272 @@
+//! An OCI image layout directory as a source (`pack --archive DIR`). Layers
+//! are read straight from their blobs: a plain tar the layer sink can take
+//! as a stream goes through unstaged (its name is its digest, its size is
+//! known), a compressed one is decompressed into the staging directory. A
+//! layer the sink already holds is not read at all. Every layer's
+//! uncompressed digest must be the config's diff ID.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{self, BufReader, BufWriter, Read};
+use std::path::{Path, PathBuf};
+
+use crate::bundle::SourceInfo;
+use crate::digest::{Digest, HashingReader, HashingWriter};
+use crate::image::{BlobRef, ImageRecord, ImageRef};
+use crate::media::source::{LayerSink, Source, SourceError};
+use crate::progress::{Progress, ProgressReader, Task};
+use crate::store::StagedLayer;
+
+use super::read::{Compression, LayoutImage, LayoutLayer, LayoutReader};
+
+/// Images from an OCI image layout directory.
+pub struct LayoutSource {
+    dir: PathBuf,
+}
+
+impl LayoutSource {
+    /// A source reading the layout at `dir`; nothing is read until asked.
+    pub fn new(dir: &Path) -> Self {
+        Self {
+            dir: dir.to_owned(),
+        }
+    }
+
+    fn resolve(&self, refs: &[ImageRef]) -> Result<(LayoutReader, Vec<LayoutImage>), SourceError> {
+        let reader = LayoutReader::open(&self.dir)?;
+        let images = reader.resolve(refs)?;
+        Ok((reader, images))
+    }
+}
+
+impl Source for LayoutSource {
+    fn describe(&self) -> SourceInfo {
+        SourceInfo {
+            kind: "oci-layout".into(),
+            engine: None,
+            api_version: None,
+        }
+    }
+
+    fn check(&self, refs: &[ImageRef]) -> Result<(), SourceError> {
+        self.resolve(refs).map(drop)
+    }
+
+    fn layer_lists(&self, refs: &[ImageRef]) -> Result<Vec<Vec<Digest>>, SourceError> {
+        let (_, images) = self.resolve(refs)?;
+        Ok(refs
+            .iter()
+            .map(|reference| {
+                images
+                    .iter()
+                    .find(|image| image.refs.contains(reference))
+                    .map(|image| image.layers.iter().map(|l| l.diff_id.clone()).collect())
+                    .unwrap_or_default()
+            })
+            .collect())
+    }
+
+    fn extract_layers(
+        &self,
+        _: &HashSet<Digest>,
+        _: &dyn Progress,
+    ) -> Result<crate::store::StagedLayers, SourceError> {
+        Ok(crate::store::StagedLayers::none()?)
+    }
+
+    fn export(
+        &self,
+        refs: &[ImageRef],
+        layers: &mut dyn LayerSink,
+        progress: &dyn Progress,
+    ) -> Result<Vec<ImageRecord>, SourceError> {
+        let (reader, images) = self.resolve(refs)?;
+        let total = images
+            .iter()
+            .flat_map(|image| &image.layers)
+            .map(|layer| layer.blob.size)
+            .sum();
+        progress.start(Task::Saving, Some(total));
+        let records = export_images(&reader, images, layers, progress);
+        progress.finish();
+        records
+    }
+}
+
+/// Hands every image's layers to `layers` and returns one record per
+/// distinct config, with every reference naming it.
+fn export_images(
+    reader: &LayoutReader,
+    images: Vec<LayoutImage>,
+    layers: &mut dyn LayerSink,
+    progress: &dyn Progress,
+) -> Result<Vec<ImageRecord>, SourceError> {
+    let mut records: Vec<ImageRecord> = Vec::new();
+    // Uncompressed sizes of the layers handed over, which later images share.
+    let mut handed_over: HashMap<Digest, u64> = HashMap::new();
+    for image in images {
+        if let Some(record) = records
+            .iter_mut()
+            .find(|r| r.config_digest == image.config_digest)
+        {
+            record.refs.extend(image.refs);
+            continue;
+        }
+        let name = image
+            .refs
+            .first()
+            .map_or_else(String::new, ToString::to_string);
+        let mut blobs = Vec::new();
+        for (index, layer) in image.layers.iter().enumerate() {
+            let size = match handed_over.get(&layer.diff_id) {
+                Some(size) => {
+                    progress.advance(layer.blob.size);
+                    Ok(*size)
+                }
+                None => export_layer(reader, layer, layers, progress),
+            }
+            .map_err(|e| match e {
+                Exported::Differs(actual) => SourceError::LayerMismatch {
+                    image: name.clone(),
+                    index,
+                    expected: layer.diff_id.clone(),
+                    actual,
+                },
+                Exported::Failed(error) => error,
+            })?;
+            handed_over.insert(layer.diff_id.clone(), size);
+            blobs.push(BlobRef {
+                digest: layer.diff_id.clone(),
+                size,
+            });
+        }
+        records.push(ImageRecord {
+            refs: image.refs,
+            config: image.config,
+            config_digest: image.config_digest,
+            platform: image.platform,
+            layers: blobs,
+        });
+    }
+    Ok(records)
+}
+
+/// Why a layer was not handed over.
+enum Exported {
+    /// Its content does not hash to its diff ID (it hashes to this).
+    Differs(Digest),
+    /// Anything else.
+    Failed(SourceError),
+}
+
+impl From<SourceError> for Exported {
+    fn from(error: SourceError) -> Self {
+        Self::Failed(error)
+    }
+}
+
+/// Hands one layer to `layers` (unless it holds it already) and returns its
+/// uncompressed size.
+fn export_layer(
+    reader: &LayoutReader,
+    layer: &LayoutLayer,
+    layers: &mut dyn LayerSink,
+    progress: &dyn Progress,
+) -> Result<u64, Exported> {
+    let file = reader.open_blob(&layer.blob)?;
+    let mut content = HashingReader::new(ProgressReader::new(file, progress));
+    let plain = layer.compression == Compression::None;
+    if plain && layer.blob.digest == layer.diff_id && layers.takes_stream(&layer.diff_id) {
+        let size = layer.blob.size;
+        layers.stream_layer(&layer.diff_id, size, &mut (&mut content).take(size))?;
+        let (actual, read) = content.finish();
+        return if actual == layer.diff_id && read == size {
+            Ok(size)
+        } else {
+            Err(Exported::Differs(actual))
+        };
+    }
+    let staged = stage(&mut content, layer.compression, layers.staging_dir())?;
+    let (stored_as, _) = content.finish();
+    if stored_as != layer.blob.digest {
+        let _ = std::fs::remove_file(&staged.path);
+        return Err(SourceError::Malformed {
+            reason: format!(
+                "{} does not hash to its name (it hashes to {stored_as})",
+                layer.blob.digest.blob_path()
+            ),
+        }
+        .into());
+    }
+    if staged.digest != layer.diff_id {
+        let _ = std::fs::remove_file(&staged.path);
+        return Err(Exported::Differs(staged.digest));
+    }
+    let size = staged.size;
+    if layers.has_layer(&staged.digest) {
+        let _ = std::fs::remove_file(&staged.path);
+    } else {
+        layers.put_layer(staged)?;
+    }
+    Ok(size)
+}
+
+/// Writes `content` uncompressed to a new file in `staging`, hashing what is
+/// written. The file is removed if anything fails.
+fn stage(
+    content: &mut impl Read,
+    compression: Compression,
+    staging: &Path,
+) -> Result<StagedLayer, SourceError> {
+    let stage_error = |source| SourceError::Stage {
+        path: staging.to_owned(),
+        source,
+    };
+    let temp = tempfile::Builder::new()
+        .prefix("layout-")
+        .tempfile_in(staging)
+        .map_err(stage_error)?;
+    let mut stored = HashingWriter::new(BufWriter::with_capacity(BUFFER, temp.as_file()));
+    {
+        let mut buffered = BufReader::with_capacity(BUFFER, &mut *content);
+        match compression {
+            Compression::None => io::copy(&mut buffered, &mut stored),
+            Compression::Gzip => io::copy(
+                &mut flate2::bufread::MultiGzDecoder::new(buffered),
+                &mut stored,
+            ),
+            Compression::Zstd => zstd::stream::read::Decoder::with_buffer(buffered)
+                .and_then(|mut decoder| io::copy(&mut decoder, &mut stored)),
+        }
+        .map_err(|e| stage_read_error(e, staging))?;
+    }
+    // Whatever follows the compressed stream still belongs to the blob,
+    // whose digest the caller checks.
+    io::copy(content, &mut io::sink()).map_err(SourceError::Read)?;
+    let (digest, size, writer) = stored.finish();
+    writer
+        .into_inner()
+        .map_err(|e| stage_error(e.into_error()))?;
+    let path = temp
+        .into_temp_path()
+        .keep()
+        .map_err(|e| stage_error(e.error))?;
+    Ok(StagedLayer { path, digest, size })
+}
+
+/// A failure while staging: the disk's (kept as a staging error, so a full
+/// disk reads as one) or the blob's (corrupt compressed data).
+fn stage_read_error(error: io::Error, staging: &Path) -> SourceError {
+    match error.kind() {
+        io::ErrorKind::InvalidData | io::ErrorKind::InvalidInput | io::ErrorKind::UnexpectedEof => {
+            SourceError::Malformed {
+                reason: format!("a layer does not decompress: {error}"),
+            }
+        }
+        _ => SourceError::Stage {
+            path: staging.to_owned(),
+            source: error,
+        },
+    }
+}
+
+const BUFFER: usize = 256 << 10;
