@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use airgap::display::{escape, escape_all, escape_path};
 use airgap::media::docker::DaemonSink;
+use airgap::media::layout::LayoutSink;
+use airgap::media::sink::Sink;
 use airgap::unpack::UnpackOptions;
 
 use super::Context;
@@ -28,6 +30,10 @@ pub struct UnpackArgs {
     /// recorded (a rollback you mean to do).
     #[arg(long)]
     allow_downgrade: bool,
+    /// Where the images go: `docker` (the engine at --host; the default) or
+    /// `oci:DIR` (an OCI image layout directory, created or merged into).
+    #[arg(long, value_name = "TARGET", default_value = "docker", value_parser = parse_target)]
+    to: Target,
     /// Write the compose project the bundle was packed from into DIR, and check that every service's image is the packed one.
     #[arg(long, value_name = "DIR")]
     compose_dir: Option<PathBuf>,
@@ -42,10 +48,13 @@ pub fn run(args: UnpackArgs, context: &Context) -> anyhow::Result<()> {
         allow_downgrade: args.allow_downgrade,
         compose_dir: args.compose_dir,
     };
-    let sink = DaemonSink::new(context.engine()?);
+    let sink: Box<dyn Sink> = match &args.to {
+        Target::Docker => Box::new(DaemonSink::new(context.engine()?)),
+        Target::Layout(dir) => Box::new(LayoutSink::new(dir)),
+    };
     let input = BundleInput::open(&args.bundle, args.staging_dir.as_deref())?;
     let progress = context.progress();
-    let report = airgap::unpack(input.path(), &options, &sink, progress.as_ref())?;
+    let report = airgap::unpack(input.path(), &options, sink.as_ref(), progress.as_ref())?;
     let bundle = &report.bundle;
     let named = escape_path(&args.bundle);
     let mut text = match bundle.signer() {
@@ -85,4 +94,23 @@ pub fn run(args: UnpackArgs, context: &Context) -> anyhow::Result<()> {
         );
     }
     print(&text)
+}
+
+/// Where unpack writes the images.
+#[derive(Clone, Debug)]
+pub enum Target {
+    /// The engine at `--host`.
+    Docker,
+    /// An OCI image layout directory.
+    Layout(PathBuf),
+}
+
+fn parse_target(text: &str) -> Result<Target, String> {
+    if text == "docker" {
+        return Ok(Target::Docker);
+    }
+    match text.strip_prefix("oci:") {
+        Some(dir) if !dir.is_empty() => Ok(Target::Layout(PathBuf::from(dir))),
+        _ => Err("expected docker (the engine at --host) or oci:DIR (an OCI image layout)".into()),
+    }
 }

@@ -116,6 +116,9 @@ pub enum SinkError {
     /// A staging directory could not be made.
     #[error(transparent)]
     Staging(#[from] crate::store::StagingError),
+    /// Writing or reading an OCI image layout failed.
+    #[error(transparent)]
+    Layout(#[from] crate::media::layout::LayoutError),
     /// The engine's data root lacks the space the images need.
     #[error(transparent)]
     NoSpace(#[from] crate::files::space::NoSpace),

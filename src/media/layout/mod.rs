@@ -2,18 +2,21 @@
 //! `index.json` and `blobs/sha256/<hex>`, as skopeo (`oci:DIR`), podman
 //! (`podman load -i DIR`), buildkit and containerd read and write them.
 //!
-//! [`LayoutWriter`] creates or merges into one; [`LayoutSource`] reads one
-//! as a [`crate::media::source::Source`]. Every path beneath the directory is
+//! [`LayoutWriter`] creates or merges into one, and [`LayoutSink`] uses it
+//! as a [`crate::media::sink::Sink`]; [`LayoutSource`] reads one as a
+//! [`crate::media::source::Source`]. Every path beneath the directory is
 //! opened from directory descriptors without following links
 //! (`dir.rs`); the directory itself is the user's to name through
 //! a link.
 
 mod dir;
 mod read;
+mod sink;
 mod source;
 mod write;
 
 pub use read::{Compression, LayoutImage, LayoutLayer, LayoutReader};
+pub use sink::LayoutSink;
 pub use source::LayoutSource;
 pub use write::{LayoutError, LayoutWriter};
 

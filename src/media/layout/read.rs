@@ -137,6 +137,24 @@ impl LayoutReader {
             .collect()
     }
 
+    /// Every image the index names, each with no reference attached: what a
+    /// sink into this layout holds.
+    pub fn images(&self) -> Result<Vec<LayoutImage>, SourceError> {
+        self.index
+            .manifests()
+            .iter()
+            .filter(|entry| is_index(entry.media_type()) || is_manifest(entry.media_type()))
+            .map(|entry| self.image(entry, Vec::new()))
+            .collect()
+    }
+
+    /// The digest of the manifest (or index) `reference` names, if any.
+    pub fn named(&self, reference: &ImageRef) -> Result<Option<Digest>, SourceError> {
+        Ok(self
+            .find(reference)?
+            .and_then(|entry| entry.digest().as_ref().parse().ok()))
+    }
+
     /// Opens a blob for reading, checking its size against `blob`.
     pub fn open_blob(&self, blob: &BlobRef) -> Result<File, SourceError> {
         let path = blob.digest.blob_path();
