@@ -35,6 +35,18 @@ pub enum ExtractError {
     Staging(#[source] std::io::Error),
 }
 
+impl ExtractError {
+    /// The kind of this failure (see [`crate::Error::kind`]).
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind;
+        match self {
+            Self::Engine(_) => ErrorKind::Engine,
+            Self::Save(error) => error.kind(),
+            Self::NotFound { .. } | Self::Staging(_) => ErrorKind::Failure,
+        }
+    }
+}
+
 /// The layer chains an engine holds, by image.
 pub struct LocalImages {
     images: Vec<(String, Vec<Digest>)>,

@@ -120,6 +120,20 @@ fn describe_missing(missing: &[MissingBase]) -> String {
         .join("; ")
 }
 
+impl SinkError {
+    /// The kind of this failure (see [`crate::Error::kind`]).
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind;
+        match self {
+            Self::Engine(_) | Self::Mismatch { .. } => ErrorKind::Engine,
+            Self::Verify(error) => error.kind(),
+            Self::BaseMissing { .. } => ErrorKind::BaseMissing,
+            Self::Extract(error) => error.kind(),
+            Self::Stream(_) | Self::NoSpace(_) | Self::PatchMismatch { .. } => ErrorKind::Failure,
+        }
+    }
+}
+
 impl From<crate::bundle::BundleError> for SinkError {
     fn from(error: crate::bundle::BundleError) -> Self {
         Self::Verify(VerifyError::Bundle(error))

@@ -149,3 +149,17 @@ pub enum SourceError {
     #[error("the bundle writer stopped")]
     WriterStopped,
 }
+
+impl SourceError {
+    /// The kind of this failure (see [`crate::Error::kind`]); the bundle
+    /// being written is never the one at fault.
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind;
+        match self {
+            Self::Missing { .. } => ErrorKind::ImagesMissing,
+            Self::Engine(_) => ErrorKind::Engine,
+            Self::Extract(error) => error.kind(),
+            _ => ErrorKind::Failure,
+        }
+    }
+}

@@ -15,6 +15,7 @@ use crate::bundle::reader::{self, Head};
 use crate::bundle::{BundleError, BundleManifest, Entry, SIGNATURE_CONTEXT, SignatureEntry};
 use crate::digest::{Digest, HashingReader};
 use crate::display::{escape, escape_all, escape_path};
+use crate::error::ErrorKind;
 use crate::keys::Fingerprint;
 use crate::locate::Location;
 use crate::progress::{Progress, ProgressReader, Task};
@@ -106,6 +107,17 @@ impl VerifyError {
                 | Self::NoTrustedKeys { .. }
                 | Self::BadSignature { .. }
         )
+    }
+
+    /// Who is to blame: the signer's trust, the bundle's bytes, or (a file
+    /// that cannot be opened) this machine.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            _ if self.is_trust_failure() => ErrorKind::Untrusted,
+            Self::Open { .. } => ErrorKind::Failure,
+            Self::Bundle(error) => error.kind(),
+            _ => ErrorKind::BundleInvalid,
+        }
     }
 }
 
