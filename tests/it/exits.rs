@@ -4,6 +4,7 @@
 
 use std::fs;
 use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -89,6 +90,22 @@ fn verify_stdin_staged_on(dir: &Path, bundle: &str, staging: &Path) -> Run {
     finished(child)
 }
 
+/// `verify` of a bundle only root may read, run as `nobody`.
+fn verify_as_another_user(dir: &Path, bundle: &str) -> Run {
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::set_permissions(dir.join(bundle), fs::Permissions::from_mode(0o600)).unwrap();
+    let child = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_airgap"))
+        .args(["verify", "-q", bundle, "--allow-unsigned"])
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    finished(child)
+}
+
 fn finished(child: std::process::Child) -> Run {
     let output = child.wait_with_output().unwrap();
     Run {
@@ -122,6 +139,8 @@ fn each_exit_code_met_without_an_engine() {
     assert_eq!(fs::read_dir(disk.dir.path()).unwrap().count(), 0);
     let run = airgap(&dir, &["verify", "absent.zst", "--allow-unsigned"]);
     assert_fails(&run, 1, "No such file");
+    let run = verify_as_another_user(&dir, "noise.zst");
+    assert_fails(&run, 1, "Permission denied");
 
     for command in [
         &["pack", "-o", "b.zst", "--unsigned"][..],
