@@ -44,7 +44,7 @@ fn main() -> ExitCode {
             }
             // Messages quote what bundles, archives and engines said; escaped
             // here too, so no cause can break the one line or print raw escapes.
-            let message = airgap::display::escape(&format!("{error:#}")).into_owned();
+            let message = airgap::display::escape(&cli::exit::message(&error)).into_owned();
             match cli::exit::hint(&error) {
                 Some(hint) => eprintln!("error: {message}; {hint}"),
                 None => eprintln!("error: {message}"),

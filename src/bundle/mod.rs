@@ -16,6 +16,7 @@ pub mod writer;
 use std::path::PathBuf;
 
 use crate::display::{escape, escape_path};
+use crate::error::kind::ErrorKind;
 
 pub use manifest::{
     BundleImage, BundleManifest, COMPOSE_PREFIX, ComposeRecord, ComposeService, Entry, LayerPatch,
@@ -156,6 +157,29 @@ pub enum BundleError {
         /// What is wrong with it.
         reason: String,
     },
+}
+
+impl BundleError {
+    /// The kind of this error met reading a bundle: its bytes are at fault,
+    /// unless a file could not be read at all (missing, not permitted, an
+    /// I/O error of the medium) or the disk is full.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Io { source, .. } if !is_content_fault(source) => ErrorKind::Failure,
+            Self::NoSpace(_) => ErrorKind::Failure,
+            _ => ErrorKind::BundleInvalid,
+        }
+    }
+}
+
+/// Cut short, holding what it cannot, or a name that is not a regular file
+/// where a bundle or its part should be.
+fn is_content_fault(error: &std::io::Error) -> bool {
+    use std::io::ErrorKind::{InvalidData, InvalidInput, IsADirectory, UnexpectedEof};
+    matches!(
+        error.kind(),
+        UnexpectedEof | InvalidData | InvalidInput | IsADirectory
+    )
 }
 
 /// Checks an entry path against FORMAT.md 2.2: relative, plain characters,

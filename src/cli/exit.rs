@@ -1,15 +1,18 @@
-//! Exit codes, one table for the whole binary (documented in README.md).
+//! Exit codes, one table for the whole binary (documented in README.md), and
+//! how a failure is told.
+
+use std::path::Path;
 
 use airgap::Error;
+use airgap::bundle::BundleError;
+use airgap::error::ErrorKind;
 use airgap::media::sink::SinkError;
 use airgap::media::source::SourceError;
-use airgap::unpack::record::RecordError;
 use airgap::verify::VerifyError;
 
 /// Any failure not listed below.
 pub const FAILURE: u8 = 1;
 /// Bad command line (clap's own code).
-#[allow(dead_code)]
 pub const USAGE: u8 = 2;
 /// The bundle is damaged, truncated, altered, or not a bundle.
 pub const BUNDLE_INVALID: u8 = 3;
@@ -26,31 +29,45 @@ pub const BASE_MISSING: u8 = 8;
 
 /// The exit code for `error`.
 pub fn code(error: &anyhow::Error) -> u8 {
-    let Some(error) = error.chain().find_map(|e| e.downcast_ref::<Error>()) else {
-        return FAILURE;
-    };
-    match error {
-        Error::Verify(verify) | Error::Sink(SinkError::Verify(verify)) => verify_code(verify),
-        Error::Bundle(_) => BUNDLE_INVALID,
-        Error::Engine(_)
-        | Error::Sink(SinkError::Engine(_))
-        | Error::Source(SourceError::Engine(_)) => ENGINE,
-        Error::Sink(SinkError::Mismatch { .. }) => ENGINE,
-        Error::Source(SourceError::Missing { .. }) => IMAGES_MISSING,
-        Error::Record(RecordError::Downgrade { .. }) => DOWNGRADE,
-        Error::Sink(SinkError::BaseMissing { .. }) => BASE_MISSING,
-        _ => FAILURE,
+    match kind(error) {
+        ErrorKind::Failure => FAILURE,
+        ErrorKind::Usage => USAGE,
+        ErrorKind::BundleInvalid => BUNDLE_INVALID,
+        ErrorKind::Untrusted => UNTRUSTED,
+        ErrorKind::Engine => ENGINE,
+        ErrorKind::ImagesMissing => IMAGES_MISSING,
+        ErrorKind::Downgrade => DOWNGRADE,
+        ErrorKind::BaseMissing => BASE_MISSING,
     }
 }
 
-fn verify_code(error: &VerifyError) -> u8 {
-    if error.is_trust_failure() {
-        UNTRUSTED
-    } else if matches!(error, VerifyError::Open { .. }) {
-        FAILURE
-    } else {
-        BUNDLE_INVALID
+fn kind(error: &anyhow::Error) -> ErrorKind {
+    error
+        .chain()
+        .find_map(|e| e.downcast_ref::<Error>())
+        .map_or(ErrorKind::Failure, Error::kind)
+}
+
+/// The one-line message for `error`, before its hint.
+pub fn message(error: &anyhow::Error) -> String {
+    if stdout_closed_early(error) {
+        return "standard output was closed before the bundle was complete".into();
     }
+    format!("{error:#}")
+}
+
+/// True when the bundle being written to standard output lost its reader
+/// (`pack -o - | head`): what was read there is a cut bundle.
+fn stdout_closed_early(error: &anyhow::Error) -> bool {
+    let Some(error) = error.chain().find_map(|e| e.downcast_ref::<Error>()) else {
+        return false;
+    };
+    let (Error::Bundle(BundleError::Io { path, source, .. })
+    | Error::Source(SourceError::Store(BundleError::Io { path, source, .. }))) = error
+    else {
+        return false;
+    };
+    path == Path::new("-") && source.kind() == std::io::ErrorKind::BrokenPipe
 }
 
 /// True when the failure is only that stdout's reader went away (`| head`).
@@ -63,13 +80,18 @@ pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
 /// What to do about `error`, appended to its message; `None` where the
 /// message already says it.
 pub fn hint(error: &anyhow::Error) -> Option<&'static str> {
-    use airgap::bundle::BundleError;
     use airgap::media::docker::engine::EngineError;
+    use airgap::unpack::record::RecordError;
     let disk_full = error.chain().any(|cause| {
         cause
             .downcast_ref::<std::io::Error>()
             .is_some_and(|e| e.kind() == std::io::ErrorKind::StorageFull)
     });
+    if stdout_closed_early(error) {
+        return Some(
+            "what was read there is a cut bundle, which verify and unpack refuse; keep the reader running to the end, or write to a file with -o FILE",
+        );
+    }
     if disk_full {
         return Some(
             "the disk is full; nothing half-written was kept: free space there or choose another location",
@@ -85,6 +107,9 @@ pub fn hint(error: &anyhow::Error) -> Option<&'static str> {
     let error = error.chain().find_map(|e| e.downcast_ref::<Error>())?;
     if let Some(key) = key_error(error) {
         return key_hint(key);
+    }
+    if let Error::Bundle(BundleError::Io { path, source, .. }) = error {
+        return output_hint(path, source);
     }
     let verify = match error {
         Error::Verify(verify) | Error::Sink(SinkError::Verify(verify)) => Some(verify),
@@ -108,7 +133,7 @@ pub fn hint(error: &anyhow::Error) -> Option<&'static str> {
                 BundleError::NotABundle { .. } | BundleError::UnsupportedVersion { .. },
             ) => None,
             VerifyError::Open { .. } => None,
-            VerifyError::Bundle(BundleError::Io { source, .. }) => io_hint(source),
+            VerifyError::Bundle(BundleError::Io { path, source, .. }) => io_hint(path, source),
             VerifyError::PartsMissing { .. } | VerifyError::PartsDamaged { .. } => {
                 Some("copy those parts again; the others are fine")
             }
@@ -144,10 +169,23 @@ pub struct SinceBundle(pub std::path::PathBuf);
 
 /// A bundle that could not be read: the OS error names the cause; the only
 /// advice worth adding is for a directory named where a bundle was expected.
-fn io_hint(error: &std::io::Error) -> Option<&'static str> {
-    (error.kind() == std::io::ErrorKind::IsADirectory).then_some(
+fn io_hint(path: &Path, error: &std::io::Error) -> Option<&'static str> {
+    (error.kind() == std::io::ErrorKind::IsADirectory || path.is_dir()).then_some(
         "name the bundle file itself, or one part or the index of a split bundle; a directory is read only when it holds one split bundle",
     )
+}
+
+/// A bundle that could not be written: the two mistakes in naming `-o`.
+fn output_hint(path: &Path, error: &std::io::Error) -> Option<&'static str> {
+    match error.kind() {
+        std::io::ErrorKind::NotFound if !path.exists() => {
+            Some("that directory does not exist: create it, or name another with -o")
+        }
+        std::io::ErrorKind::IsADirectory => {
+            Some("-o names a directory: name the bundle file to write in it, as -o DIR/NAME.zst")
+        }
+        _ => None,
+    }
 }
 
 fn key_error(error: &Error) -> Option<&airgap::trust::keys::KeyError> {
@@ -174,7 +212,6 @@ fn key_hint(error: &airgap::trust::keys::KeyError) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use airgap::bundle::BundleError;
 
     const RECOPY: &str = "copy the bundle again";
 
@@ -227,5 +264,66 @@ mod tests {
             !hint.contains(RECOPY) && hint.contains("-inform DER"),
             "{hint}"
         );
+    }
+
+    #[test]
+    fn every_kind_has_its_row_of_the_table() {
+        let missing = SourceError::Missing {
+            refs: vec!["x:1".into()],
+        };
+        let unsigned = SinkError::Verify(VerifyError::Unsigned);
+        let base_missing = SinkError::BaseMissing { missing: vec![] };
+        let cases: [(Error, u8); 5] = [
+            (Error::from(missing), IMAGES_MISSING),
+            (Error::from(unsigned), UNTRUSTED),
+            (
+                Error::from(airgap::unpack::restore::RestoreError::Sink(base_missing)),
+                BASE_MISSING,
+            ),
+            (
+                Error::from(airgap::media::docker::engine::EngineError::LoadFailed {
+                    message: "no".into(),
+                }),
+                ENGINE,
+            ),
+            (
+                Error::from(VerifyError::from(BundleError::TrailingData)),
+                BUNDLE_INVALID,
+            ),
+        ];
+        for (error, expected) in cases {
+            let message = error.to_string();
+            assert_eq!(code(&error.into()), expected, "{message}");
+        }
+        assert_eq!(code(&anyhow::anyhow!("anything else")), FAILURE);
+    }
+
+    #[test]
+    fn a_bundle_cut_by_its_reader_is_told_in_words() {
+        let error: anyhow::Error = Error::from(BundleError::Io {
+            action: "writing",
+            path: "-".into(),
+            source: std::io::ErrorKind::BrokenPipe.into(),
+        })
+        .into();
+        assert_eq!(code(&error), FAILURE);
+        assert_eq!(
+            message(&error),
+            "standard output was closed before the bundle was complete"
+        );
+        assert!(hint(&error).unwrap().contains("-o FILE"));
+    }
+
+    #[test]
+    fn an_output_in_a_missing_directory_is_told_to_make_it() {
+        let error: anyhow::Error = Error::from(BundleError::Io {
+            action: "creating a work directory in",
+            path: "/nonexistent/dir".into(),
+            source: std::io::ErrorKind::NotFound.into(),
+        })
+        .into();
+        assert_eq!(code(&error), FAILURE);
+        assert!(hint(&error).unwrap().contains("create it"));
+        assert!(message(&error).contains("/nonexistent/dir"));
     }
 }

@@ -23,6 +23,7 @@ use super::output::{bytes, print};
 #[derive(Debug, clap::Args)]
 pub struct PackArgs {
     /// Image references, compose files (existing .yml/.yaml files) or a compose project directory; with none of these, no --images-file and no -f, the compose project of the current directory.
+    #[arg(value_parser = super::plan::input)]
     inputs: Vec<String>,
     /// A file listing one image reference per line (# comments allowed); repeatable.
     #[arg(long, value_name = "FILE")]

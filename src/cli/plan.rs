@@ -2,11 +2,12 @@
 //! no engine; the full report asks the engine for sizes and layers.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use airgap::image::ImageRef;
 use airgap::media::docker::DaemonSource;
 use airgap::pack::survey::Survey;
-use airgap::plan::{self, PlanError, PlanInput};
+use airgap::plan::{self, Arg, PlanError, PlanInput};
 
 use super::compose::ComposeArgs;
 use super::output::{bytes, print};
@@ -14,6 +15,7 @@ use super::output::{bytes, print};
 #[derive(Debug, clap::Args)]
 pub struct PlanArgs {
     /// Image references, compose files (existing .yml/.yaml files) or a compose project directory.
+    #[arg(value_parser = input)]
     inputs: Vec<String>,
     /// A file listing one image reference per line (# comments allowed); repeatable.
     #[arg(long, value_name = "FILE")]
@@ -60,6 +62,21 @@ pub fn run(args: PlanArgs, context: &super::Context) -> anyhow::Result<()> {
         text += "\n";
     }
     print(&text)
+}
+
+/// A positional input of pack or plan: sorted as the plan sorts it, an
+/// argument that names no compose file or directory must be a valid image
+/// reference, or the command line is refused as any bad argument is.
+pub fn input(text: &str) -> Result<String, String> {
+    if let Arg::Image(reference) = plan::classify(text, Path::new(".")) {
+        ImageRef::parse(&reference).map_err(|error| {
+            format!(
+                "no compose file or directory has this name, and it is not an image reference ({})",
+                error.source
+            )
+        })?;
+    }
+    Ok(text.to_owned())
 }
 
 fn size(size: Option<u64>) -> String {

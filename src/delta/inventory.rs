@@ -84,6 +84,16 @@ pub enum InventoryError {
     },
 }
 
+impl InventoryError {
+    /// The kind of this failure (see [`crate::Error::kind`]).
+    pub fn kind(&self) -> crate::error::kind::ErrorKind {
+        match self {
+            Self::Engine(_) => crate::error::kind::ErrorKind::Engine,
+            _ => crate::error::kind::ErrorKind::Failure,
+        }
+    }
+}
+
 impl Inventory {
     /// Takes the inventory of `engine`.
     pub fn take(engine: &Engine) -> Result<Self, InventoryError> {

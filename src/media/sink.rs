@@ -116,9 +116,16 @@ pub enum SinkError {
     /// A staging directory could not be made.
     #[error(transparent)]
     Staging(#[from] crate::store::StagingError),
-    /// Writing or reading an OCI image layout failed.
-    #[error(transparent)]
-    Layout(#[from] crate::media::layout::LayoutError),
+    /// The medium failed on its own terms (a layout directory, a registry);
+    /// its error says how.
+    #[error("{target}: {source}")]
+    Medium {
+        /// The target, as the user named it.
+        target: String,
+        /// The medium's own error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// The engine's data root lacks the space the images need.
     #[error(transparent)]
     NoSpace(#[from] crate::files::space::NoSpace),
@@ -130,6 +137,24 @@ pub enum SinkError {
         /// The layer.
         layer: Digest,
     },
+}
+
+impl SinkError {
+    /// The kind of this failure (see [`crate::Error::kind`]).
+    pub fn kind(&self) -> crate::error::kind::ErrorKind {
+        use crate::error::kind::ErrorKind;
+        match self {
+            Self::Engine(_) | Self::Mismatch { .. } => ErrorKind::Engine,
+            Self::Verify(error) => error.kind(),
+            Self::BaseMissing { .. } => ErrorKind::BaseMissing,
+            Self::Extract(error) => error.kind(),
+            Self::Stream(_)
+            | Self::NoSpace(_)
+            | Self::PatchMismatch { .. }
+            | Self::Staging(_)
+            | Self::Medium { .. } => ErrorKind::Failure,
+        }
+    }
 }
 
 impl From<crate::bundle::BundleError> for SinkError {

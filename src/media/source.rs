@@ -132,3 +132,16 @@ pub enum SourceError {
     #[error("the bundle writer stopped")]
     WriterStopped,
 }
+
+impl SourceError {
+    /// The kind of this failure (see [`crate::Error::kind`]); the bundle
+    /// being written is never the one at fault.
+    pub fn kind(&self) -> crate::error::kind::ErrorKind {
+        use crate::error::kind::ErrorKind;
+        match self {
+            Self::Missing { .. } => ErrorKind::ImagesMissing,
+            Self::Engine(_) => ErrorKind::Engine,
+            _ => ErrorKind::Failure,
+        }
+    }
+}

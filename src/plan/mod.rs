@@ -12,6 +12,7 @@ pub mod list;
 
 use std::path::{Path, PathBuf};
 
+use crate::error::kind::ErrorKind;
 use crate::image::{ImageRef, InvalidReference};
 
 pub use compose::{ComposeError, ComposeOptions, FileKind, Project, ProjectFile};
@@ -63,6 +64,21 @@ pub enum PlanError {
     /// Nothing to pack.
     #[error("no images to pack: name images, an --images-file or a compose file")]
     Empty,
+}
+
+/// The origin of references named as arguments.
+pub const COMMAND_LINE: &str = "command line";
+
+impl PlanError {
+    /// A reference or a second project named as an argument is a bad
+    /// command line; anything read from a file is that file's fault.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Reference { origin, .. } if origin == COMMAND_LINE => ErrorKind::Usage,
+            Self::SeveralProjects { .. } => ErrorKind::Usage,
+            _ => ErrorKind::Failure,
+        }
+    }
 }
 
 /// What the user named.
@@ -174,7 +190,7 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
         plan.project = Some(project);
     }
     for image in images {
-        plan.add(parse(&image, "command line".into())?);
+        plan.add(parse(&image, COMMAND_LINE.into())?);
     }
     for path in &input.image_lists {
         for (origin, given) in list::images(path)? {

@@ -124,6 +124,16 @@ pub enum RecordError {
     },
 }
 
+impl RecordError {
+    /// The kind of this failure (see [`crate::Error::kind`]).
+    pub fn kind(&self) -> crate::error::kind::ErrorKind {
+        match self {
+            Self::Downgrade { .. } => crate::error::kind::ErrorKind::Downgrade,
+            _ => crate::error::kind::ErrorKind::Failure,
+        }
+    }
+}
+
 fn describe(downgrades: &[Downgrade]) -> String {
     let first = &downgrades[0];
     let more = match downgrades.len() {

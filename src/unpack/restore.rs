@@ -67,6 +67,16 @@ pub enum RestoreError {
     Sink(#[from] SinkError),
 }
 
+impl RestoreError {
+    /// The kind of this failure (see [`crate::Error::kind`]).
+    pub fn kind(&self) -> crate::error::kind::ErrorKind {
+        match self {
+            Self::Sink(error) => error.kind(),
+            _ => crate::error::kind::ErrorKind::Failure,
+        }
+    }
+}
+
 /// What was restored.
 #[derive(Debug)]
 pub struct Restored {

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use crate::bundle::BundleError;
 use crate::display::{escape, escape_all, escape_path};
+use crate::error::kind::ErrorKind;
 use crate::trust::keys::Fingerprint;
 
 /// Why a bundle was refused.
@@ -91,5 +92,16 @@ impl VerifyError {
                 | Self::NoTrustedKeys { .. }
                 | Self::BadSignature { .. }
         )
+    }
+
+    /// Who is to blame: the signer's trust, the bundle's bytes, or (a file
+    /// that cannot be opened) this machine.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            _ if self.is_trust_failure() => ErrorKind::Untrusted,
+            Self::Open { .. } => ErrorKind::Failure,
+            Self::Bundle(error) => error.kind(),
+            _ => ErrorKind::BundleInvalid,
+        }
     }
 }

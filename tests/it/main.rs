@@ -9,6 +9,7 @@ mod beside;
 mod cli;
 mod compose;
 mod delta;
+mod exits;
 mod forged;
 mod golden;
 mod handoff;

@@ -36,6 +36,18 @@ pub enum ExtractError {
     Staging(#[from] crate::store::StagingError),
 }
 
+impl ExtractError {
+    /// The kind of this failure (see [`crate::Error::kind`]).
+    pub fn kind(&self) -> crate::error::kind::ErrorKind {
+        use crate::error::kind::ErrorKind;
+        match self {
+            Self::Engine(_) => ErrorKind::Engine,
+            Self::Save(error) => error.kind(),
+            Self::NotFound { .. } | Self::Staging(_) => ErrorKind::Failure,
+        }
+    }
+}
+
 /// The layer chains an engine holds, by image.
 pub struct LocalImages {
     images: Vec<(String, Vec<Digest>)>,

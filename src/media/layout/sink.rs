@@ -42,11 +42,18 @@ impl LayoutSink {
     }
 
     fn unreadable(&self, error: SourceError) -> SinkError {
-        SinkError::Layout(LayoutError::Malformed {
+        self.failed(LayoutError::Malformed {
             path: self.dir.clone(),
             what: "OCI image layout",
             reason: error.to_string(),
         })
+    }
+
+    fn failed(&self, error: LayoutError) -> SinkError {
+        SinkError::Medium {
+            target: format!("oci:{}", self.dir.display()),
+            source: Box::new(error),
+        }
     }
 
     /// True when every reference of `image` names its manifest in the
@@ -141,17 +148,17 @@ impl Sink for LayoutSink {
     }
 
     fn write(&self, images: &FinishedImages<'_>, progress: &dyn Progress) -> Result<(), SinkError> {
-        let mut writer = LayoutWriter::open(&self.dir)?;
+        let mut writer = LayoutWriter::open(&self.dir).map_err(|e| self.failed(e))?;
         images.for_each_blob(progress, &mut |blob: &BlobRef, content| {
             writer
                 .put_blob(blob, content)
                 .map(|_| ())
-                .map_err(SinkError::from)
+                .map_err(|e| self.failed(e))
         })?;
         for image in images.images() {
             writer.add_image(&image.refs, &image.manifest, Some(&image.platform));
         }
-        Ok(writer.finish()?)
+        writer.finish().map_err(|e| self.failed(e))
     }
 
     fn tag(&self, image: &BundleImage, already_present: bool) -> Result<LoadedImage, SinkError> {
