@@ -576,3 +576,18 @@ fn a_blob_altered_in_place_is_caught_streamed_or_staged() {
         "{error}"
     );
 }
+
+#[test]
+fn a_plain_layer_the_sink_holds_is_not_read() {
+    let temp = tempfile::tempdir().unwrap();
+    let web = image("web", &[BASE, b"web"]);
+    let mut writer = LayoutWriter::open(temp.path()).unwrap();
+    write(&mut writer, &web, &[BASE, b"web"], &["fixture/web:1"]);
+    writer.finish().unwrap();
+    std::fs::remove_file(temp.path().join(Digest::of(BASE).blob_path())).unwrap();
+    let mut sink = Collector::new(true);
+    sink.layers.insert(Digest::of(BASE), BASE.to_vec());
+    let records = export(temp.path(), &["fixture/web:1"], &mut sink).unwrap();
+    assert_eq!(records[0].layers, web.layers);
+    assert_eq!(sink.streamed, [Digest::of(b"web")]);
+}
