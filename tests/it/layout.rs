@@ -94,7 +94,14 @@ fn write_layout(bundle: &Path, dir: &Path, only: Option<&str>) {
             digest: entry["digest"].as_str().unwrap().parse().unwrap(),
             size: entry["size"].as_u64().unwrap(),
         };
-        writer.add_image(&[ImageRef::parse(name).unwrap()], &manifest, None);
+        // The platform an unpack knows from the config, as it would pass it.
+        let blob = |digest: &serde_json::Value| {
+            let digest: Digest = digest.as_str().unwrap().parse().unwrap();
+            &files[&digest.blob_path()]
+        };
+        let image: serde_json::Value = serde_json::from_slice(blob(&entry["digest"])).unwrap();
+        let config: Platform = serde_json::from_slice(blob(&image["config"]["digest"])).unwrap();
+        writer.add_image(&[ImageRef::parse(name).unwrap()], &manifest, Some(&config));
     }
     writer.finish().unwrap();
 }

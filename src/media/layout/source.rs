@@ -172,10 +172,15 @@ fn export_layer(
     layers: &mut dyn LayerSink,
     progress: &dyn Progress,
 ) -> Result<u64, Exported> {
+    // A plain tar named by its diff ID: its size is known without reading it.
+    let named_plain = layer.compression == Compression::None && layer.blob.digest == layer.diff_id;
+    if named_plain && layers.has_layer(&layer.diff_id) {
+        progress.advance(layer.blob.size);
+        return Ok(layer.blob.size);
+    }
     let file = reader.open_blob(&layer.blob)?;
     let mut content = HashingReader::new(ProgressReader::new(file, progress));
-    let plain = layer.compression == Compression::None;
-    if plain && layer.blob.digest == layer.diff_id && layers.takes_stream(&layer.diff_id) {
+    if named_plain && layers.takes_stream(&layer.diff_id) {
         let size = layer.blob.size;
         layers.stream_layer(&layer.diff_id, size, &mut (&mut content).take(size))?;
         let (actual, read) = content.finish();

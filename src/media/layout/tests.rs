@@ -175,6 +175,10 @@ fn images_sharing_a_layer_merge_into_a_layout_without_rewriting_blobs() {
             ("docker.io/fixture/web:1".into(), web2_manifest),
         ]
     );
+    // The same index gives the same bytes.
+    let written = std::fs::read(dir.join("index.json")).unwrap();
+    LayoutWriter::open(&dir).unwrap().finish().unwrap();
+    assert_eq!(std::fs::read(dir.join("index.json")).unwrap(), written);
     let after = blob_files(&dir);
     for (name, inode) in &before {
         assert_eq!(after.get(name), Some(inode), "blob {name} was rewritten");
@@ -261,6 +265,28 @@ fn a_link_planted_for_the_blobs_directory_is_not_followed() {
         "{error:?}"
     );
     assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+}
+
+#[test]
+fn a_link_planted_at_a_blob_name_is_replaced_when_writing_and_refused_when_reading() {
+    let temp = tempfile::tempdir().unwrap();
+    let victim = temp.path().join("victim");
+    std::fs::write(&victim, BASE).unwrap();
+    let dir = temp.path().join("out");
+    let web = image("web", &[BASE]);
+    let mut writer = LayoutWriter::open(&dir).unwrap();
+    let planted = dir.join(Digest::of(BASE).blob_path());
+    std::os::unix::fs::symlink(&victim, &planted).unwrap();
+    assert!(!writer.has_blob(&blob(BASE)), "a link is not a blob");
+    write(&mut writer, &web, &[BASE], &["fixture/web:1"]);
+    writer.finish().unwrap();
+    assert!(std::fs::symlink_metadata(&planted).unwrap().is_file());
+    export(&dir, &["fixture/web:1"], &mut Collector::new(true)).unwrap();
+
+    std::fs::remove_file(&planted).unwrap();
+    std::os::unix::fs::symlink(&victim, &planted).unwrap();
+    let error = export(&dir, &["fixture/web:1"], &mut Collector::new(true)).unwrap_err();
+    assert!(error.to_string().contains("symbolic link"), "{error}");
 }
 
 /// Keeps what the source hands over, streamed or staged.
@@ -550,4 +576,19 @@ fn a_blob_altered_in_place_is_caught_streamed_or_staged() {
         error.to_string().contains("does not hash to its name"),
         "{error}"
     );
+}
+
+#[test]
+fn a_plain_layer_the_sink_holds_is_not_read() {
+    let temp = tempfile::tempdir().unwrap();
+    let web = image("web", &[BASE, b"web"]);
+    let mut writer = LayoutWriter::open(temp.path()).unwrap();
+    write(&mut writer, &web, &[BASE, b"web"], &["fixture/web:1"]);
+    writer.finish().unwrap();
+    std::fs::remove_file(temp.path().join(Digest::of(BASE).blob_path())).unwrap();
+    let mut sink = Collector::new(true);
+    sink.layers.insert(Digest::of(BASE), BASE.to_vec());
+    let records = export(temp.path(), &["fixture/web:1"], &mut sink).unwrap();
+    assert_eq!(records[0].layers, web.layers);
+    assert_eq!(sink.streamed, [Digest::of(b"web")]);
 }
