@@ -14,6 +14,7 @@ use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
 
+use crate::files::untrusted::describe;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
 
@@ -356,19 +357,6 @@ fn check_regular(kind: FileType, path: impl Fn() -> PathBuf) -> Result<(), Benea
     }
 }
 
-/// What an entry of `kind` is, for a message.
-fn describe(kind: FileType) -> &'static str {
-    match kind {
-        FileType::RegularFile => "a regular file",
-        FileType::Directory => "a directory",
-        FileType::Symlink => "a symbolic link",
-        FileType::Fifo => "a FIFO (named pipe)",
-        FileType::CharacterDevice => "a character device",
-        FileType::BlockDevice => "a block device",
-        FileType::Socket => "a socket",
-        _ => "not an ordinary file",
-    }
-}
 
 #[cfg(test)]
 mod tests {

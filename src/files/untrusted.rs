@@ -51,7 +51,16 @@ pub fn open_regular(path: &Path, links: Links) -> io::Result<File> {
 }
 
 fn not_regular(kind: FileType) -> io::Error {
-    let what = match kind {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("it is {}, not a regular file", describe(kind)),
+    )
+}
+
+/// A kind of file as a person would name it (`a FIFO (named pipe)`).
+pub fn describe(kind: FileType) -> &'static str {
+    match kind {
+        FileType::RegularFile => "a regular file",
         FileType::Directory => "a directory",
         FileType::Fifo => "a FIFO (named pipe)",
         FileType::CharacterDevice => "a character device",
@@ -59,11 +68,7 @@ fn not_regular(kind: FileType) -> io::Error {
         FileType::Socket => "a socket",
         FileType::Symlink => "a symbolic link",
         _ => "not an ordinary file",
-    };
-    io::Error::new(
-        io::ErrorKind::InvalidInput,
-        format!("it is {what}, not a regular file"),
-    )
+    }
 }
 
 /// Reads all of the regular file `path`, refusing one larger than `limit`

@@ -8,6 +8,7 @@ use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
+use crate::files::untrusted::describe;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
 
@@ -141,17 +142,4 @@ fn explain(errno: Errno, parent: &impl AsFd, name: &str, path: &Path) -> io::Err
     }
     let error = io::Error::from(errno);
     io::Error::new(error.kind(), format!("{shown}: {error}"))
-}
-
-fn describe(kind: FileType) -> &'static str {
-    match kind {
-        FileType::RegularFile => "a regular file",
-        FileType::Directory => "a directory",
-        FileType::Fifo => "a FIFO (named pipe)",
-        FileType::CharacterDevice => "a character device",
-        FileType::BlockDevice => "a block device",
-        FileType::Socket => "a socket",
-        FileType::Symlink => "a symbolic link",
-        _ => "not an ordinary file",
-    }
 }
