@@ -19,7 +19,7 @@ use crate::bundle::writer::BundleWriter;
 use crate::digest::{Digest, HashingWriter};
 use crate::error::Error;
 use crate::image::{BlobRef, ImageRef};
-use crate::media::source::Source;
+use crate::media::source::{ResolvedImage, Source, SourceError};
 use crate::progress::Progress;
 use crate::store::StagedLayer;
 use crate::store::StagedLayers;
@@ -47,19 +47,28 @@ pub struct SiteImage {
 pub fn prepare(
     writer: &mut BundleWriter,
     source: &dyn Source,
-    refs: &[ImageRef],
+    images: &[ResolvedImage],
     site: &Site,
     patch: bool,
     progress: &dyn Progress,
 ) -> Result<Vec<StagedLayers>, Error> {
-    let lists = source.layer_lists(refs)?;
+    let mut refs = Vec::new();
+    let mut lists = Vec::new();
+    for image in images {
+        let layers = image.layers.as_ref().ok_or(SourceError::NoLayerLists)?;
+        for reference in &image.refs {
+            refs.push(reference.clone());
+            lists.push(layers.clone());
+        }
+    }
+    let refs = &refs;
     let chains: Vec<Vec<Digest>> = site.images.iter().map(|i| i.layers.clone()).collect();
     let left = left_out(&lists, &chains);
     let mut staged = Vec::new();
     if patch {
         let pairs = patch_pairs(refs, &lists, &site.images, &left);
         let bases: HashSet<Digest> = pairs.values().cloned().collect();
-        let mut references = source.extract_layers(&bases, progress)?;
+        let mut references = source.supply_layers(&bases, progress)?;
         let still_wanted: HashSet<Digest> = bases
             .iter()
             .filter(|b| !references.layers.contains_key(*b))

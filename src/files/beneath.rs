@@ -357,7 +357,6 @@ fn check_regular(kind: FileType, path: impl Fn() -> PathBuf) -> Result<(), Benea
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::{PermissionsExt, symlink};

@@ -27,45 +27,75 @@ pub trait LayerSink {
     /// Takes a layer whose digest the archive named before its bytes (OCI
     /// layouts name blobs by digest) while it streams past, so nothing waits
     /// for the whole layer. `content` yields exactly `size` bytes; the source
-    /// checks their digest and fails the export if it differs.
+    /// checks their digest and fails the export if it differs. A sink that
+    /// does not take streams ([`LayerSink::takes_stream`] false) gets them
+    /// staged like any other layer.
     fn stream_layer(
         &mut self,
-        _digest: &Digest,
-        _size: u64,
-        _content: &mut dyn std::io::Read,
+        digest: &Digest,
+        size: u64,
+        content: &mut dyn std::io::Read,
     ) -> Result<(), SourceError> {
-        unreachable!("takes_stream is false for sinks that cannot stream")
+        let path = self
+            .staging_dir()
+            .join(format!("streamed-{}", digest.hex()));
+        let staged = crate::store::stage::stage(std::io::Read::take(content, size), &path)
+            .map_err(|source| SourceError::Stage {
+                path: path.clone(),
+                source,
+            })?;
+        self.put_layer(StagedLayer {
+            path,
+            digest: staged.digest,
+            size: staged.size,
+        })
     }
 }
 
-/// Where images come from.
+/// One image a source found for what the user asked, with every
+/// reference that names it.
+#[derive(Clone, Debug)]
+pub struct ResolvedImage {
+    /// The references, as the user gave them.
+    pub refs: Vec<ImageRef>,
+    /// The source's own identity of the image (an engine's image ID, a
+    /// layout's manifest digest); `None` where only a name finds it.
+    pub id: Option<Digest>,
+    /// Its layers' diff IDs, bottom first, where the source knows them
+    /// before exporting (a delta needs them to decide what to leave out).
+    pub layers: Option<Vec<Digest>>,
+}
+
+/// Where images come from. A source first resolves what the user asked for
+/// (naming everything missing in one error), then exports exactly those
+/// images into the bundle's blob store.
 pub trait Source {
     /// Describes the source for the bundle manifest.
     fn describe(&self) -> crate::bundle::SourceInfo;
 
-    /// Checks every reference exists; one error names all that are missing.
-    fn check(&self, refs: &[ImageRef]) -> Result<(), SourceError>;
-
-    /// The layers (diff IDs, bottom first) of each reference, known before
-    /// the export starts, so a delta can decide what to leave out.
-    fn layer_lists(&self, refs: &[ImageRef]) -> Result<Vec<Vec<Digest>>, SourceError>;
-
-    /// Stages the layers with these digests that the source holds (in any of
-    /// its images), for patches to be made against; others are skipped.
-    fn extract_layers(
-        &self,
-        digests: &std::collections::HashSet<Digest>,
-        progress: &dyn Progress,
-    ) -> Result<StagedLayers, SourceError>;
+    /// Finds every reference: one [`ResolvedImage`] per distinct image, or
+    /// one [`SourceError::Missing`] naming every reference not found.
+    fn resolve(&self, refs: &[ImageRef]) -> Result<Vec<ResolvedImage>, SourceError>;
 
     /// Streams the images' layers into `layers` and returns one record per
     /// distinct image, with every reference that names it.
     fn export(
         &self,
-        refs: &[ImageRef],
+        images: &[ResolvedImage],
         layers: &mut dyn LayerSink,
         progress: &dyn Progress,
     ) -> Result<Vec<ImageRecord>, SourceError>;
+
+    /// Stages layers with these digests that the source holds beyond what
+    /// it exports (in any of its images), for patches to be made against;
+    /// others are skipped. A source holding nothing else stages nothing.
+    fn supply_layers(
+        &self,
+        _digests: &std::collections::HashSet<Digest>,
+        _progress: &dyn Progress,
+    ) -> Result<StagedLayers, SourceError> {
+        Ok(StagedLayers::none()?)
+    }
 }
 
 /// Why a source could not deliver.

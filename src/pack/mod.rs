@@ -62,7 +62,7 @@ pub fn pack(
     options: &PackOptions,
     progress: &dyn Progress,
 ) -> Result<WrittenBundle, Error> {
-    source.check(&plan.images)?;
+    let resolved = source.resolve(&plan.images)?;
     let files = match &options.compose {
         Some(project) => read_project_files(project)?,
         None => Vec::new(),
@@ -78,7 +78,7 @@ pub fn pack(
         Some(site) => Some(delta::prepare(
             &mut writer,
             source,
-            &plan.images,
+            &resolved,
             site,
             options.patch,
             progress,
@@ -96,7 +96,7 @@ pub fn pack(
             handed_over: HashSet::new(),
             needs_staging,
         };
-        let records = source.export(&plan.images, &mut queue, progress);
+        let records = source.export(&resolved, &mut queue, progress);
         drop(queue);
         let writer = compressing
             .join()

@@ -18,7 +18,7 @@ use crate::progress::{Progress, Task};
 
 pub use contents::{ArchiveContents, ArchiveFile, read_archive};
 
-use crate::media::source::{LayerSink, Source, SourceError};
+use crate::media::source::{LayerSink, ResolvedImage, Source, SourceError};
 
 /// How to recognise a wanted image in an archive.
 #[derive(Clone, Debug)]
@@ -293,35 +293,31 @@ impl Source for ArchiveSource {
         }
     }
 
-    fn check(&self, refs: &[ImageRef]) -> Result<(), SourceError> {
+    fn resolve(&self, refs: &[ImageRef]) -> Result<Vec<ResolvedImage>, SourceError> {
         let tags = self.tags()?;
         let missing: Vec<String> = refs
             .iter()
             .filter(|r| !tags.iter().any(|t| t.name == r.name))
             .map(|r| r.given.clone())
             .collect();
-        if missing.is_empty() {
-            Ok(())
-        } else {
-            Err(SourceError::Missing { refs: missing })
+        if !missing.is_empty() {
+            return Err(SourceError::Missing { refs: missing });
         }
-    }
-
-    fn extract_layers(
-        &self,
-        _: &HashSet<Digest>,
-        _: &dyn Progress,
-    ) -> Result<crate::store::StagedLayers, SourceError> {
-        Ok(crate::store::StagedLayers::none()?)
-    }
-
-    fn layer_lists(&self, _: &[ImageRef]) -> Result<Vec<Vec<Digest>>, SourceError> {
-        Err(SourceError::NoLayerLists)
+        // Which tags name one image, and its layers, show only once the
+        // archive is read; the export merges images by config digest.
+        Ok(refs
+            .iter()
+            .map(|reference| ResolvedImage {
+                refs: vec![reference.clone()],
+                id: None,
+                layers: None,
+            })
+            .collect())
     }
 
     fn export(
         &self,
-        refs: &[ImageRef],
+        images: &[ResolvedImage],
         layers: &mut dyn LayerSink,
         progress: &dyn Progress,
     ) -> Result<Vec<ImageRecord>, SourceError> {
@@ -331,10 +327,10 @@ impl Source for ArchiveSource {
         let contents = read_archive(file, &staging, &HashSet::new(), layers, progress);
         progress.finish();
         let mut contents = contents?;
-        let wanted: Vec<WantedImage> = refs
+        let wanted: Vec<WantedImage> = images
             .iter()
-            .map(|r| WantedImage {
-                refs: vec![r.clone()],
+            .map(|image| WantedImage {
+                refs: image.refs.clone(),
                 identity: Identity::Tag,
             })
             .collect();

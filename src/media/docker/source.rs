@@ -12,7 +12,7 @@ use crate::progress::{Progress, Task};
 use crate::store::StagedLayers;
 
 use crate::media::archive::{self, Identity, WantedImage};
-use crate::media::source::{LayerSink, Source, SourceError};
+use crate::media::source::{LayerSink, ResolvedImage, Source, SourceError};
 
 /// Images from the engine behind `engine`.
 pub struct DaemonSource {
@@ -80,11 +80,25 @@ impl Source for DaemonSource {
         }
     }
 
-    fn check(&self, refs: &[ImageRef]) -> Result<(), SourceError> {
-        self.inspect_all(refs).map(|_| ())
+    fn resolve(&self, refs: &[ImageRef]) -> Result<Vec<ResolvedImage>, SourceError> {
+        let mut resolved: Vec<ResolvedImage> = Vec::new();
+        for (reference, image) in self.inspect_all(refs)? {
+            match resolved
+                .iter_mut()
+                .find(|r| r.id.as_ref() == Some(&image.id))
+            {
+                Some(existing) => existing.refs.push(reference),
+                None => resolved.push(ResolvedImage {
+                    refs: vec![reference],
+                    id: Some(image.id),
+                    layers: Some(image.diff_ids),
+                }),
+            }
+        }
+        Ok(resolved)
     }
 
-    fn extract_layers(
+    fn supply_layers(
         &self,
         digests: &HashSet<Digest>,
         progress: &dyn Progress,
@@ -101,40 +115,36 @@ impl Source for DaemonSource {
         extract(&self.engine, &local, &held, progress).map_err(from_extract)
     }
 
-    fn layer_lists(&self, refs: &[ImageRef]) -> Result<Vec<Vec<Digest>>, SourceError> {
-        Ok(self
-            .inspect_all(refs)?
-            .into_iter()
-            .map(|(_, image)| image.diff_ids)
-            .collect())
-    }
-
     fn export(
         &self,
-        refs: &[ImageRef],
+        images: &[ResolvedImage],
         layers: &mut dyn LayerSink,
         progress: &dyn Progress,
     ) -> Result<Vec<ImageRecord>, SourceError> {
-        let inspected = self.inspect_all(refs)?;
         let mut wanted: Vec<WantedImage> = Vec::new();
         let mut expected_layers: HashSet<Digest> = HashSet::new();
-        for (reference, image) in &inspected {
-            expected_layers.extend(image.diff_ids.iter().cloned());
-            match wanted
-                .iter_mut()
-                .find(|w| matches!(&w.identity, Identity::Engine { id, .. } if id == &image.id))
-            {
-                Some(existing) => existing.refs.push(reference.clone()),
-                None => wanted.push(WantedImage {
-                    refs: vec![reference.clone()],
-                    identity: Identity::Engine {
-                        id: image.id.clone(),
-                        diff_ids: image.diff_ids.clone(),
-                    },
-                }),
-            }
+        for image in images {
+            // Resolved here, an image always has both; by name otherwise.
+            let identity = match (&image.id, &image.layers) {
+                (Some(id), Some(diff_ids)) => {
+                    expected_layers.extend(diff_ids.iter().cloned());
+                    Identity::Engine {
+                        id: id.clone(),
+                        diff_ids: diff_ids.clone(),
+                    }
+                }
+                _ => Identity::Tag,
+            };
+            wanted.push(WantedImage {
+                refs: image.refs.clone(),
+                identity,
+            });
         }
-        let mut names: Vec<String> = refs.iter().map(|r| r.given.clone()).collect();
+        let mut names: Vec<String> = images
+            .iter()
+            .flat_map(|i| &i.refs)
+            .map(|r| r.given.clone())
+            .collect();
         names.dedup();
         progress.start(Task::Saving, None);
         let staging = layers.staging_dir().to_owned();

@@ -5,14 +5,14 @@
 //! layer the sink already holds is not read at all. Every layer's
 //! uncompressed digest must be the config's diff ID.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::io::{self, BufReader, BufWriter, Read};
 use std::path::{Path, PathBuf};
 
 use crate::bundle::SourceInfo;
 use crate::digest::{Digest, HashingReader, HashingWriter};
 use crate::image::{BlobRef, ImageRecord, ImageRef};
-use crate::media::source::{LayerSink, Source, SourceError};
+use crate::media::source::{LayerSink, ResolvedImage, Source, SourceError};
 use crate::progress::{Progress, ProgressReader, Task};
 use crate::store::StagedLayer;
 
@@ -31,7 +31,7 @@ impl LayoutSource {
         }
     }
 
-    fn resolve(&self, refs: &[ImageRef]) -> Result<(LayoutReader, Vec<LayoutImage>), SourceError> {
+    fn open(&self, refs: &[ImageRef]) -> Result<(LayoutReader, Vec<LayoutImage>), SourceError> {
         let reader = LayoutReader::open(&self.dir)?;
         let images = reader.resolve(refs)?;
         Ok((reader, images))
@@ -47,39 +47,26 @@ impl Source for LayoutSource {
         }
     }
 
-    fn check(&self, refs: &[ImageRef]) -> Result<(), SourceError> {
-        self.resolve(refs).map(drop)
-    }
-
-    fn layer_lists(&self, refs: &[ImageRef]) -> Result<Vec<Vec<Digest>>, SourceError> {
-        let (_, images) = self.resolve(refs)?;
-        Ok(refs
-            .iter()
-            .map(|reference| {
-                images
-                    .iter()
-                    .find(|image| image.refs.contains(reference))
-                    .map(|image| image.layers.iter().map(|l| l.diff_id.clone()).collect())
-                    .unwrap_or_default()
+    fn resolve(&self, refs: &[ImageRef]) -> Result<Vec<ResolvedImage>, SourceError> {
+        let (_, images) = self.open(refs)?;
+        Ok(images
+            .into_iter()
+            .map(|image| ResolvedImage {
+                id: Some(image.manifest.digest.clone()),
+                layers: Some(image.layers.iter().map(|l| l.diff_id.clone()).collect()),
+                refs: image.refs,
             })
             .collect())
     }
 
-    fn extract_layers(
-        &self,
-        _: &HashSet<Digest>,
-        _: &dyn Progress,
-    ) -> Result<crate::store::StagedLayers, SourceError> {
-        Ok(crate::store::StagedLayers::none()?)
-    }
-
     fn export(
         &self,
-        refs: &[ImageRef],
+        images: &[ResolvedImage],
         layers: &mut dyn LayerSink,
         progress: &dyn Progress,
     ) -> Result<Vec<ImageRecord>, SourceError> {
-        let (reader, images) = self.resolve(refs)?;
+        let refs: Vec<ImageRef> = images.iter().flat_map(|i| i.refs.clone()).collect();
+        let (reader, images) = self.open(&refs)?;
         let total = images
             .iter()
             .flat_map(|image| &image.layers)

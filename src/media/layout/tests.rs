@@ -349,7 +349,9 @@ fn export(
     sink: &mut Collector,
 ) -> Result<Vec<ImageRecord>, SourceError> {
     let refs: Vec<ImageRef> = refs.iter().map(|r| reference(r)).collect();
-    LayoutSource::new(dir).export(&refs, sink, &NoProgress)
+    let source = LayoutSource::new(dir);
+    let resolved = source.resolve(&refs)?;
+    source.export(&resolved, sink, &NoProgress)
 }
 
 #[test]
@@ -387,11 +389,15 @@ fn images_written_read_back_the_same_streamed_or_staged() {
         assert_eq!(sink.streamed.len(), if streams { 3 } else { 0 });
         assert_eq!(std::fs::read_dir(sink.staging.path()).unwrap().count(), 0);
     }
-    let lists = LayoutSource::new(temp.path())
-        .layer_lists(&[reference("fixture/web:1"), reference("fixture/api:1")])
+    let resolved = LayoutSource::new(temp.path())
+        .resolve(&[reference("fixture/web:1"), reference("fixture/api:1")])
         .unwrap();
-    assert_eq!(lists[0], [Digest::of(BASE), Digest::of(b"web")]);
-    assert_eq!(lists[1], [Digest::of(BASE), Digest::of(b"api")]);
+    let lists: Vec<&Vec<Digest>> = resolved
+        .iter()
+        .map(|i| i.layers.as_ref().unwrap())
+        .collect();
+    assert_eq!(*lists[0], [Digest::of(BASE), Digest::of(b"web")]);
+    assert_eq!(*lists[1], [Digest::of(BASE), Digest::of(b"api")]);
 }
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {
@@ -529,7 +535,7 @@ fn every_missing_reference_is_named_in_one_error_with_what_the_layout_holds() {
         reference("fixture/nope:1"),
         reference("other:2"),
     ];
-    let error = source.check(&wanted).unwrap_err();
+    let error = source.resolve(&wanted).unwrap_err();
     let SourceError::Missing { refs } = &error else {
         panic!("{error}")
     };
@@ -543,7 +549,7 @@ fn every_missing_reference_is_named_in_one_error_with_what_the_layout_holds() {
         message.contains("holds docker.io/fixture/web:1"),
         "{message}"
     );
-    source.check(&wanted[..1]).unwrap();
+    source.resolve(&wanted[..1]).unwrap();
 }
 
 #[test]
@@ -551,7 +557,7 @@ fn a_directory_without_oci_layout_is_refused_as_a_source() {
     let temp = tempfile::tempdir().unwrap();
     std::fs::write(temp.path().join("index.json"), b"{}").unwrap();
     let error = LayoutSource::new(temp.path())
-        .check(&[reference("fixture/web:1")])
+        .resolve(&[reference("fixture/web:1")])
         .unwrap_err();
     assert!(error.to_string().contains("no oci-layout file"), "{error}");
 }
