@@ -8,6 +8,7 @@ mod archive;
 mod beside;
 mod cli;
 mod compose;
+mod conformance;
 mod delta;
 mod exits;
 mod forged;
