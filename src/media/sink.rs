@@ -91,7 +91,7 @@ pub enum SinkError {
     Verify(#[from] VerifyError),
     /// After loading, a reference resolves to something other than the bundle's image.
     #[error(
-        "after loading, {reference} on the engine is {found}, not the bundle's image {expected}"
+        "after loading, {reference} on the target is {found}, not the bundle's image {expected}"
     )]
     Mismatch {
         /// The reference.

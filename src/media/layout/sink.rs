@@ -67,10 +67,15 @@ impl LayoutSink {
                 return Ok(false);
             }
         }
-        let blobs = [&image.manifest, &image.config]
+        Ok(self.has_blobs(image))
+    }
+
+    /// True when every blob `image` needs is in the layout, at its size.
+    fn has_blobs(&self, image: &BundleImage) -> bool {
+        [&image.manifest, &image.config]
             .into_iter()
-            .chain(&image.layers);
-        Ok(blobs.into_iter().all(|blob| self.has_blob(blob)))
+            .chain(&image.layers)
+            .all(|blob| self.has_blob(blob))
     }
 
     fn has_blob(&self, blob: &BlobRef) -> bool {
@@ -192,6 +197,6 @@ impl Sink for LayoutSink {
         let named = reader
             .named(&reference)
             .map_err(|error| self.unreadable(error))?;
-        Ok(named.as_ref() == Some(&image.manifest.digest) && self.has_blob(&image.manifest))
+        Ok(named.as_ref() == Some(&image.manifest.digest) && self.has_blobs(image))
     }
 }
