@@ -181,11 +181,8 @@ fn from_bundle(
     if wanted.is_empty() {
         return Ok(());
     }
-    let file = std::fs::File::open(path).map_err(|source| crate::bundle::BundleError::Io {
-        action: "reading",
-        path: path.to_owned(),
-        source,
-    })?;
+    // Found as unpack finds a bundle, so a split --since bundle reads too.
+    let file = crate::verify::locate::Location::find(path, None)?.open()?;
     let dir = staged.dir().to_owned();
     let mut found = Vec::new();
     reader::read(

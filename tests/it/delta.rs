@@ -239,11 +239,28 @@ fn a_delta_on_a_site_without_its_base_is_refused_and_loads_nothing() {
 /// comes from the earlier bundle named with --since.
 #[test]
 fn a_patch_can_be_made_against_a_layer_of_an_earlier_bundle() {
+    patch_against_earlier_bundle(&[]);
+}
+
+/// The same, with the earlier bundle in parts: `--since` names it as
+/// unpack would, and its layers are read across the parts.
+#[test]
+fn a_patch_can_be_made_against_a_layer_of_an_earlier_split_bundle() {
+    patch_against_earlier_bundle(&["--split", "256K"]);
+}
+
+fn patch_against_earlier_bundle(earlier: &[&str]) {
     let (_lock, [connected, offline]) = engines!("a-connected", "a-offline");
     fixtures::ensure(&connected);
     offline.wipe();
     let (_dir, dir) = workdir_with_keys();
-    pack(&connected, &dir, &V1, "v1.zst", &[]);
+    pack(&connected, &dir, &V1, "v1.zst", earlier);
+    if !earlier.is_empty() {
+        assert!(
+            dir.join("v1.zst.002").is_file(),
+            "the earlier bundle is in parts"
+        );
+    }
     let expected_base = top_layer(&connected, "fixture/app:1");
     connected.docker(&["rmi", "fixture/app:1"]);
     pack(&connected, &dir, &V2, "patch.zst", &["--since", "v1.zst"]);
