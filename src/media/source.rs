@@ -86,6 +86,12 @@ pub trait Source {
         progress: &dyn Progress,
     ) -> Result<Vec<ImageRecord>, SourceError>;
 
+    /// The sizes of `image`'s layers, bottom first, where the source can
+    /// tell them without exporting (for `airgap plan`); `None` otherwise.
+    fn layer_sizes(&self, _image: &ResolvedImage) -> Result<Option<Vec<u64>>, SourceError> {
+        Ok(None)
+    }
+
     /// Stages layers with these digests that the source holds beyond what
     /// it exports (in any of its images), for patches to be made against;
     /// others are skipped. A source holding nothing else stages nothing.

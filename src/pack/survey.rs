@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::digest::Digest;
 use crate::error::Error;
-use crate::media::docker::DaemonSource;
+use crate::media::source::{Source, SourceError};
 use crate::plan::Plan;
 
 /// The survey of a plan against a source.
@@ -66,8 +66,9 @@ pub struct SharedLayer {
     pub used_by: Vec<String>,
 }
 
-/// Surveys `plan` against the engine behind `source`.
-pub fn survey(source: &DaemonSource, plan: &Plan) -> Result<Survey, Error> {
+/// Surveys `plan` against `source`: each reference is resolved on its own,
+/// so every missing one is listed beside those found.
+pub fn survey(source: &dyn Source, plan: &Plan) -> Result<Survey, Error> {
     let mut images = Vec::new();
     let mut missing = Vec::new();
     for reference in &plan.images {
@@ -77,23 +78,25 @@ pub fn survey(source: &DaemonSource, plan: &Plan) -> Result<Survey, Error> {
             .filter(|s| s.image.given == reference.given)
             .map(|s| s.service.clone())
             .collect();
-        let found = source.engine().inspect(&reference.given)?;
-        let Some(found) = found else {
-            missing.push(reference.given.clone());
-            images.push(SurveyedImage {
-                reference: reference.given.clone(),
-                services,
-                id: None,
-                layers: Vec::new(),
-            });
-            continue;
+        let found = match source.resolve(std::slice::from_ref(reference)) {
+            Ok(mut found) if found.len() == 1 => found.remove(0),
+            Ok(_) | Err(SourceError::Missing { .. }) => {
+                missing.push(reference.given.clone());
+                images.push(SurveyedImage {
+                    reference: reference.given.clone(),
+                    services,
+                    id: None,
+                    layers: Vec::new(),
+                });
+                continue;
+            }
+            Err(error) => return Err(error.into()),
         };
-        let sizes = source
-            .engine()
-            .layer_sizes(&reference.given, found.diff_ids.len())?;
+        let sizes = source.layer_sizes(&found)?;
         let layers = found
-            .diff_ids
+            .layers
             .iter()
+            .flatten()
             .enumerate()
             .map(|(i, digest)| SurveyedLayer {
                 digest: digest.clone(),
@@ -103,7 +106,7 @@ pub fn survey(source: &DaemonSource, plan: &Plan) -> Result<Survey, Error> {
         images.push(SurveyedImage {
             reference: reference.given.clone(),
             services,
-            id: Some(found.id),
+            id: found.id,
             layers,
         });
     }

@@ -98,6 +98,13 @@ impl Source for DaemonSource {
         Ok(resolved)
     }
 
+    fn layer_sizes(&self, image: &ResolvedImage) -> Result<Option<Vec<u64>>, SourceError> {
+        let (Some(reference), Some(layers)) = (image.refs.first(), &image.layers) else {
+            return Ok(None);
+        };
+        Ok(self.engine.layer_sizes(&reference.given, layers.len())?)
+    }
+
     fn supply_layers(
         &self,
         digests: &HashSet<Digest>,
