@@ -11,7 +11,8 @@
 //! - [`plan`]: compose files and image lists → image references.
 //! - [`media`]: one module per medium, each a source and/or a sink with the
 //!   same verbs: [`media::docker`] (the Engine API), [`media::archive`]
-//!   (`docker save` archives and the `docker load` stream).
+//!   (`docker save` archives and the `docker load` stream), [`media::layout`]
+//!   (OCI image layout directories).
 //! - [`store`]: layers staged on disk between a medium and the bundle or a sink.
 //! - [`bundle`]: the on-disk format (bundle-spec/FORMAT.md), writer and streaming reader.
 //! - [`verify`]: finding a bundle, its signature, seal and digests; only it

@@ -186,9 +186,8 @@ mod tests {
         let engine = || EngineError::LoadFailed {
             message: "no".into(),
         };
-        let extract = || crate::media::docker::extract::ExtractError::Engine(engine());
         assert_eq!(
-            Error::Sink(SinkError::Extract(extract())).kind(),
+            Error::Sink(SinkError::Engine(engine())).kind(),
             ErrorKind::Engine
         );
         assert_eq!(

@@ -110,9 +110,6 @@ pub enum SinkError {
         /// Each image and the layers it lacks.
         missing: Vec<MissingBase>,
     },
-    /// Taking left-out layers or patch references from the engine failed.
-    #[error("cannot take the layers the bundle builds on from the engine's images")]
-    Extract(#[from] crate::media::docker::extract::ExtractError),
     /// A staging directory could not be made.
     #[error(transparent)]
     Staging(#[from] crate::store::StagingError),
@@ -147,7 +144,6 @@ impl SinkError {
             Self::Engine(_) | Self::Mismatch { .. } => ErrorKind::Engine,
             Self::Verify(error) => error.kind(),
             Self::BaseMissing { .. } => ErrorKind::BaseMissing,
-            Self::Extract(error) => error.kind(),
             Self::Stream(_)
             | Self::NoSpace(_)
             | Self::PatchMismatch { .. }

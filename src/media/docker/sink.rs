@@ -11,12 +11,13 @@ use crate::bundle::BundleImage;
 use crate::delta::finish::FinishedImages;
 use crate::digest::Digest;
 use crate::media::docker::engine::{Engine, EngineImage, ImageStore, LoadError};
-use crate::media::docker::extract::{LocalImages, extract};
+use crate::media::docker::extract::{ExtractError, LocalImages, extract};
 use crate::progress::Progress;
 use crate::store::StagedLayers;
 
 use crate::media::archive::load_tar;
 use crate::media::sink::{Holdings, LoadedImage, Sink, SinkError};
+use crate::media::source::SourceError;
 
 /// Loads into the engine behind `engine`.
 pub struct DaemonSink {
@@ -52,7 +53,7 @@ impl DaemonSink {
         if let Some(local) = self.local.get() {
             return Ok(local);
         }
-        let local = LocalImages::take(&self.engine)?;
+        let local = LocalImages::take(&self.engine).map_err(from_extract)?;
         Ok(self.local.get_or_init(|| local))
     }
 
@@ -119,7 +120,7 @@ impl Sink for DaemonSink {
         digests: &HashSet<Digest>,
         progress: &dyn Progress,
     ) -> Result<StagedLayers, SinkError> {
-        Ok(extract(&self.engine, self.local()?, digests, progress)?)
+        extract(&self.engine, self.local()?, digests, progress).map_err(from_extract)
     }
 
     fn write(&self, images: &FinishedImages<'_>, progress: &dyn Progress) -> Result<(), SinkError> {
@@ -175,5 +176,25 @@ impl Sink for DaemonSink {
             loaded.tags.push(reference.given.clone());
         }
         Ok(loaded)
+    }
+}
+
+/// A failure to take layers from the engine's own images, as the sink's
+/// error: the engine's failures stay the engine's.
+fn from_extract(error: ExtractError) -> SinkError {
+    match error {
+        ExtractError::Engine(error) => SinkError::Engine(error),
+        ExtractError::Save(error) => match *error {
+            SourceError::Engine(error) => SinkError::Engine(error),
+            other => SinkError::Medium {
+                target: "the engine's own images".into(),
+                source: Box::new(other),
+            },
+        },
+        ExtractError::Staging(error) => SinkError::Staging(error),
+        other => SinkError::Medium {
+            target: "the engine's own images".into(),
+            source: Box::new(other),
+        },
     }
 }
