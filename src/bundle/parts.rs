@@ -367,6 +367,7 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::files::untrusted::mkfifo;
 
     #[test]
     fn sizes_parse_with_suffixes_and_fat32() {
@@ -412,15 +413,6 @@ mod tests {
 
         std::fs::remove_file(dir.path().join("b.zst.003")).unwrap();
         assert_eq!(index.missing_or_short(dir.path()), ["b.zst.003"]);
-    }
-
-    fn mkfifo(path: &Path) {
-        rustix::fs::mkfifoat(
-            rustix::fs::CWD,
-            path,
-            rustix::fs::Mode::from_raw_mode(0o600),
-        )
-        .unwrap();
     }
 
     #[test]

@@ -253,6 +253,13 @@ pub fn check_strict(path: &Path) -> Result<(), InsecurePath> {
     Ok(())
 }
 
+/// Makes a FIFO at `path`, for tests of files that must not block.
+#[cfg(test)]
+pub(crate) fn mkfifo(path: &Path) {
+    rustix::fs::mkfifoat(rustix::fs::CWD, path, Mode::from_raw_mode(0o600))
+        .expect("a FIFO can be made in a test's directory");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -261,7 +268,7 @@ mod tests {
     fn a_fifo_is_refused_without_blocking() {
         let dir = tempfile::tempdir().unwrap();
         let fifo = dir.path().join("key.pem");
-        rustix::fs::mkfifoat(rustix::fs::CWD, &fifo, Mode::from_raw_mode(0o600)).unwrap();
+        mkfifo(&fifo);
         let error = open_regular(&fifo, Links::Follow).unwrap_err();
         assert!(error.to_string().contains("FIFO"), "{error}");
     }

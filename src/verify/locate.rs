@@ -427,6 +427,7 @@ mod tests {
     use crate::bundle::parts::{PARTS_MEDIA_TYPE, PartWriter};
     use crate::bundle::seal::SEAL_MEDIA_TYPE;
     use crate::digest::Digest;
+    use crate::files::untrusted::mkfifo;
 
     fn sealed_bytes() -> Vec<u8> {
         let mut bytes = b"stand-in for a bundle's zstd frames".repeat(20);
@@ -495,15 +496,6 @@ mod tests {
             source = error.source();
         }
         text
-    }
-
-    fn mkfifo(path: &Path) {
-        rustix::fs::mkfifoat(
-            rustix::fs::CWD,
-            path,
-            rustix::fs::Mode::from_raw_mode(0o600),
-        )
-        .unwrap();
     }
 
     #[test]
