@@ -6,6 +6,7 @@
 //! makes.
 
 pub mod archive;
+pub mod compression;
 pub mod docker;
 pub mod layout;
 pub mod sink;
