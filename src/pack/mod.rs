@@ -5,10 +5,6 @@
 
 pub mod survey;
 
-use std::collections::HashSet;
-use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread;
 
 use crate::bundle::BundleError;
@@ -18,21 +14,15 @@ use crate::bundle::writer::{
 };
 use crate::bundle::{COMPOSE_PREFIX, ComposeRecord, ComposeService};
 use crate::delta::{self, Site};
-use crate::digest::Digest;
 use crate::error::Error;
 use crate::image::ImageRecord;
-use crate::media::source::{LayerSink, Source, SourceError};
+use crate::media::source::{Source, SourceError};
 use crate::plan::Plan;
 use crate::plan::PlanError;
 use crate::plan::carry::CarriedProject;
 use crate::progress::{Progress, Task};
-use crate::store::StagedLayer;
+use crate::store::queue::{Arrival, Deliveries, blob_store};
 use crate::trust::keys::PrivateKey;
-
-/// Deliveries waiting for the compressor. A staged layer is a file on disk,
-/// a streamed layer's piece is memory: the queue bounds temporary disk use to
-/// four layers and memory to four pieces.
-const QUEUE: usize = 4;
 
 /// How to pack.
 pub struct PackOptions {
@@ -85,19 +75,11 @@ pub fn pack(
         )?),
         None => None,
     };
-    let staging = writer.workdir().to_owned();
-    let needs_staging = writer.needs_staging();
-    let (sender, receiver) = sync_channel::<Delivery>(QUEUE);
+    let (mut store, deliveries) = blob_store(writer.workdir(), writer.needs_staging());
     let (writer, records) = thread::scope(|scope| {
-        let compressing = scope.spawn(move || compress(writer, &receiver));
-        let mut queue = QueueSink {
-            sender,
-            staging,
-            handed_over: HashSet::new(),
-            needs_staging,
-        };
-        let records = source.export(&resolved, &mut queue, progress);
-        drop(queue);
+        let compressing = scope.spawn(move || compress(writer, deliveries));
+        let records = source.export(&resolved, &mut store, progress);
+        drop(store);
         let writer = compressing
             .join()
             .expect("the compressing thread does not panic");
@@ -131,48 +113,23 @@ pub fn pack(
     Ok(written?)
 }
 
-/// What the source hands the compressing thread: a staged layer, or a
-/// streamed one announced by its digest and followed by its bytes.
-enum Delivery {
-    Staged(StagedLayer),
-    Streamed { digest: Digest, size: u64 },
-    Bytes(Vec<u8>),
-}
-
-/// Bytes of a streamed layer travel in pieces this large: big enough that
-/// handing them across threads costs nothing next to compressing them.
-const PIECE: u64 = 1 << 20;
-
-/// Adds every delivered layer to the bundle. `None` when the source stopped
-/// in the middle of a streamed layer (the source's own error says why).
+/// Adds every layer the store delivers to the bundle. `None` when the
+/// source stopped in the middle of a streamed layer (the source's own error
+/// says why).
 fn compress(
     mut writer: BundleWriter,
-    receiver: &Receiver<Delivery>,
+    deliveries: Deliveries,
 ) -> Result<Option<BundleWriter>, BundleError> {
     yield_to_the_export();
-    while let Ok(delivery) = receiver.recv() {
-        match delivery {
-            Delivery::Staged(layer) => {
-                writer.add_staged_layer(&layer.digest, layer.size, &layer.path)?;
-            }
-            Delivery::Streamed { digest, size } => {
-                let mut bytes = StreamedBytes {
-                    receiver,
-                    piece: Vec::new(),
-                    offset: 0,
-                    remaining: size,
-                    cut_short: false,
-                };
-                let added = writer.add_streamed_layer(&digest, size, &mut bytes);
-                if bytes.cut_short {
-                    return Ok(None);
-                }
-                added?;
-            }
-            Delivery::Bytes(_) => unreachable!("bytes come only after their layer"),
-        }
-    }
-    Ok(Some(writer))
+    let complete = deliveries.consume(|arrival| match arrival {
+        Arrival::Staged(layer) => writer.add_staged_layer(&layer.digest, layer.size, &layer.path),
+        Arrival::Streamed {
+            digest,
+            size,
+            content,
+        } => writer.add_streamed_layer(&digest, size, content),
+    })?;
+    Ok(complete.then_some(writer))
 }
 
 /// How much lower compression runs than the rest of the machine.
@@ -187,103 +144,6 @@ const COMPRESSION_NICENESS: i32 = 10;
 fn yield_to_the_export() {
     // Only ever lowered, which needs no privilege; a failure costs only speed.
     let _ = rustix::process::nice(COMPRESSION_NICENESS);
-}
-
-/// One streamed layer's bytes, read from the pieces that follow its announcement.
-struct StreamedBytes<'a> {
-    receiver: &'a Receiver<Delivery>,
-    piece: Vec<u8>,
-    offset: usize,
-    remaining: u64,
-    cut_short: bool,
-}
-
-impl Read for StreamedBytes<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        if self.remaining == 0 || buf.is_empty() {
-            return Ok(0);
-        }
-        if self.offset == self.piece.len() {
-            match self.receiver.recv() {
-                Ok(Delivery::Bytes(piece)) => {
-                    self.piece = piece;
-                    self.offset = 0;
-                }
-                _ => {
-                    self.cut_short = true;
-                    return Err(std::io::ErrorKind::UnexpectedEof.into());
-                }
-            }
-        }
-        let available = &self.piece[self.offset..];
-        let n = available.len().min(buf.len()).min(self.remaining as usize);
-        buf[..n].copy_from_slice(&available[..n]);
-        self.offset += n;
-        self.remaining -= n as u64;
-        Ok(n)
-    }
-}
-
-/// Hands layers to the compressing thread.
-struct QueueSink {
-    sender: SyncSender<Delivery>,
-    staging: PathBuf,
-    handed_over: HashSet<Digest>,
-    needs_staging: HashSet<Digest>,
-}
-
-impl QueueSink {
-    fn send(&self, delivery: Delivery) -> Result<(), SourceError> {
-        self.sender
-            .send(delivery)
-            .map_err(|_| SourceError::WriterStopped)
-    }
-}
-
-impl LayerSink for QueueSink {
-    fn staging_dir(&self) -> &Path {
-        &self.staging
-    }
-
-    fn has_layer(&self, digest: &Digest) -> bool {
-        self.handed_over.contains(digest)
-    }
-
-    fn put_layer(&mut self, layer: StagedLayer) -> Result<(), SourceError> {
-        self.handed_over.insert(layer.digest.clone());
-        self.send(Delivery::Staged(layer))
-    }
-
-    fn takes_stream(&self, digest: &Digest) -> bool {
-        !self.handed_over.contains(digest) && !self.needs_staging.contains(digest)
-    }
-
-    fn stream_layer(
-        &mut self,
-        digest: &Digest,
-        size: u64,
-        content: &mut dyn Read,
-    ) -> Result<(), SourceError> {
-        self.handed_over.insert(digest.clone());
-        self.send(Delivery::Streamed {
-            digest: digest.clone(),
-            size,
-        })?;
-        let mut sent = 0;
-        while sent < size {
-            let mut piece = Vec::with_capacity(PIECE.min(size - sent) as usize);
-            let read = content
-                .take(PIECE)
-                .read_to_end(&mut piece)
-                .map_err(SourceError::Read)?;
-            if read == 0 {
-                return Err(SourceError::Read(std::io::ErrorKind::UnexpectedEof.into()));
-            }
-            sent += read as u64;
-            self.send(Delivery::Bytes(piece))?;
-        }
-        Ok(())
-    }
 }
 
 /// The project's files as bundle entries, read before the export starts so
@@ -338,76 +198,5 @@ fn compose_record(project: &CarriedProject, records: &[ImageRecord]) -> ComposeR
         project: project.name.clone(),
         files: project.files.iter().map(|f| f.path.clone()).collect(),
         services,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn writer_in(dir: &Path) -> BundleWriter {
-        let compression = Compression {
-            level: 1,
-            threads: 0,
-        };
-        BundleWriter::create(&Output::File(dir.join("b.zst")), &compression, 0).unwrap()
-    }
-
-    #[test]
-    fn a_streamed_layer_is_added_from_its_pieces() {
-        let dir = tempfile::tempdir().unwrap();
-        let layer = b"0123456789".repeat(300_000);
-        let digest = Digest::of(&layer);
-        let (sender, receiver) = sync_channel(QUEUE);
-        let mut sink = QueueSink {
-            sender,
-            staging: dir.path().to_owned(),
-            handed_over: HashSet::new(),
-            needs_staging: HashSet::new(),
-        };
-        thread::scope(|scope| {
-            let compressing = scope.spawn(move || compress(writer_in(dir.path()), &receiver));
-            assert!(sink.takes_stream(&digest));
-            sink.stream_layer(&digest, layer.len() as u64, &mut &layer[..])
-                .unwrap();
-            assert!(!sink.takes_stream(&digest), "a layer streams once");
-            drop(sink);
-            let writer = compressing.join().unwrap().unwrap().expect("not cut short");
-            assert!(writer.has_layer(&digest));
-        });
-    }
-
-    #[test]
-    fn a_layer_cut_short_leaves_the_source_to_explain() {
-        let dir = tempfile::tempdir().unwrap();
-        let (sender, receiver) = sync_channel(QUEUE);
-        thread::scope(|scope| {
-            let compressing = scope.spawn(move || compress(writer_in(dir.path()), &receiver));
-            sender
-                .send(Delivery::Streamed {
-                    digest: Digest::of(b"x"),
-                    size: 3 * PIECE,
-                })
-                .unwrap();
-            sender
-                .send(Delivery::Bytes(vec![0; PIECE as usize]))
-                .unwrap();
-            drop(sender);
-            assert!(compressing.join().unwrap().unwrap().is_none());
-        });
-    }
-
-    #[test]
-    fn layers_a_delta_leaves_out_or_patches_are_staged_not_streamed() {
-        let (sender, _receiver) = sync_channel(QUEUE);
-        let patched = Digest::of(b"patched");
-        let sink = QueueSink {
-            sender,
-            staging: PathBuf::new(),
-            handed_over: HashSet::new(),
-            needs_staging: HashSet::from([patched.clone()]),
-        };
-        assert!(!sink.takes_stream(&patched));
-        assert!(sink.takes_stream(&Digest::of(b"other")));
     }
 }

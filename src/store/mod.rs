@@ -1,7 +1,10 @@
-//! The blob store's staging: layers written to disk between a medium and
-//! the bundle or a sink, each hashed as it is written, in directories that
-//! are removed when dropped and on interrupt.
+//! The one blob store between the media and the bundle: every source hands
+//! its layers to a [`queue::BlobStore`], which dedups them by digest and
+//! streams or stages them ([`stage`] decompresses and hashes on the way)
+//! for the bundle writer; sinks stage the layers they fetch here too, in
+//! directories that are removed when dropped and on interrupt.
 
+pub mod queue;
 pub mod stage;
 
 use std::collections::HashMap;
