@@ -13,7 +13,8 @@
 //!   same verbs: [`media::docker`] (the Engine API), [`media::archive`]
 //!   (`docker save` archives and the `docker load` stream), [`media::layout`]
 //!   (OCI image layout directories).
-//! - [`store`]: layers staged on disk between a medium and the bundle or a sink.
+//! - [`store`]: the one blob store every source writes through: dedup by digest,
+//!   stage or stream, decompress and hash, hand over to the bundle writer.
 //! - [`bundle`]: the on-disk format (bundle-spec/FORMAT.md), writer and streaming reader.
 //! - [`verify`]: finding a bundle, its signature, seal and digests; only it
 //!   makes a [`verify::VerifiedBundle`].
