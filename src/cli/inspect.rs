@@ -112,10 +112,11 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
         }
         for service in &compose.services {
             text += &format!(
-                "  service {} → {} ({})\n",
+                "  service {} → {} ({}){}\n",
                 escape(&service.service),
                 escape(&service.image),
-                service.config.short()
+                service.config.short(),
+                arrives_as(&service.image, &renaming)
             );
         }
     }
@@ -145,4 +146,17 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
         }
     }
     print(&text)
+}
+
+/// `, arriving as NEW` for a service image the renaming changes.
+fn arrives_as(image: &str, renaming: &airgap::image::rename::Renaming) -> String {
+    let Ok(reference) = airgap::image::ImageRef::parse(image) else {
+        return String::new();
+    };
+    match renaming.rename(&reference) {
+        Ok(renamed) if renamed.name != reference.name => {
+            format!(", arriving as {}", escape(&renamed.given))
+        }
+        _ => String::new(),
+    }
 }

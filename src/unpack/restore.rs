@@ -201,10 +201,12 @@ fn renames_override(record: &ComposeRecord, renaming: &Renaming) -> Option<Renam
     if !renamed {
         return None;
     }
+    // Files are in reading order, `.env` perhaps first: Compose finds a
+    // project by any standard name in the directory.
     let standard_main = record
         .files
-        .first()
-        .is_some_and(|main| FILE_NAMES.contains(&main.as_str()));
+        .iter()
+        .any(|file| FILE_NAMES.contains(&file.as_str()));
     let has_override = record
         .files
         .iter()
