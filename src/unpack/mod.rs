@@ -56,6 +56,23 @@ pub fn names_on_arrival(
     images: &[BundleImage],
     renaming: &Renaming,
 ) -> Result<Vec<Vec<Renamed>>, RenameError> {
+    // Without a renaming every image keeps its references exactly as the
+    // bundle lists them, as unpack always did.
+    if renaming.is_empty() {
+        return Ok(images
+            .iter()
+            .map(|image| {
+                image
+                    .refs
+                    .iter()
+                    .map(|r| Renamed {
+                        from: r.clone(),
+                        to: r.clone(),
+                    })
+                    .collect()
+            })
+            .collect());
+    }
     let keyed: Vec<(&Digest, &[crate::image::ImageRef])> = images
         .iter()
         .map(|image| (&image.manifest.digest, image.refs.as_slice()))
