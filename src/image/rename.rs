@@ -83,7 +83,7 @@ pub enum RenameError {
         reason: String,
     },
     /// SRC names no reference of the images.
-    #[error("--tag {}: the bundle holds no image named so; it holds {}", escape(.source_ref), escape(&.holds.join(", ")))]
+    #[error("--tag {}: the bundle holds no image named so; it holds {} (give one of those as SRC)", escape(.source_ref), escape(&.holds.join(", ")))]
     SourceAbsent {
         /// SRC as given.
         source_ref: String,

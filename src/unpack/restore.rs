@@ -302,3 +302,85 @@ impl From<BeneathError> for RestoreError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bundle::ComposeService;
+    use crate::image::rename::{Prefix, TagRule};
+
+    fn project(files: &[&str], services: &[(&str, &str)]) -> ComposeRecord {
+        ComposeRecord {
+            project: "shop".into(),
+            files: files.iter().map(|f| (*f).to_owned()).collect(),
+            services: services
+                .iter()
+                .map(|(service, image)| ComposeService {
+                    service: (*service).to_owned(),
+                    image: (*image).to_owned(),
+                    config: crate::digest::Digest::of(image.as_bytes()),
+                })
+                .collect(),
+        }
+    }
+
+    fn prefix(path: &str) -> Renaming {
+        Renaming::new(Vec::new(), Some(Prefix::parse(path).unwrap())).unwrap()
+    }
+
+    #[test]
+    fn a_standard_project_gets_the_override_compose_reads_by_itself() {
+        let record = project(&[".env", "compose.yaml"], &[("web", "fixture/web:1")]);
+        let file = renames_override(&record, &prefix("registry.local")).unwrap();
+        assert_eq!(file.name, "compose.override.yml");
+        assert!(file.read_by_compose);
+        let text = String::from_utf8(file.bytes).unwrap();
+        assert!(
+            text.ends_with("services:\n  \"web\":\n    image: \"registry.local/fixture/web:1\"\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_project_with_its_own_override_or_no_standard_name_gets_a_file_to_add_with_f() {
+        let services = [("web", "fixture/web:1")];
+        for files in [
+            &["compose.yaml", "compose.override.yaml"][..],
+            &["deploy/stack.yml"][..],
+        ] {
+            let file = renames_override(&project(files, &services), &prefix("reg.local")).unwrap();
+            assert_eq!(file.name, RENAMES_FILE, "{files:?}");
+            assert!(!file.read_by_compose);
+        }
+    }
+
+    #[test]
+    fn only_renamed_services_are_named_and_none_means_no_file() {
+        let record = project(
+            &["compose.yaml"],
+            &[("web", "fixture/web:1"), ("api", "fixture/api:1")],
+        );
+        let tag = TagRule::parse("fixture/api:1=site/api:1").unwrap();
+        let renaming = Renaming::new(vec![tag], None).unwrap();
+        let text = String::from_utf8(renames_override(&record, &renaming).unwrap().bytes).unwrap();
+        assert!(
+            text.contains("\"site/api:1\"") && !text.contains("web"),
+            "{text}"
+        );
+        assert!(renames_override(&record, &Renaming::default()).is_none());
+    }
+
+    #[test]
+    fn a_service_name_cannot_change_the_override_structure() {
+        let record = project(&["compose.yaml"], &[("web\"\n  x:", "fixture/web:1")]);
+        let file = renames_override(&record, &prefix("reg.local")).unwrap();
+        let text = String::from_utf8(file.bytes).unwrap();
+        let parsed: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+        let services = parsed["services"].as_mapping().unwrap();
+        assert_eq!(services.len(), 1, "{text}");
+        assert_eq!(
+            parsed["services"]["web\"\n  x:"]["image"].as_str(),
+            Some("reg.local/fixture/web:1")
+        );
+    }
+}
