@@ -8,6 +8,7 @@ use airgap::display::{escape, escape_all, escape_path};
 use airgap::verify::{self, VerifyError};
 
 use super::output::{bytes, print};
+use super::rename::RenameArgs;
 use super::trust::TrustArgs;
 
 #[derive(Debug, clap::Args)]
@@ -16,9 +17,13 @@ pub struct InspectArgs {
     bundle: PathBuf,
     #[command(flatten)]
     trust: TrustArgs,
+    /// Show the names the images would arrive under with these unpack options.
+    #[command(flatten)]
+    rename: RenameArgs,
 }
 
 pub fn run(args: InspectArgs) -> anyhow::Result<()> {
+    let renaming = args.rename.renaming()?;
     let head = if args.bundle.as_os_str() == "-" {
         verify::read_head_from(std::io::stdin())
     } else {
@@ -27,6 +32,14 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
     let head = head.map_err(airgap::Error::from)?;
     let manifest = &head.manifest;
     let summary = summarize(manifest);
+    let names = if renaming.is_empty() {
+        None
+    } else {
+        Some(
+            airgap::unpack::names_on_arrival(&manifest.images, &renaming)
+                .map_err(airgap::Error::from)?,
+        )
+    };
     let mut text = format!(
         "bundle:   {}\nformat:   {} ({})\ncreated:  {} by {}\nsource:   {}{}\n",
         escape_path(&args.bundle),
@@ -62,10 +75,14 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
         manifest.entries.len(),
         bytes(summary.total_image_size)
     );
-    for image in &summary.images {
+    for (index, image) in summary.images.iter().enumerate() {
+        let refs = match names.as_ref().and_then(|names| names.get(index)) {
+            Some(names) => super::rename::describe(names),
+            None => escape_all(&image.refs, ", "),
+        };
         text += &format!(
             "  {}\n    id {}  {}  {}  {}\n",
-            escape_all(&image.refs, ", "),
+            refs,
             image.config.short(),
             escape(&image.platform),
             super::pack::layers(image.layers.len()),
@@ -95,10 +112,11 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
         }
         for service in &compose.services {
             text += &format!(
-                "  service {} → {} ({})\n",
+                "  service {} → {} ({}){}\n",
                 escape(&service.service),
                 escape(&service.image),
-                service.config.short()
+                service.config.short(),
+                arrives_as(&service.image, &renaming)
             );
         }
     }
@@ -128,4 +146,17 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
         }
     }
     print(&text)
+}
+
+/// `, arriving as NEW` for a service image the renaming changes.
+fn arrives_as(image: &str, renaming: &airgap::image::rename::Renaming) -> String {
+    let Ok(reference) = airgap::image::ImageRef::parse(image) else {
+        return String::new();
+    };
+    match renaming.rename(&reference) {
+        Ok(renamed) if renamed.name != reference.name => {
+            format!(", arriving as {}", escape(&renamed.given))
+        }
+        _ => String::new(),
+    }
 }

@@ -11,6 +11,7 @@ use airgap::unpack::UnpackOptions;
 use super::Context;
 use super::input::BundleInput;
 use super::output::print;
+use super::rename::RenameArgs;
 use super::trust::TrustArgs;
 
 #[derive(Debug, clap::Args)]
@@ -37,6 +38,8 @@ pub struct UnpackArgs {
     /// Write the compose project the bundle was packed from into DIR, and check that every service's image is the packed one.
     #[arg(long, value_name = "DIR")]
     compose_dir: Option<PathBuf>,
+    #[command(flatten)]
+    rename: RenameArgs,
 }
 
 pub fn run(args: UnpackArgs, context: &Context) -> anyhow::Result<()> {
@@ -47,6 +50,7 @@ pub fn run(args: UnpackArgs, context: &Context) -> anyhow::Result<()> {
             .unwrap_or_else(airgap::unpack::record::default_dir),
         allow_downgrade: args.allow_downgrade,
         compose_dir: args.compose_dir,
+        renaming: args.rename.renaming()?,
     };
     let sink: Box<dyn Sink> = match &args.to {
         Target::Docker => Box::new(DaemonSink::new(context.engine()?)),
@@ -67,7 +71,7 @@ pub fn run(args: UnpackArgs, context: &Context) -> anyhow::Result<()> {
             escape(&earlier.applied_at)
         );
     }
-    for image in &report.load.images {
+    for (image, names) in report.load.images.iter().zip(&report.names) {
         let what = if image.already_present {
             "already present"
         } else {
@@ -78,6 +82,9 @@ pub fn run(args: UnpackArgs, context: &Context) -> anyhow::Result<()> {
             escape_all(&image.tags, ", "),
             image.id.short()
         );
+        if names.iter().any(|n| n.from.name != n.to.name) {
+            text += &format!("  renamed: {}\n", super::rename::describe(names));
+        }
         for reference in &image.untaggable {
             text += &format!(
                 "  note: {} is a digest reference and cannot be restored as a tag\n",
@@ -92,6 +99,22 @@ pub fn run(args: UnpackArgs, context: &Context) -> anyhow::Result<()> {
             compose.files.len(),
             compose.services
         );
+        match &compose.renames {
+            Some((file, true)) => {
+                text += &format!(
+                    "  {} gives the services their new image names; docker compose reads it by itself\n",
+                    escape_path(file)
+                );
+            }
+            Some((file, false)) => {
+                text += &format!(
+                    "  {} gives the services their new image names; the project has its own override file, so add -f {} after the project's files\n",
+                    escape_path(file),
+                    escape_path(file)
+                );
+            }
+            None => {}
+        }
     }
     print(&text)
 }

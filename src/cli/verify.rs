@@ -8,7 +8,10 @@ use airgap::verify::{self, Report};
 use super::Context;
 use super::input::BundleInput;
 use super::output::{bytes, print};
+use super::rename::RenameArgs;
 use super::trust::TrustArgs;
+use airgap::image::ImageRef;
+use airgap::image::rename::{RenameError, Renamed, Renaming};
 
 #[derive(Debug, clap::Args)]
 pub struct VerifyArgs {
@@ -22,33 +25,75 @@ pub struct VerifyArgs {
     /// Where a bundle read from standard input is staged before it is checked (default: $TMPDIR).
     #[arg(long, value_name = "DIR")]
     staging_dir: Option<PathBuf>,
+    /// Show the names the images would arrive under with these unpack options.
+    #[command(flatten)]
+    rename: RenameArgs,
 }
 
 pub fn run(args: VerifyArgs, context: &Context) -> anyhow::Result<()> {
     let policy = args.trust.policy()?;
+    let renaming = args.rename.renaming()?;
     let input = BundleInput::open(&args.bundle, args.staging_dir.as_deref())?;
     let progress = context.progress();
     let (report, result) = verify::verify_with_report(input.path(), &policy, progress.as_ref());
     let mut report = report;
     report.bundle = args.bundle.display().to_string();
-    print(&if args.json {
-        json(&report, result.is_ok())
+    let names = if renaming.is_empty() || report.images.is_empty() {
+        Ok(None)
     } else {
-        text(&report, result.is_ok())
+        names_on_arrival(&report, &renaming).map(Some)
+    };
+    let shown = names.as_ref().ok().and_then(Option::as_ref);
+    print(&if args.json {
+        json(&report, shown, result.is_ok())
+    } else {
+        text(&report, shown, result.is_ok())
     })?;
     result.map_err(airgap::Error::from)?;
+    names.map_err(airgap::Error::from)?;
     Ok(())
 }
 
-fn json(report: &Report, ok: bool) -> String {
+/// The names the report's images would arrive under.
+fn names_on_arrival(
+    report: &Report,
+    renaming: &Renaming,
+) -> Result<Vec<Vec<Renamed>>, RenameError> {
+    let refs: Vec<Vec<ImageRef>> = report
+        .images
+        .iter()
+        .map(|image| {
+            image
+                .refs
+                .iter()
+                .filter_map(|given| ImageRef::parse(given).ok())
+                .collect()
+        })
+        .collect();
+    let keyed: Vec<_> = report
+        .images
+        .iter()
+        .zip(&refs)
+        .map(|(image, refs)| (&image.manifest, refs.as_slice()))
+        .collect();
+    renaming.apply(&keyed)
+}
+
+fn json(report: &Report, names: Option<&Vec<Vec<Renamed>>>, ok: bool) -> String {
     let mut value = serde_json::to_value(report).expect("reports always serialise");
     value["verified"] = serde_json::Value::Bool(ok);
+    for (index, names) in names.into_iter().flatten().enumerate() {
+        value["images"][index]["arrivesAs"] = names
+            .iter()
+            .map(|n| serde_json::json!({"from": n.from.given, "to": n.to.given}))
+            .collect();
+    }
     let mut text = serde_json::to_string_pretty(&value).expect("JSON values always serialise");
     text.push('\n');
     text
 }
 
-fn text(report: &Report, ok: bool) -> String {
+fn text(report: &Report, names: Option<&Vec<Vec<Renamed>>>, ok: bool) -> String {
     let mut text = format!("bundle:   {}\n", escape(&report.bundle));
     if let Some(size) = report.size {
         text += &format!(
@@ -84,10 +129,14 @@ fn text(report: &Report, ok: bool) -> String {
     }
     if !report.images.is_empty() {
         text += "images:\n";
-        for image in &report.images {
+        for (index, image) in report.images.iter().enumerate() {
+            let refs = match names.and_then(|names| names.get(index)) {
+                Some(names) => super::rename::describe(names),
+                None => escape_all(&image.refs, ", "),
+            };
             text += &format!(
                 "  {}  config {}  manifest {}  {}\n",
-                escape_all(&image.refs, ", "),
+                refs,
                 image.config.short(),
                 image.manifest.short(),
                 escape(&image.platform)

@@ -73,18 +73,29 @@ pub struct FinishedImages<'a> {
 }
 
 impl<'a> FinishedImages<'a> {
-    /// The images of `bundle` that `holdings` says the target lacks. A
-    /// delta's left-out layers must be on the target, each with every layer
-    /// below it (a chain), and a patch's base layer too; anything lacking is
-    /// one error naming it all, before the target is sent anything.
+    /// The images of `bundle` that `holdings` says the target lacks, as
+    /// `images` names them (the bundle's images, in its order, perhaps
+    /// under new names: a delta's bases are found by layer digests, never
+    /// by name). A delta's left-out layers must be on the target, each with
+    /// every layer below it (a chain), and a patch's base layer too;
+    /// anything lacking is one error naming it all, before the target is
+    /// sent anything.
     pub fn prepare<E: From<FinishError>>(
         bundle: &'a VerifiedBundle,
+        images: &'a [BundleImage],
         present: &[bool],
         target: &Target<'_, E>,
     ) -> Result<Self, E> {
-        let images: Vec<&BundleImage> = bundle
-            .manifest()
-            .images
+        // Only names may differ: what a sink is handed stays what was verified.
+        assert!(
+            images.len() == bundle.manifest().images.len()
+                && images
+                    .iter()
+                    .zip(&bundle.manifest().images)
+                    .all(|(named, verified)| same_content(named, verified)),
+            "finished images must be the verified bundle's images"
+        );
+        let images: Vec<&BundleImage> = images
             .iter()
             .zip(present)
             .filter(|(_, present)| !**present)
@@ -233,6 +244,13 @@ impl<'a> FinishedImages<'a> {
         let _ = std::fs::remove_file(&target);
         handed
     }
+}
+
+fn same_content(a: &BundleImage, b: &BundleImage) -> bool {
+    a.manifest == b.manifest
+        && a.config == b.config
+        && a.layers == b.layers
+        && a.platform == b.platform
 }
 
 /// What the images need that the bundle does not carry whole.

@@ -7,6 +7,7 @@ pub use kind::ErrorKind;
 
 use crate::bundle::BundleError;
 use crate::delta::inventory::InventoryError;
+use crate::image::rename::RenameError;
 use crate::media::docker::engine::EngineError;
 use crate::media::sink::SinkError;
 use crate::media::source::SourceError;
@@ -54,6 +55,9 @@ pub enum Error {
     /// The carried compose project could not be restored.
     #[error(transparent)]
     Restore(#[from] RestoreError),
+    /// Images could not be given the new names asked for.
+    #[error(transparent)]
+    Rename(#[from] RenameError),
 }
 
 impl Error {
@@ -84,6 +88,7 @@ impl Error {
             Self::Record(error) => error.kind(),
             Self::Engine(_) => ErrorKind::Engine,
             Self::Restore(error) => error.kind(),
+            Self::Rename(error) => error.kind(),
         }
     }
 }

@@ -9,9 +9,11 @@ pub mod restore;
 
 use std::path::PathBuf;
 
+use crate::bundle::{BundleImage, BundleManifest};
 use crate::delta::finish::{FinishedImages, Target};
 use crate::digest::Digest;
 use crate::error::Error;
+use crate::image::rename::{RenameError, Renamed, Renaming};
 use crate::media::sink::{LoadReport, Sink, SinkError};
 use crate::progress::Progress;
 use crate::trust::TrustPolicy;
@@ -29,6 +31,8 @@ pub struct UnpackOptions {
     pub allow_downgrade: bool,
     /// Write the carried compose project here and check its images.
     pub compose_dir: Option<PathBuf>,
+    /// The names the images arrive under (`--tag`, `--prefix`); empty keeps the bundle's.
+    pub renaming: Renaming,
 }
 
 /// What an unpack did.
@@ -41,6 +45,50 @@ pub struct UnpackReport {
     pub previously_applied: Option<AppliedBundle>,
     /// The compose project written out, if asked for.
     pub compose: Option<Restored>,
+    /// Per image, in bundle order, each reference's name in the bundle and on arrival.
+    pub names: Vec<Vec<Renamed>>,
+}
+
+/// Per image of `images`, each reference's name in the bundle and the name
+/// it arrives under. Images are told apart by their manifest digest, so one
+/// image carried under two names may arrive under one.
+pub fn names_on_arrival(
+    images: &[BundleImage],
+    renaming: &Renaming,
+) -> Result<Vec<Vec<Renamed>>, RenameError> {
+    // Without a renaming every image keeps its references exactly as the
+    // bundle lists them, as unpack always did.
+    if renaming.is_empty() {
+        return Ok(images
+            .iter()
+            .map(|image| {
+                image
+                    .refs
+                    .iter()
+                    .map(|r| Renamed {
+                        from: r.clone(),
+                        to: r.clone(),
+                    })
+                    .collect()
+            })
+            .collect());
+    }
+    let keyed: Vec<(&Digest, &[crate::image::ImageRef])> = images
+        .iter()
+        .map(|image| (&image.manifest.digest, image.refs.as_slice()))
+        .collect();
+    renaming.apply(&keyed)
+}
+
+/// The manifest as the target is to see it: the same bundle, its images
+/// under the names they arrive by. Sinks, the record and the compose
+/// project all take this one, so every one of them sees the new names only.
+fn arriving(manifest: &BundleManifest, names: &[Vec<Renamed>]) -> BundleManifest {
+    let mut arriving = manifest.clone();
+    for (image, names) in arriving.images.iter_mut().zip(names) {
+        image.refs = names.iter().map(|n| n.to.clone()).collect();
+    }
+    arriving
 }
 
 /// Verifies the bundle at `path` completely, refuses rollbacks, loads it
@@ -52,13 +100,15 @@ pub fn unpack(
     progress: &dyn Progress,
 ) -> Result<UnpackReport, Error> {
     let bundle = verify::admit(path, &options.policy, progress)?;
+    let names = names_on_arrival(&bundle.manifest().images, &options.renaming)?;
+    let manifest = arriving(bundle.manifest(), &names);
     // Held until the record is written: another unpack of this engine
     // waits here, then checks against what this one applied.
-    let holdings = sink.holdings(&bundle.manifest().images)?;
+    let holdings = sink.holdings(&manifest.images)?;
     let mut record = Record::open(&options.state_dir, &holdings.target)?;
     let manifest_digest: Digest = bundle.manifest_digest();
     let previously_applied = record.applied(&manifest_digest).cloned();
-    let downgrades = record.downgrades(bundle.manifest());
+    let downgrades = record.downgrades(&manifest);
     if !downgrades.is_empty() && !options.allow_downgrade {
         return Err(RecordError::Downgrade { downgrades }.into());
     }
@@ -66,17 +116,21 @@ pub fn unpack(
         return Err(RestoreError::NoProject.into());
     }
     if let Some(dir) = &options.compose_dir {
-        crate::unpack::restore::check_compose_dir(&bundle, dir)?;
+        crate::unpack::restore::check_compose_dir(&bundle, &options.renaming, dir)?;
     }
     let target = Target {
         takes_absent_layers: holdings.takes_absent_layers,
         layer_chains: &|| sink.layer_chains(),
         supply_layers: &|digests| sink.supply_layers(digests, progress),
     };
-    let finished: FinishedImages =
-        FinishedImages::prepare::<SinkError>(&bundle, &holdings.present, &target)?;
+    let finished: FinishedImages = FinishedImages::prepare::<SinkError>(
+        &bundle,
+        &manifest.images,
+        &holdings.present,
+        &target,
+    )?;
     let signer = bundle.signer().map(ToString::to_string);
-    record.note_intent(bundle.manifest(), &manifest_digest, signer.clone())?;
+    record.note_intent(&manifest, &manifest_digest, signer.clone())?;
     if !finished.images().is_empty() {
         if let Err(error) = sink.write(&finished, progress) {
             // A lack of space is found before the target is sent anything;
@@ -88,13 +142,19 @@ pub fn unpack(
         }
     }
     let mut load = LoadReport::default();
-    for (image, present) in bundle.manifest().images.iter().zip(&holdings.present) {
+    for (image, present) in manifest.images.iter().zip(&holdings.present) {
         load.images.push(sink.tag(image, *present)?);
     }
-    record.note_applied(bundle.manifest(), &manifest_digest, signer)?;
+    record.note_applied(&manifest, &manifest_digest, signer)?;
     drop(record);
     let compose = match &options.compose_dir {
-        Some(dir) => Some(restore_compose(&bundle, dir, sink)?),
+        Some(dir) => Some(restore_compose(
+            &bundle,
+            &manifest.images,
+            &options.renaming,
+            dir,
+            sink,
+        )?),
         None => None,
     };
     Ok(UnpackReport {
@@ -102,5 +162,6 @@ pub fn unpack(
         load,
         previously_applied,
         compose,
+        names,
     })
 }

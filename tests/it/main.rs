@@ -19,6 +19,7 @@ mod layout;
 mod plan;
 mod project;
 mod record;
+mod rename;
 mod roundtrip;
 mod tamper;
 mod trust;

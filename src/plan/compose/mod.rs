@@ -11,7 +11,7 @@
 //! the keys it reads; it is not a full validator (an undefined network, say,
 //! is Compose's to refuse).
 
-mod discovery;
+pub(crate) mod discovery;
 mod dotenv;
 mod environment;
 mod error;
