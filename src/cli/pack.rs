@@ -74,6 +74,12 @@ pub struct PackArgs {
 }
 
 pub fn run(args: PackArgs, context: &Context) -> anyhow::Result<()> {
+    // Told by content before anything else, so a bundle, an export or a
+    // wrong file is named for what it is rather than misread as an archive.
+    args.archive
+        .iter()
+        .try_for_each(|archive| airgap::media::recognise::check_archive(archive).map(drop))
+        .map_err(airgap::Error::from)?;
     let plan = plan::plan(&PlanInput {
         args: args.inputs,
         image_lists: args.images_file,

@@ -8,6 +8,7 @@ pub use kind::ErrorKind;
 use crate::bundle::BundleError;
 use crate::delta::inventory::InventoryError;
 use crate::media::docker::engine::EngineError;
+use crate::media::recognise::RecogniseError;
 use crate::media::sink::SinkError;
 use crate::media::source::SourceError;
 use crate::plan::PlanError;
@@ -54,6 +55,9 @@ pub enum Error {
     /// The carried compose project could not be restored.
     #[error(transparent)]
     Restore(#[from] RestoreError),
+    /// A file named as an image archive is something else.
+    #[error(transparent)]
+    Recognise(#[from] RecogniseError),
 }
 
 impl Error {
@@ -84,6 +88,7 @@ impl Error {
             Self::Record(error) => error.kind(),
             Self::Engine(_) => ErrorKind::Engine,
             Self::Restore(error) => error.kind(),
+            Self::Recognise(error) => error.kind(),
         }
     }
 }
