@@ -460,7 +460,7 @@ pub fn recognised(named: &Path, error: VerifyError) -> VerifyError {
         return error;
     }
     match crate::media::recognise::recognise(named) {
-        Ok(found) if !found.is_bundle() => VerifyError::Foreign(Box::new(found)),
+        Ok(found) if !found.could_be_bundle() => VerifyError::Foreign(Box::new(found)),
         _ => error,
     }
 }

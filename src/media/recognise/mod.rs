@@ -136,6 +136,15 @@ impl Recognised {
         }
     }
 
+    /// True for a bundle, or a zstd stream cut or damaged before its first
+    /// entry, as a bundle cut short is: what it is cannot be told, and the
+    /// bundle reader's own account of it stands.
+    pub fn could_be_bundle(&self) -> bool {
+        self.is_bundle()
+            || (self.compression == Compression::Zstd
+                && self.kind == Kind::Other(Why::Damaged { entries: 0 }))
+    }
+
     /// True for the image archives `airgap pack --archive` takes.
     pub fn is_image_archive(&self) -> bool {
         matches!(

@@ -398,6 +398,9 @@ fn bundles_their_parts_and_index_are_told() {
         "{found}"
     );
 
+    let cut = recognise_bytes(&GOLDEN[..GOLDEN.len() / 2]);
+    assert!(cut.could_be_bundle() && !cut.is_bundle(), "{cut}");
+
     let inner = zstd::decode_all(GOLDEN).unwrap();
     let found = recognise_bytes(&inner);
     assert_eq!(found.kind, Kind::Bundle);
