@@ -288,7 +288,7 @@ fn pack_archive_refuses_what_is_not_an_image_archive_in_one_printable_line() {
     let cases = [
         ("images.tar.gz", "images.tar.gz is an airgap bundle: check it with airgap verify images.tar.gz and load it with airgap unpack images.tar.gz".to_owned()),
         ("export.tar", "export.tar is a root filesystem (docker export output), not an image: make it one with airgap pack --import export.tar=REPO:TAG --change 'CMD [\"…\"]'".to_owned()),
-        ("random.tar", format!("random.tar is neither an airgap bundle nor an image archive: it is not a tar (it starts with {}", start(""))),
+        ("random.tar", format!("random.tar is neither an airgap bundle nor an image archive: it is not zstd-, gzip-, xz- or bzip2-compressed and not a tar (it starts with {}", start(""))),
         ("junk.tar.gz", "junk.tar.gz is gzip-compressed, but what it holds is not a tar: neither an airgap bundle nor an image archive".to_owned()),
         ("junk.tar.zst", "junk.tar.zst is zstd-compressed, but what it holds is not a tar: neither an airgap bundle nor an image archive".to_owned()),
     ];

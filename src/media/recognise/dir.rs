@@ -11,12 +11,13 @@ use crate::files::untrusted::{self, Links};
 const SKOPEO_DIR_VERSION: &[u8] = b"Directory Transport Version:";
 
 pub(super) fn recognise(dir: &Path) -> Kind {
+    // An index that cannot be used still makes this a split bundle's
+    // directory: the bundle reader names what is wrong with it.
     if let Some(index) = parts::find_index(dir) {
-        if let Ok((index, _)) = PartsIndex::read(&index) {
-            return Kind::PartsDirectory {
-                bundle: index.bundle,
-            };
-        }
+        let bundle = PartsIndex::read(&index)
+            .map(|(index, _)| index.bundle)
+            .unwrap_or_else(|_| super::name_of_index(&index));
+        return Kind::PartsDirectory { bundle };
     }
     let is_file = |name: &str| {
         std::fs::symlink_metadata(dir.join(name)).is_ok_and(|m| m.file_type().is_file())

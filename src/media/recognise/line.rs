@@ -21,8 +21,18 @@ pub(super) fn line(found: &Recognised) -> String {
             format!("{named} is an airgap bundle: {}", use_bundle(&word))
         }
         Kind::Bundle => format!(
-            "{named} is {}: the content of an airgap bundle, not the bundle as airgap pack wrote it (zstd-compressed); use the original bundle file",
-            compressed("tar")
+            "{named} is the content of an airgap bundle as {} tar, not the bundle airgap pack wrote (zstd-compressed): use the original bundle file",
+            with_article(found.compression.adjective())
+        ),
+        Kind::BundlePart {
+            bundle,
+            named: whole,
+            of: 0,
+            ..
+        } => format!(
+            "{named} is a part of the split airgap bundle {}: {}",
+            escape(bundle),
+            use_bundle(&command_word(whole))
         ),
         Kind::BundlePart {
             bundle,
@@ -93,7 +103,7 @@ fn other(named: &str, compression: Compression, why: &Why) -> String {
     match why {
         Why::Empty => format!("{named} is empty: {NEITHER}"),
         Why::NotATar { start } if compression == Compression::None => format!(
-            "{named} is {NEITHER}: it is not a tar (it starts with {})",
+            "{named} is {NEITHER}: it is not zstd-, gzip-, xz- or bzip2-compressed and not a tar (it starts with {})",
             hex(start)
         ),
         Why::NotATar { .. } => format!(
@@ -126,7 +136,7 @@ fn other(named: &str, compression: Compression, why: &Why) -> String {
             compression.adjective()
         ),
         Why::Directory => format!(
-            "{named} is a directory holding {NEITHER} (no .parts index, no oci-layout and index.json, no skopeo version file): name the bundle or archive itself"
+            "{named} is a directory holding no split airgap bundle (no .parts index), no OCI image layout (no oci-layout and index.json) and no skopeo dir: (no version file): name the bundle or archive file itself"
         ),
     }
 }

@@ -171,7 +171,7 @@ impl std::fmt::Display for Recognised {
 #[non_exhaustive]
 pub enum RecogniseError {
     /// The path could not be opened or read.
-    #[error("cannot read {}: {source}", crate::display::escape_path(.path))]
+    #[error("cannot read {}", crate::display::escape_path(.path))]
     Read {
         /// The path.
         path: PathBuf,
@@ -277,8 +277,20 @@ fn recognise_file(path: &Path, mut file: std::fs::File) -> std::io::Result<(Kind
 /// part of its name and size.
 fn listed_part(path: &Path, len: u64) -> Option<Kind> {
     let index_path = parts::find_index(path)?;
-    let (index, _) = PartsIndex::read(&index_path).ok()?;
     let name = path.file_name()?.to_str()?;
+    let numbered = name
+        .rsplit_once('.')
+        .is_some_and(|(_, n)| n.len() == 3 && n.bytes().all(|b| b.is_ascii_digit()));
+    let Ok((index, _)) = PartsIndex::read(&index_path) else {
+        // Named as a part, beside an index that cannot be used: the
+        // bundle reader's account of that index is what to tell.
+        return numbered.then(|| Kind::BundlePart {
+            bundle: name_of_index(&index_path),
+            named: index_path.with_extension(""),
+            number: 0,
+            of: 0,
+        });
+    };
     let number = index
         .parts
         .iter()
@@ -289,6 +301,15 @@ fn listed_part(path: &Path, len: u64) -> Option<Kind> {
         number: number + 1,
         of: index.parts.len(),
     })
+}
+
+/// The bundle an index names by its own file name (`NAME.parts`).
+pub(super) fn name_of_index(index: &Path) -> String {
+    index
+        .with_extension("")
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// The split bundle whose index `path` is, if its content is one.
@@ -307,7 +328,7 @@ fn parts_index(path: &Path, head: &[u8], len: u64) -> Option<Kind> {
 /// The kind the facts of one walk show.
 fn decide(facts: &Facts, head: &[u8]) -> Kind {
     let has = |name: &str| facts.top_files.contains_key(name);
-    if facts.first_entry.as_deref() == Some(MANIFEST_PATH) {
+    if facts.bundle_manifest || facts.first_entry.as_deref() == Some(MANIFEST_PATH) {
         return Kind::Bundle;
     }
     if facts.not_a_tar {

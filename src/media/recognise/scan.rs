@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use super::walk::{Header, WalkError, Walker};
+use crate::bundle::MANIFEST_PATH;
 use crate::media::compression::{Compression, MAGIC_LEN};
 
 /// All metadata kept from one tar, at most.
@@ -72,6 +73,8 @@ pub struct Facts {
     /// Small JSON blobs (manifests, indexes, configs), by digest.
     pub small_blobs: BTreeMap<String, Vec<u8>>,
     pub whiteouts: u64,
+    /// An airgap bundle's manifest, wherever it is in the tar.
+    pub bundle_manifest: bool,
     pub stopped: Option<Stopped>,
     /// The walk met something that is not a tar header first.
     pub not_a_tar: bool,
@@ -215,6 +218,9 @@ impl Facts {
     ) -> Result<(), WalkError> {
         if path.is_empty() || path == "." {
             return Ok(());
+        }
+        if path == MANIFEST_PATH {
+            self.bundle_manifest = true;
         }
         let parts: Vec<&str> = path.split('/').collect();
         if parts.last().is_some_and(|name| name.starts_with(".wh.")) {

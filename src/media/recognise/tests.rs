@@ -348,7 +348,7 @@ fn what_is_neither_says_so() {
     assert!(
         found
             .to_string()
-            .contains("it is not a tar (it starts with 7f 45 4c 46 02 01 01 00)"),
+            .contains("and not a tar (it starts with 7f 45 4c 46 02 01 01 00)"),
         "{found}"
     );
     let junk: Vec<u8> = (0..100_000u32)
@@ -405,6 +405,12 @@ fn bundles_their_parts_and_index_are_told() {
     let found = recognise_bytes(&inner);
     assert_eq!(found.kind, Kind::Bundle);
     assert!(!found.is_bundle(), "its tar alone is not what airgap reads");
+    assert!(
+        found
+            .to_string()
+            .contains("content of an airgap bundle as an uncompressed tar"),
+        "{found}"
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let mut writer = PartWriter::new(&dir.path().join("b.zst"), 1000);
@@ -490,9 +496,9 @@ fn directories_are_told_by_their_files() {
     let found = recognise(&linked).unwrap();
     assert_eq!(found.kind, Kind::Other(Why::Directory));
     assert!(
-        found
-            .to_string()
-            .contains("is a directory holding neither an airgap bundle nor an image archive"),
+        found.to_string().contains(
+            "is a directory holding no split airgap bundle (no .parts index), no OCI image layout"
+        ),
         "{found}"
     );
 }
@@ -506,9 +512,13 @@ fn link_loops_fifos_and_devices_are_refused_unread() {
     assert!(matches!(recognise(&a), Err(RecogniseError::Read { .. })));
     let fifo = dir.path().join("fifo");
     crate::files::untrusted::mkfifo(&fifo);
-    let error = recognise(&fifo).unwrap_err().to_string();
+    let chain = |error: RecogniseError| {
+        let source = std::error::Error::source(&error).map(ToString::to_string);
+        format!("{error}: {}", source.unwrap_or_default())
+    };
+    let error = chain(recognise(&fifo).unwrap_err());
     assert!(error.contains("FIFO"), "{error}");
-    let error = recognise(Path::new("/dev/zero")).unwrap_err().to_string();
+    let error = chain(recognise(Path::new("/dev/zero")).unwrap_err());
     assert!(error.contains("character device"), "{error}");
     let error = check_archive(Path::new("/dev/zero")).unwrap_err();
     assert_eq!(error.kind(), ErrorKind::Failure);
