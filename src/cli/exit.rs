@@ -132,7 +132,7 @@ pub fn hint(error: &anyhow::Error) -> Option<&'static str> {
             VerifyError::Bundle(
                 BundleError::NotABundle { .. } | BundleError::UnsupportedVersion { .. },
             ) => None,
-            VerifyError::Open { .. } => None,
+            VerifyError::Open { .. } | VerifyError::Foreign(_) => None,
             VerifyError::Bundle(BundleError::Io { path, source, .. }) => io_hint(path, source),
             VerifyError::PartsMissing { .. } | VerifyError::PartsDamaged { .. } => {
                 Some("copy those parts again; the others are fine")

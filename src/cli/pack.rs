@@ -95,6 +95,12 @@ pub fn run(args: PackArgs, context: &Context) -> anyhow::Result<()> {
         compression.threads = threads;
     }
     let progress = context.progress();
+    // Told by content before the source reads it, so a bundle, an export or
+    // any other file is named for what it is rather than misread as an archive.
+    args.archive
+        .iter()
+        .try_for_each(|archive| airgap::media::recognise::check_archive(archive).map(drop))
+        .map_err(airgap::Error::from)?;
     let source: Box<dyn Source> = match &args.archive {
         // A directory can only be an OCI layout; its source says so if it is not.
         Some(dir) if dir.is_dir() => Box::new(LayoutSource::new(dir)),

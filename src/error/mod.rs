@@ -9,6 +9,7 @@ use crate::bundle::BundleError;
 use crate::delta::inventory::InventoryError;
 use crate::image::rename::RenameError;
 use crate::media::docker::engine::EngineError;
+use crate::media::recognise::RecogniseError;
 use crate::media::sink::SinkError;
 use crate::media::source::SourceError;
 use crate::plan::PlanError;
@@ -58,6 +59,9 @@ pub enum Error {
     /// Images could not be given the new names asked for.
     #[error(transparent)]
     Rename(#[from] RenameError),
+    /// A file named as an image archive is something else.
+    #[error(transparent)]
+    Recognise(#[from] RecogniseError),
 }
 
 impl Error {
@@ -89,6 +93,7 @@ impl Error {
             Self::Engine(_) => ErrorKind::Engine,
             Self::Restore(error) => error.kind(),
             Self::Rename(error) => error.kind(),
+            Self::Recognise(error) => error.kind(),
         }
     }
 }

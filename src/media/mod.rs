@@ -9,5 +9,6 @@ pub mod archive;
 pub mod compression;
 pub mod docker;
 pub mod layout;
+pub mod recognise;
 pub mod sink;
 pub mod source;

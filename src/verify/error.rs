@@ -77,6 +77,10 @@ pub enum VerifyError {
     /// seal, without one: the seal was cut off, with whatever it covered.
     #[error("the seal is missing: the bundle was cut or altered")]
     SealMissing,
+    /// The file or directory holds something other than an airgap bundle,
+    /// recognised by its content: the line says what and which command takes it.
+    #[error("{0}")]
+    Foreign(Box<crate::media::recognise::Recognised>),
     /// The file changed between verification and use.
     #[error("the bundle changed on disk after it was verified")]
     ChangedSinceVerified,

@@ -180,7 +180,8 @@ pub fn verify_with_report(
         ..Report::default()
     };
     let result = Location::find(named, Some(policy))
-        .and_then(|found| run(found, policy, progress, &mut report));
+        .and_then(|found| run(found, policy, progress, &mut report))
+        .map_err(|error| recognised(named, error));
     if let Err(error) = &result {
         let check = match error {
             VerifyError::Open { .. } => "readable",
@@ -445,7 +446,23 @@ fn check_metadata_size(manifest: &BundleManifest) -> Result<(), VerifyError> {
 /// Reads only the manifest and signature, checking nothing but their form:
 /// for showing what a bundle claims to be, never for loading it.
 pub fn read_head(named: &Path) -> Result<Head, VerifyError> {
-    read_head_from(Location::find(named, None)?.open()?)
+    Location::find(named, None)
+        .and_then(|location| read_head_from(location.open()?))
+        .map_err(|error| recognised(named, error))
+}
+
+/// `error`, or, where `named` turns out to hold something other than an
+/// airgap bundle, what it holds and the command that takes it. Run only
+/// once reading a bundle failed, so bundles are read at full speed; a
+/// refusal about who signed is about a bundle and kept as it is.
+pub fn recognised(named: &Path, error: VerifyError) -> VerifyError {
+    if error.is_trust_failure() || named.as_os_str() == "-" {
+        return error;
+    }
+    match crate::media::recognise::recognise(named) {
+        Ok(found) if !found.could_be_bundle() => VerifyError::Foreign(Box::new(found)),
+        _ => error,
+    }
 }
 
 /// Reads only the manifest and signature from `input`.

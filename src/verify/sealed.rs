@@ -27,6 +27,14 @@ pub fn admit(
     policy: &TrustPolicy,
     progress: &dyn Progress,
 ) -> Result<VerifiedBundle, VerifyError> {
+    admit_bundle(named, policy, progress).map_err(|error| super::recognised(named, error))
+}
+
+fn admit_bundle(
+    named: &std::path::Path,
+    policy: &TrustPolicy,
+    progress: &dyn Progress,
+) -> Result<VerifiedBundle, VerifyError> {
     let location = Location::find(named, Some(policy))?;
     let mut report = Report::default();
     let Some((seal, _)) = location.seal()? else {

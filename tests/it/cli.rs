@@ -81,7 +81,11 @@ fn foreign_files_are_named_for_what_they_are() {
         .unwrap();
     fs::write(dir.path().join("save.tar"), tar.into_inner().unwrap()).unwrap();
     let run = airgap(dir.path(), &["verify", "save.tar", "--allow-unsigned"]).failure(3);
-    assert!(run.stderr.contains("uncompressed tar"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("save.tar is a docker save archive"),
+        "{}",
+        run.stderr
+    );
 
     fs::write(dir.path().join("empty.zst"), b"").unwrap();
     let run = airgap(dir.path(), &["inspect", "empty.zst"]).failure(3);

@@ -379,8 +379,8 @@ fn pack_reads_a_layout_directory_and_names_what_it_lacks_with_what_it_holds() {
             "ops.pem",
         ],
     )
-    .failure(1);
-    assert!(run.stderr.contains("no oci-layout file"), "{}", run.stderr);
+    .failure(2);
+    assert!(run.stderr.contains("no oci-layout"), "{}", run.stderr);
     assert_eq!(run.stderr.trim().lines().count(), 1, "{}", run.stderr);
     assert!(!dir.join("c.zst").exists());
 }

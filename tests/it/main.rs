@@ -18,6 +18,7 @@ mod hostile;
 mod layout;
 mod plan;
 mod project;
+mod recognise;
 mod record;
 mod rename;
 mod roundtrip;
