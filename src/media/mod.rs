@@ -6,8 +6,10 @@
 //! makes.
 
 pub mod archive;
+pub mod combined;
 pub mod compression;
 pub mod docker;
 pub mod layout;
+pub mod platform;
 pub mod sink;
 pub mod source;
