@@ -131,6 +131,14 @@ impl Source for CombinedSource {
                 return Ok(None);
             };
             for image in found {
+                // The same image in two archives is taken from the first.
+                if let Some(known) = all
+                    .iter_mut()
+                    .find(|known: &&mut ResolvedImage| known.id.is_some() && known.id == image.id)
+                {
+                    extend_refs(&mut known.refs, image.refs);
+                    continue;
+                }
                 self.remember(&image, index);
                 all.push(image);
             }
@@ -190,17 +198,20 @@ impl Source for CombinedSource {
                     .iter_mut()
                     .find(|r| r.config_digest == record.config_digest)
                 {
-                    Some(known) => {
-                        for reference in record.refs {
-                            if !known.refs.iter().any(|r| r.name == reference.name) {
-                                known.refs.push(reference);
-                            }
-                        }
-                    }
+                    Some(known) => extend_refs(&mut known.refs, record.refs),
                     None => records.push(record),
                 }
             }
         }
         Ok(records)
+    }
+}
+
+/// Adds the references `known` lacks.
+fn extend_refs(known: &mut Vec<ImageRef>, more: Vec<ImageRef>) {
+    for reference in more {
+        if !known.iter().any(|r| r.name == reference.name) {
+            known.push(reference);
+        }
     }
 }

@@ -70,8 +70,10 @@ pub struct ArchivedImage {
 /// Where a layer is in the archive.
 #[derive(Clone, Debug)]
 pub struct ArchivedLayer {
-    /// Its normalised path (links followed).
-    pub path: String,
+    /// Its normalised path (links followed); `None` where the archive
+    /// lacks it (moby issue 49473: a save that leaves layers out), which
+    /// fails the export of the image.
+    pub path: Option<String>,
     /// Its size as stored.
     pub size: u64,
     /// What pass 2 needs to deliver and check it.
@@ -158,16 +160,14 @@ fn docker_image(
     }
     let mut layers = Vec::new();
     for (path, diff_id) in entry.layers.iter().zip(diff_ids) {
-        let Some(found) = scanned.resolve(path) else {
-            return Ok(None);
-        };
+        let found = scanned.resolve(path);
         layers.push(ArchivedLayer {
-            path: found.to_owned(),
-            size: scanned.files[found],
+            path: found.map(str::to_owned),
+            size: found.map_or(0, |found| scanned.files[found]),
             wanted: WantedLayer {
                 diff_id: diff_id.clone(),
                 named: found
-                    .strip_prefix("blobs/sha256/")
+                    .and_then(|found| found.strip_prefix("blobs/sha256/"))
                     .and_then(|hex| Digest::from_hex(hex).ok()),
             },
         });
@@ -190,7 +190,8 @@ fn docker_image(
 }
 
 /// An image from the OCI index, its layers found by `locate` (path and
-/// stored size); `None` where a layer is absent.
+/// stored size); `None` for a platform of a multi-platform image whose
+/// layers are absent (one not saved).
 fn indexed_image(
     indexed: IndexedImage,
     locate: impl Fn(&BlobRef) -> Option<(String, u64)>,
@@ -219,7 +220,11 @@ fn indexed_image(
     }
     let mut layers = Vec::new();
     for layer in &indexed.image.layers {
-        let (path, size) = locate(&layer.blob)?;
+        let found = locate(&layer.blob);
+        if found.is_none() && indexed.platform_index.is_some() {
+            return None;
+        }
+        let (path, size) = found.map_or((None, 0), |(path, size)| (Some(path), size));
         layers.push(ArchivedLayer {
             path,
             size,
@@ -285,6 +290,11 @@ pub fn of_skopeo_dir(dir: &LayoutDir) -> Result<Catalogue, SourceError> {
         dir.read_file(name, METADATA_LIMIT, what)
             .map_err(|e| malformed(format!("{shown}/{name}: {e}")))
     };
+    if !dir.exists("version") {
+        return Err(malformed(format!(
+            "{shown} is a directory but neither an OCI image layout (it has no oci-layout file) nor skopeo's dir: (it has no version file)"
+        )));
+    }
     let version = read("version", "dir: version file")?;
     if !version.starts_with(DIR_VERSION.as_bytes()) {
         return Err(malformed(format!(
@@ -321,7 +331,7 @@ pub fn of_skopeo_dir(dir: &LayoutDir) -> Result<Catalogue, SourceError> {
         let name = blob.digest.hex().to_owned();
         dir.regular_size(&name).map(|size| (name, size))
     })
-    .ok_or_else(|| malformed(format!("{shown} lacks a layer its manifest.json names")))?;
+    .expect("an image outside a platform index is always kept");
     Ok(Catalogue {
         kind: ArchiveKind::SkopeoDir,
         images: vec![image],

@@ -298,8 +298,9 @@ pub fn deliver_layer(
 /// A tar error, escaped (a file that is no tar gives binary in it).
 fn not_tar(error: io::Error, compression: Compression) -> SourceError {
     if error.kind() == io::ErrorKind::Other || error.kind() == io::ErrorKind::InvalidData {
+        // The tar reader's message quotes the bytes it choked on: noise.
         malformed(format!(
-            "it is not a readable tar archive ({}): {error}",
+            "it is not an image archive: {}, its content is not a readable tar",
             compression.adjective()
         ))
     } else {

@@ -60,9 +60,9 @@ impl ArchiveSource {
             return Ok(catalogue);
         }
         let read = if self.path.is_dir() {
-            catalogue::of_skopeo_dir(&self.dir()?)
+            self.dir().and_then(|dir| catalogue::of_skopeo_dir(&dir))
         } else {
-            catalogue::of_tar(&scan::scan(&self.path)?)
+            scan::scan(&self.path).and_then(|scanned| catalogue::of_tar(&scanned))
         };
         let read = read.map_err(|error| match error {
             SourceError::Malformed { reason } => SourceError::Malformed {
@@ -409,10 +409,13 @@ impl Source for ArchiveSource {
         for (image, _) in &picked {
             for layer in &image.layers {
                 let diff_id = &layer.wanted.diff_id;
+                let Some(path) = &layer.path else {
+                    continue;
+                };
                 if layer.wanted.named.as_ref() == Some(diff_id) && layers.has_layer(diff_id) {
                     known.insert(diff_id.clone(), layer.size);
                 } else {
-                    wanted.insert(layer.path.clone(), layer.wanted.clone());
+                    wanted.insert(path.clone(), layer.wanted.clone());
                 }
             }
         }
@@ -426,7 +429,8 @@ impl Source for ArchiveSource {
             let mut blobs = Vec::new();
             for (index, layer) in image.layers.iter().enumerate() {
                 let diff_id = &layer.wanted.diff_id;
-                let size = match (known.get(diff_id), delivered.get(&layer.path)) {
+                let delivered = layer.path.as_ref().and_then(|path| delivered.get(path));
+                let size = match (known.get(diff_id), delivered) {
                     (Some(size), _) => *size,
                     (None, Some((actual, size))) if actual == diff_id => *size,
                     (None, Some((actual, _))) => {
@@ -453,7 +457,13 @@ impl Source for ArchiveSource {
                 .iter_mut()
                 .find(|r| r.config_digest == image.config_digest)
             {
-                Some(record) => record.refs.extend(refs),
+                Some(record) => {
+                    for reference in refs {
+                        if !record.refs.iter().any(|r| r.name == reference.name) {
+                            record.refs.push(reference);
+                        }
+                    }
+                }
                 None => records.push(ImageRecord {
                     refs,
                     config: image.config.clone(),
