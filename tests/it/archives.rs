@@ -226,6 +226,10 @@ fn unpack_and_check(
     );
 }
 
+/// A bundle name, its archives, what they hold, and an image to run with
+/// what it prints.
+type Case<'a> = (&'a str, Vec<&'a str>, &'a [Held], (&'a str, &'a str));
+
 #[test]
 fn every_archive_kind_packs_without_an_engine_and_unpacks_to_the_images_it_held() {
     let (_lock, [connected, offline, containerd, podman]) =
@@ -285,7 +289,7 @@ fn every_archive_kind_packs_without_an_engine_and_unpacks_to_the_images_it_held(
         "podman names local images so"
     );
 
-    let cases: Vec<(&str, Vec<&str>, &[Held], (&str, &str))> = vec![
+    let cases: Vec<Case> = vec![
         (
             "d20.zst",
             vec![path(&d20_gz)],
