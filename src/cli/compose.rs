@@ -30,6 +30,11 @@ pub struct ComposeArgs {
 
 impl ComposeArgs {
     /// The library options, with the current directory and the process environment.
+    /// True when no compose file is named on the command line.
+    pub fn names_no_file(&self) -> bool {
+        self.file.is_empty()
+    }
+
     pub fn options(self) -> anyhow::Result<ComposeOptions> {
         Ok(ComposeOptions {
             files: self.file,

@@ -146,6 +146,9 @@ pub fn hint(error: &anyhow::Error) -> Option<&'static str> {
         Error::Source(SourceError::Missing { .. }) => {
             Some("nothing was written; build, pull or load those images first, or leave them out")
         }
+        Error::Source(SourceError::NotInArchive { .. }) => Some(
+            "nothing was written; name images the archives hold (airgap plan --archive F lists them), or leave the names out to pack everything",
+        ),
         Error::Engine(EngineError::Unreachable { .. })
         | Error::Source(SourceError::Engine(EngineError::Unreachable { .. }))
         | Error::Sink(SinkError::Engine(EngineError::Unreachable { .. })) => {

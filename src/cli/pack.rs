@@ -6,9 +6,10 @@ use airgap::bundle::writer::{Compression, DEFAULT_LEVEL, MAX_LEVEL, Output};
 use airgap::delta::inventory::Inventory;
 use airgap::delta::{Site, SiteImage};
 use airgap::image::ImageRef;
-use airgap::media::archive::ArchiveSource;
+use airgap::media::archive::open_source;
+use airgap::media::combined::CombinedSource;
 use airgap::media::docker::DaemonSource;
-use airgap::media::layout::LayoutSource;
+use airgap::media::platform::WantedPlatform;
 use airgap::media::source::Source;
 use airgap::pack::PackOptions;
 use airgap::plan::carry::carried_project;
@@ -51,9 +52,12 @@ pub struct PackArgs {
     /// Compression threads (default: one per CPU, at most 4).
     #[arg(long)]
     threads: Option<u32>,
-    /// Take the images from this `docker save` archive, or OCI image layout directory, instead of the engine.
+    /// Take the images from this image archive instead of the engine: docker save, podman save (either format), skopeo's docker-archive, oci-archive, oci: or dir:, plain or gzip/zstd/xz/bzip2-compressed; repeatable. With no image names, every image of every archive.
     #[arg(long, value_name = "TAR|DIR")]
-    archive: Option<PathBuf>,
+    archive: Vec<PathBuf>,
+    /// Of a multi-platform image in an archive, take this platform (os/arch[/variant]; default this machine's); repeatable.
+    #[arg(long, value_name = "PLATFORM", value_parser = super::plan::platform, requires = "archive")]
+    platform: Vec<WantedPlatform>,
     /// Also carry the compose project's env files (.env, --env-file, services' env_file); they often hold secrets.
     #[arg(long)]
     with_env: bool,
@@ -74,12 +78,20 @@ pub struct PackArgs {
 }
 
 pub fn run(args: PackArgs, context: &Context) -> anyhow::Result<()> {
-    let plan = plan::plan(&PlanInput {
-        args: args.inputs,
-        image_lists: args.images_file,
-        compose: args.compose.options()?,
-    })
-    .map_err(airgap::Error::from)?;
+    let everything = !args.archive.is_empty()
+        && args.inputs.is_empty()
+        && args.images_file.is_empty()
+        && args.compose.names_no_file();
+    let plan = if everything {
+        airgap::plan::Plan::default()
+    } else {
+        plan::plan(&PlanInput {
+            args: args.inputs,
+            image_lists: args.images_file,
+            compose: args.compose.options()?,
+        })
+        .map_err(airgap::Error::from)?
+    };
     super::compose::warn_unset_variables(&plan);
     let key = args
         .key
@@ -95,17 +107,15 @@ pub fn run(args: PackArgs, context: &Context) -> anyhow::Result<()> {
         compression.threads = threads;
     }
     let progress = context.progress();
-    // Told by content before the source reads it, so a bundle, an export or
-    // any other file is named for what it is rather than misread as an archive.
-    args.archive
-        .iter()
-        .try_for_each(|archive| airgap::media::recognise::check_archive(archive).map(drop))
-        .map_err(airgap::Error::from)?;
-    let source: Box<dyn Source> = match &args.archive {
-        // A directory can only be an OCI layout; its source says so if it is not.
-        Some(dir) if dir.is_dir() => Box::new(LayoutSource::new(dir)),
-        Some(archive) => Box::new(ArchiveSource::new(archive)),
-        None => {
+    let source: Box<dyn Source> = match args.archive.as_slice() {
+        [archive] => open_source(archive, &args.platform),
+        [_, _, ..] => Box::new(CombinedSource::new(
+            args.archive
+                .iter()
+                .map(|archive| open_source(archive, &args.platform))
+                .collect(),
+        )),
+        [] => {
             let daemon = DaemonSource::new(context.engine()?);
             if args.pull {
                 for reference in daemon
@@ -118,6 +128,9 @@ pub fn run(args: PackArgs, context: &Context) -> anyhow::Result<()> {
             Box::new(daemon)
         }
     };
+    for note in source.notes(&plan.images).map_err(airgap::Error::from)? {
+        eprintln!("note: {}", airgap::display::escape(&note));
+    }
     let compose = carried_project(&plan, args.with_env).map_err(airgap::Error::from)?;
     let output = match (args.output.as_os_str() == "-", args.split) {
         (true, _) => Output::Stdout,
@@ -143,7 +156,11 @@ pub fn run(args: PackArgs, context: &Context) -> anyhow::Result<()> {
     for image in &summary.images {
         text += &format!(
             "packed {} ({}, {}, {})\n",
-            image.refs.join(", "),
+            if image.refs.is_empty() {
+                "an untagged image".to_owned()
+            } else {
+                image.refs.join(", ")
+            },
             image.config.short(),
             layers(image.layers.len()),
             bytes(image.size)

@@ -4,8 +4,13 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use airgap::display::escape;
 use airgap::image::ImageRef;
+use airgap::media::archive::open_source;
+use airgap::media::combined::CombinedSource;
 use airgap::media::docker::DaemonSource;
+use airgap::media::platform::WantedPlatform;
+use airgap::media::source::{HeldImage, Source};
 use airgap::pack::survey::Survey;
 use airgap::plan::{self, Arg, PlanError, PlanInput};
 
@@ -26,6 +31,12 @@ pub struct PlanArgs {
     /// Print the report as JSON.
     #[arg(long, conflicts_with = "images")]
     json: bool,
+    /// Survey the images of this image archive (any kind pack --archive takes) instead of the engine; with no image names, list everything it holds (refs, IDs, platforms, sizes). Repeatable.
+    #[arg(long, value_name = "TAR|DIR")]
+    archive: Vec<PathBuf>,
+    /// Of a multi-platform image in an archive, survey this platform (os/arch[/variant]; default this machine's); repeatable.
+    #[arg(long, value_name = "PLATFORM", value_parser = platform, requires = "archive")]
+    platform: Vec<WantedPlatform>,
     #[command(flatten)]
     compose: ComposeArgs,
 }
@@ -33,6 +44,32 @@ pub struct PlanArgs {
 pub fn run(args: PlanArgs, context: &super::Context) -> anyhow::Result<()> {
     let report = !args.images;
     let json = args.json;
+    let source: Option<Box<dyn Source>> = match args.archive.as_slice() {
+        [] => None,
+        [archive] => Some(open_source(archive, &args.platform)),
+        archives => Some(Box::new(CombinedSource::new(
+            archives
+                .iter()
+                .map(|archive| open_source(archive, &args.platform))
+                .collect(),
+        ))),
+    };
+    if let Some(source) = &source {
+        if args.inputs.is_empty() && args.images_file.is_empty() && args.compose.names_no_file() {
+            let held = source
+                .catalogue()
+                .map_err(airgap::Error::from)?
+                .unwrap_or_default();
+            return print(&if json {
+                let mut text =
+                    serde_json::to_string_pretty(&held).expect("catalogues always serialise");
+                text.push('\n');
+                text
+            } else {
+                render_catalogue(&held)
+            });
+        }
+    }
     let plan = match plan::plan(&PlanInput {
         args: args.inputs,
         image_lists: args.images_file,
@@ -46,12 +83,16 @@ pub fn run(args: PlanArgs, context: &super::Context) -> anyhow::Result<()> {
     };
     super::compose::warn_unset_variables(&plan);
     if report {
-        let source = DaemonSource::new(context.engine()?);
-        let survey = airgap::pack::survey::survey(&source, &plan)?;
+        let source = match source {
+            Some(source) => source,
+            None => Box::new(DaemonSource::new(context.engine()?)),
+        };
+        let archived = !args.archive.is_empty();
+        let survey = airgap::pack::survey::survey(source.as_ref(), &plan)?;
         return print(&if json {
             render_json(&survey)
         } else {
-            render(&survey)
+            render(&survey, archived)
         });
     }
     // Byte order, as `LC_ALL=C sort -u` gives it.
@@ -79,11 +120,61 @@ pub fn input(text: &str) -> Result<String, String> {
     Ok(text.to_owned())
 }
 
+/// A `--platform` value.
+pub fn platform(text: &str) -> Result<WantedPlatform, String> {
+    WantedPlatform::parse(text).map_err(|e| e.to_string())
+}
+
+/// What archives hold: per archive, one line per image.
+fn render_catalogue(held: &[HeldImage]) -> String {
+    let mut text = String::new();
+    let mut place = None;
+    let mut total = 0;
+    for image in held {
+        if place != Some(&image.place) {
+            place = Some(&image.place);
+            let count = held.iter().filter(|i| i.place == image.place).count();
+            text += &format!(
+                "{}: {} {}\n",
+                escape(&image.place),
+                count,
+                if count == 1 { "image" } else { "images" }
+            );
+        }
+        let names = if image.refs.is_empty() {
+            "untagged".to_owned()
+        } else {
+            image
+                .refs
+                .iter()
+                .map(|r| escape(r).into_owned())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let size: u64 = image.layer_sizes.iter().sum();
+        total += size;
+        text += &format!(
+            "    {names} ({}): id {}, {}, {}\n",
+            escape(&image.platform.to_string()),
+            image.id.short(),
+            super::pack::layers(image.layer_sizes.len()),
+            bytes(size)
+        );
+    }
+    text += &format!(
+        "total: {} {}, {} as stored\n",
+        held.len(),
+        if held.len() == 1 { "image" } else { "images" },
+        bytes(total)
+    );
+    text
+}
+
 fn size(size: Option<u64>) -> String {
     size.map_or_else(|| "size unknown".into(), bytes)
 }
 
-fn render(survey: &Survey) -> String {
+fn render(survey: &Survey, archived: bool) -> String {
     let mut text = String::new();
     for image in &survey.images {
         let services = match image.services.as_slice() {
@@ -91,7 +182,11 @@ fn render(survey: &Survey) -> String {
             services => format!(" (service {})", services.join(", ")),
         };
         let Some(id) = &image.id else {
-            text += &format!("{}{services}: MISSING from the engine\n", image.reference);
+            text += &format!(
+                "{}{services}: MISSING from the {}\n",
+                image.reference,
+                if archived { "archives" } else { "engine" }
+            );
             continue;
         };
         let total: u64 = image.layers.iter().filter_map(|l| l.size).sum();
@@ -129,8 +224,14 @@ fn render(survey: &Survey) -> String {
     );
     if !survey.missing.is_empty() {
         text += &format!(
-            "missing from the engine: {} (pack would fail; build or load them, or pack --pull)\n",
-            survey.missing.join(", ")
+            "missing from the {}: {} (pack would fail; {})\n",
+            if archived { "archives" } else { "engine" },
+            survey.missing.join(", "),
+            if archived {
+                "name what the archives hold (airgap plan --archive F lists it)"
+            } else {
+                "build or load them, or pack --pull"
+            }
         );
     }
     text

@@ -6,9 +6,11 @@
 //! makes.
 
 pub mod archive;
+pub mod combined;
 pub mod compression;
 pub mod docker;
 pub mod layout;
+pub mod platform;
 pub mod recognise;
 pub mod sink;
 pub mod source;

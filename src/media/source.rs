@@ -102,6 +102,58 @@ pub trait Source {
     ) -> Result<StagedLayers, SourceError> {
         Ok(StagedLayers::none()?)
     }
+
+    /// Every image the source holds, for a catalogue (`airgap plan
+    /// --archive`); `None` where it cannot list them (an engine).
+    fn catalogue(&self) -> Result<Option<Vec<HeldImage>>, SourceError> {
+        Ok(None)
+    }
+
+    /// Every image the source holds on the chosen platforms, as
+    /// [`Source::resolve`] would find them, for a pack naming no images;
+    /// `None` where the source cannot list them.
+    fn resolve_all(&self) -> Result<Option<Vec<ResolvedImage>>, SourceError> {
+        Ok(None)
+    }
+
+    /// What resolving `refs` should tell the user beyond the images found
+    /// (a short name taken as Podman's `localhost/NAME`), one line each.
+    fn notes(&self, _refs: &[ImageRef]) -> Result<Vec<String>, SourceError> {
+        Ok(Vec::new())
+    }
+}
+
+/// One image a source holds, as a catalogue lists it.
+#[derive(Clone, Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HeldImage {
+    /// Where it is (the archive's path), for messages.
+    pub place: String,
+    /// Its references as the source names them (unescaped).
+    pub refs: Vec<String>,
+    /// Its config digest: the image ID.
+    pub id: Digest,
+    /// Its platform.
+    pub platform: crate::image::Platform,
+    /// Its layers' sizes as the source stores them (compressed where the
+    /// source compresses them), bottom first.
+    pub layer_sizes: Vec<u64>,
+}
+
+impl HeldImage {
+    /// The image as a name-not-found message lists it: its references, or
+    /// its short ID without one, escaped.
+    pub fn shown(&self) -> String {
+        if self.refs.is_empty() {
+            format!("untagged {}", self.id.short())
+        } else {
+            self.refs
+                .iter()
+                .map(|r| crate::display::escape(r).into_owned())
+                .collect::<Vec<_>>()
+                .join(" = ")
+        }
+    }
 }
 
 /// Why a source could not deliver.
@@ -113,6 +165,22 @@ pub enum SourceError {
     Missing {
         /// Every missing reference, as given.
         refs: Vec<String>,
+    },
+    /// Some references name no image of the archives (listed with them).
+    #[error("{} not found in the archives: {}", if .refs.len() == 1 { "image" } else { "images" }, .refs.join(", "))]
+    NotInArchive {
+        /// Every missing reference, the last with what the archives hold.
+        refs: Vec<String>,
+    },
+    /// An archive's image has no name to carry it by.
+    #[error("image {id} in {} has no name, and an image without one does not load into a containerd image store; {hint}", crate::display::escape(.archive))]
+    Unnamed {
+        /// Its ID.
+        id: Digest,
+        /// The archive.
+        archive: String,
+        /// How to give it one.
+        hint: String,
     },
     /// The engine failed.
     #[error(transparent)]
@@ -164,6 +232,10 @@ pub enum SourceError {
     /// A staging directory could not be made.
     #[error(transparent)]
     Staging(#[from] crate::store::StagingError),
+    /// A file named as an image archive is something else (the error says
+    /// what, and which command takes it).
+    #[error("{0}")]
+    NotAnImageArchive(Box<crate::media::recognise::Recognised>),
     /// The bundle writer stopped taking layers (its own error says why).
     #[error("the bundle writer stopped")]
     WriterStopped,
@@ -175,7 +247,8 @@ impl SourceError {
     pub fn kind(&self) -> crate::error::kind::ErrorKind {
         use crate::error::kind::ErrorKind;
         match self {
-            Self::Missing { .. } => ErrorKind::ImagesMissing,
+            Self::Missing { .. } | Self::NotInArchive { .. } => ErrorKind::ImagesMissing,
+            Self::NotAnImageArchive(_) => ErrorKind::Usage,
             Self::Engine(_) => ErrorKind::Engine,
             _ => ErrorKind::Failure,
         }

@@ -52,7 +52,20 @@ pub fn pack(
     options: &PackOptions,
     progress: &dyn Progress,
 ) -> Result<WrittenBundle, Error> {
-    let resolved = source.resolve(&plan.images)?;
+    // No names (pack --archive F alone): everything the source holds.
+    let resolved = match plan.images.is_empty() {
+        true => match source.resolve_all()? {
+            Some(all) if all.is_empty() => {
+                return Err(SourceError::Missing {
+                    refs: vec!["any image (the source holds none)".into()],
+                }
+                .into());
+            }
+            Some(all) => all,
+            None => source.resolve(&plan.images)?,
+        },
+        false => source.resolve(&plan.images)?,
+    };
     let files = match &options.compose {
         Some(project) => read_project_files(project)?,
         None => Vec::new(),
@@ -61,7 +74,7 @@ pub fn pack(
     let mut writer = BundleWriter::create(
         &options.output,
         &options.compression,
-        head_room(plan.images.len(), project_bytes),
+        head_room(plan.images.len().max(resolved.len()), project_bytes),
     )?;
     // Held until the bundle is written: patch references live in it.
     let _references = match &options.site {

@@ -80,7 +80,7 @@ pub fn survey(source: &dyn Source, plan: &Plan) -> Result<Survey, Error> {
             .collect();
         let found = match source.resolve(std::slice::from_ref(reference)) {
             Ok(mut found) if found.len() == 1 => found.remove(0),
-            Ok(_) | Err(SourceError::Missing { .. }) => {
+            Ok(_) | Err(SourceError::Missing { .. } | SourceError::NotInArchive { .. }) => {
                 missing.push(reference.given.clone());
                 images.push(SurveyedImage {
                     reference: reference.given.clone(),

@@ -34,6 +34,8 @@ const SOURCES: &[Source] = &[
     Source { name: "podman engine", pack: |s, dir, bundle| from_engine(&s.podman, dir, bundle) },
     Source { name: "docker save archive", pack: from_docker_save },
     Source { name: "oci layout directory", pack: from_layout },
+    Source { name: "docker 28.5 save, zstd-compressed", pack: from_zstd_containerd_save },
+    Source { name: "docker 20.10 save xz'd beside a docker 28.5 save", pack: from_two_saves },
 ];
 
 /// Where media go. `unpack` empties the sink, unpacks the bundle into it
@@ -244,6 +246,71 @@ fn from_docker_save(sites: &Sites, dir: &Path, bundle: &Path) -> Holdings {
     sites.connected.docker(&save);
     pack(dir, &["--archive", path(&archive)], bundle);
     docker_save_holdings(&archive)
+}
+
+/// `docker save` from the containerd store, zstd-compressed, packed with
+/// `--archive FILE` and no engine.
+fn from_zstd_containerd_save(sites: &Sites, dir: &Path, bundle: &Path) -> Holdings {
+    fixtures::ensure(&sites.containerd);
+    let archive = save_compressed(&sites.containerd, bundle, &TAGS, Some("zstd"));
+    pack(dir, &["--archive", path(&archive)], bundle);
+    engine_holdings(&sites.containerd)
+}
+
+/// Two archives of different kinds at once: Docker 20.10's legacy save of
+/// the worker, xz-compressed, and Docker 28.5's OCI one of web.
+fn from_two_saves(sites: &Sites, dir: &Path, bundle: &Path) -> Holdings {
+    fixtures::ensure(&sites.connected);
+    fixtures::ensure(&sites.containerd);
+    let worker = save_compressed(
+        &sites.connected,
+        &bundle.with_extension("worker"),
+        &TAGS[1..],
+        Some("xz"),
+    );
+    let web = save_compressed(
+        &sites.containerd,
+        &bundle.with_extension("web"),
+        &TAGS[..1],
+        None,
+    );
+    pack(
+        dir,
+        &["--archive", path(&worker), "--archive", path(&web)],
+        bundle,
+    );
+    let mut held = engine_holdings(&sites.connected);
+    held[0] = engine_holdings(&sites.containerd).remove(0);
+    held
+}
+
+/// `docker save` of `tags` from `engine` beside `bundle`, compressed with
+/// `tool` where one is given.
+fn save_compressed(
+    engine: &TestEngine,
+    bundle: &Path,
+    tags: &[&str],
+    tool: Option<&str>,
+) -> PathBuf {
+    let archive = bundle.with_extension("tar");
+    let mut save = vec!["save", "-o", path(&archive)];
+    save.extend(tags);
+    engine.docker(&save);
+    let Some(tool) = tool else {
+        return archive;
+    };
+    let compressed = archive.with_extension(format!("tar.{tool}"));
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "{tool} -c < '{}' > '{}'",
+            path(&archive),
+            path(&compressed)
+        ))
+        .status()
+        .unwrap();
+    assert!(status.success(), "{tool} failed");
+    compressed
 }
 
 /// An OCI layout written by airgap's own `--to oci:` from a Docker 20.10

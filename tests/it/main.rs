@@ -5,6 +5,7 @@
 mod support;
 
 mod archive;
+mod archives;
 mod beside;
 mod cli;
 mod compose;

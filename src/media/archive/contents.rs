@@ -219,7 +219,7 @@ fn streamable_layer(
 }
 
 /// The digest a blob's path names (`blobs/sha256/<hex>`, `<hex>.json`), if any.
-fn named_digest(path: &str) -> Option<Digest> {
+pub(super) fn named_digest(path: &str) -> Option<Digest> {
     path.strip_prefix("blobs/sha256/")
         .or_else(|| path.strip_suffix(".json").filter(|hex| !hex.contains('/')))
         .and_then(|hex| Digest::from_hex(hex).ok())
@@ -252,7 +252,7 @@ fn read_metadata(entry: impl Read, path: &str) -> Result<Vec<u8>, SourceError> {
 }
 
 /// A relative path without `.` components, or `None` if it escapes.
-fn normalise(path: &Path) -> Option<String> {
+pub(super) fn normalise(path: &Path) -> Option<String> {
     let mut parts: Vec<String> = Vec::new();
     for component in path.components() {
         match component {

@@ -2,23 +2,25 @@
 //! [`ArchiveSource`]) or an engine's export stream (the daemon source reuses
 //! the same reader, as go-containerregistry's daemon package reuses tarball).
 
+mod catalogue;
 mod contents;
 pub mod load_tar;
+mod scan;
+mod source;
 
 use std::collections::HashSet;
-use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::bundle::SourceInfo;
 use crate::digest::Digest;
 use crate::image::{BlobRef, ConfigSummary, ImageRecord, ImageRef};
-use crate::progress::{Progress, Task};
 
+pub use catalogue::{ArchiveKind, ArchivedImage, Catalogue};
 pub use contents::{ArchiveContents, ArchiveFile, read_archive};
+pub use source::{ArchiveSource, merge_resolved};
 
-use crate::media::source::{LayerSink, ResolvedImage, Source, SourceError};
+use crate::media::source::{LayerSink, Source, SourceError};
 
 /// How to recognise a wanted image in an archive.
 #[derive(Clone, Debug)]
@@ -246,94 +248,16 @@ fn malformed(reason: String) -> SourceError {
     SourceError::Malformed { reason }
 }
 
-/// Images from a `docker save` file (either layout).
-pub struct ArchiveSource {
-    path: PathBuf,
-}
-
-impl ArchiveSource {
-    /// A source reading the archive at `path`.
-    pub fn new(path: &Path) -> Self {
-        Self {
-            path: path.to_owned(),
-        }
-    }
-
-    fn open(&self) -> Result<File, SourceError> {
-        File::open(&self.path).map_err(SourceError::Read)
-    }
-
-    fn tags(&self) -> Result<Vec<ImageRef>, SourceError> {
-        let mut archive = tar::Archive::new(self.open()?);
-        for entry in archive.entries().map_err(SourceError::Read)? {
-            let entry = entry.map_err(SourceError::Read)?;
-            if entry.path_bytes().as_ref() == b"manifest.json" {
-                let parsed: Vec<crate::bundle::layout::DockerLoadEntry> =
-                    serde_json::from_reader(std::io::Read::take(entry, 16 << 20))
-                        .map_err(|e| malformed(format!("manifest.json: {e}")))?;
-                return Ok(parsed
-                    .into_iter()
-                    .flat_map(|e| e.repo_tags.unwrap_or_default())
-                    .filter_map(|t| ImageRef::parse(&t).ok())
-                    .collect());
-            }
-        }
-        Err(malformed(
-            "it has no manifest.json (is it a docker save archive?)".into(),
-        ))
-    }
-}
-
-impl Source for ArchiveSource {
-    fn describe(&self) -> SourceInfo {
-        SourceInfo {
-            kind: "docker-archive".into(),
-            engine: None,
-            api_version: None,
-        }
-    }
-
-    fn resolve(&self, refs: &[ImageRef]) -> Result<Vec<ResolvedImage>, SourceError> {
-        let tags = self.tags()?;
-        let missing: Vec<String> = refs
-            .iter()
-            .filter(|r| !tags.iter().any(|t| t.name == r.name))
-            .map(|r| r.given.clone())
-            .collect();
-        if !missing.is_empty() {
-            return Err(SourceError::Missing { refs: missing });
-        }
-        // Which tags name one image, and its layers, show only once the
-        // archive is read; the export merges images by config digest.
-        Ok(refs
-            .iter()
-            .map(|reference| ResolvedImage {
-                refs: vec![reference.clone()],
-                id: None,
-                layers: None,
-            })
-            .collect())
-    }
-
-    fn export(
-        &self,
-        images: &[ResolvedImage],
-        layers: &mut dyn LayerSink,
-        progress: &dyn Progress,
-    ) -> Result<Vec<ImageRecord>, SourceError> {
-        let file = self.open()?;
-        progress.start(Task::Saving, file.metadata().ok().map(|m| m.len()));
-        let staging = layers.staging_dir().to_owned();
-        let contents = read_archive(file, &staging, &HashSet::new(), layers, progress);
-        progress.finish();
-        let mut contents = contents?;
-        let wanted: Vec<WantedImage> = images
-            .iter()
-            .map(|image| WantedImage {
-                refs: image.refs.clone(),
-                identity: Identity::Tag,
-            })
-            .collect();
-        records(&mut contents, &wanted, layers)
+/// The source for an archive the user named: an OCI layout directory is
+/// read by the layout medium, anything else (a tar of any kind, plain or
+/// compressed, or skopeo's `dir:`) by [`ArchiveSource`].
+pub fn open_source(
+    path: &Path,
+    platforms: &[crate::media::platform::WantedPlatform],
+) -> Box<dyn Source> {
+    if path.is_dir() && path.join("oci-layout").exists() {
+        Box::new(crate::media::layout::LayoutSource::new(path).with_platforms(platforms))
+    } else {
+        Box::new(ArchiveSource::with_platforms(path, platforms))
     }
 }

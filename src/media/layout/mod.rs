@@ -9,13 +9,16 @@
 //! (`dir.rs`); the directory itself is the user's to name through
 //! a link.
 
-mod dir;
+pub(crate) mod dir;
 mod read;
 mod sink;
 mod source;
 mod write;
 
-pub use read::{Compression, LayoutImage, LayoutLayer, LayoutReader};
+pub use read::{
+    Compression, IndexedImage, LayoutImage, LayoutLayer, LayoutReader, MetadataBlobs, checked,
+    image_of_manifest, index_images, manifest_image,
+};
 pub use sink::LayoutSink;
 pub use source::LayoutSource;
 pub use write::{LayoutError, LayoutWriter};

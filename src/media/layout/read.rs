@@ -11,6 +11,7 @@ use oci_spec::image::{Descriptor, ImageIndex, ImageManifest, MediaType};
 
 use crate::digest::Digest;
 use crate::image::{BlobRef, ConfigSummary, ImageRef, Platform};
+use crate::media::platform::WantedPlatform;
 use crate::media::source::SourceError;
 
 use super::dir::{BLOBS, LayoutDir};
@@ -64,6 +65,7 @@ pub struct LayoutImage {
 pub struct LayoutReader {
     root: LayoutDir,
     index: ImageIndex,
+    platforms: Vec<WantedPlatform>,
 }
 
 impl LayoutReader {
@@ -81,7 +83,25 @@ impl LayoutReader {
             .map_err(|e| malformed(format!("{shown}/index.json: {e}")))?;
         let index = serde_json::from_slice(&bytes)
             .map_err(|e| malformed(format!("{shown}/index.json: {e}")))?;
-        Ok(Self { root, index })
+        Ok(Self {
+            root,
+            index,
+            platforms: vec![WantedPlatform::host()],
+        })
+    }
+
+    /// Takes these platforms from a multi-platform image instead of the host's.
+    pub fn with_platforms(mut self, platforms: &[WantedPlatform]) -> Self {
+        if !platforms.is_empty() {
+            self.platforms = platforms.to_vec();
+        }
+        self
+    }
+
+    /// Every image the index leads to, on every platform whose blobs are
+    /// present (attestations left out), for a catalogue.
+    pub fn catalogue(&self) -> Result<Vec<IndexedImage>, SourceError> {
+        index_images(&self.index, self)
     }
 
     /// What the layout's index names, for messages: each entry's reference,
@@ -145,6 +165,38 @@ impl LayoutReader {
             .iter()
             .filter(|entry| is_index(entry.media_type()) || is_manifest(entry.media_type()))
             .map(|entry| self.image(entry, Vec::new()))
+            .collect()
+    }
+
+    /// Every image the index names (the wanted platforms of a platform
+    /// index), each with the full references its annotations give.
+    pub fn named_images(&self) -> Result<Vec<LayoutImage>, SourceError> {
+        self.index
+            .manifests()
+            .iter()
+            .filter(|entry| is_index(entry.media_type()) || is_manifest(entry.media_type()))
+            .filter(|entry| !is_attestation(entry))
+            .map(|entry| {
+                let mut refs: Vec<ImageRef> = Vec::new();
+                let names = [
+                    annotation(entry, CONTAINERD_NAME),
+                    annotation(entry, REF_NAME),
+                ];
+                for name in names.into_iter().flatten() {
+                    // A tag alone (skopeo's oci:DIR:TAG) is no reference.
+                    let Some(parsed) = name
+                        .contains(['/', ':', '@'])
+                        .then(|| ImageRef::parse(name).ok())
+                        .flatten()
+                    else {
+                        continue;
+                    };
+                    if !refs.iter().any(|r| r.name == parsed.name) {
+                        refs.push(parsed);
+                    }
+                }
+                self.image(entry, refs)
+            })
             .collect()
     }
 
@@ -217,48 +269,14 @@ impl LayoutReader {
         let entry = if is_index(entry.media_type()) {
             let bytes = self.read_json(entry)?;
             let index: ImageIndex = parse(&bytes, "image index", entry)?;
-            host_manifest(&index, &name)?.clone()
+            platform_manifest(&index, &self.platforms, &name)?.clone()
         } else {
             entry.clone()
         };
-        if !is_manifest(entry.media_type()) {
-            return Err(malformed(format!(
-                "{name} is a {}, not an image manifest",
-                crate::display::escape(entry.media_type().as_ref())
-            )));
-        }
-        let manifest_bytes = self.read_json(&entry)?;
-        let manifest: ImageManifest = parse(&manifest_bytes, "image manifest", &entry)?;
-        let config = self.read_json(manifest.config())?;
-        let summary = ConfigSummary::parse(&config)
-            .map_err(|e| malformed(format!("the config of {name} is not an image config: {e}")))?;
-        let diff_ids = &summary.rootfs.diff_ids;
-        if manifest.layers().len() != diff_ids.len() {
-            return Err(malformed(format!(
-                "{name} has {} layers for {} diff IDs",
-                manifest.layers().len(),
-                diff_ids.len()
-            )));
-        }
-        let layers = manifest
-            .layers()
-            .iter()
-            .zip(diff_ids)
-            .map(|(layer, diff_id)| {
-                Ok(LayoutLayer {
-                    blob: blob_ref(layer)?,
-                    compression: compression(layer.media_type(), &name)?,
-                    diff_id: diff_id.clone(),
-                })
-            })
-            .collect::<Result<_, SourceError>>()?;
-        Ok(LayoutImage {
-            refs,
-            manifest: blob_ref(&entry)?,
-            config_digest: Digest::of(&config),
-            config,
-            platform: summary.platform,
-            layers,
+        manifest_image(self, &entry, refs, &name)?.ok_or_else(|| {
+            malformed(format!(
+                "{name}: a blob of its image is absent from the layout"
+            ))
         })
     }
 
@@ -303,28 +321,38 @@ fn is_manifest(media_type: &MediaType) -> bool {
     matches!(media_type, MediaType::ImageManifest) || media_type.as_ref() == DOCKER_MANIFEST
 }
 
-/// The index's manifest for this host's platform (linux on its architecture).
-fn host_manifest<'i>(index: &'i ImageIndex, name: &str) -> Result<&'i Descriptor, SourceError> {
-    let wanted = host_architecture();
-    index
-        .manifests()
+/// The index's manifest for the first wanted platform it has.
+fn platform_manifest<'i>(
+    index: &'i ImageIndex,
+    wanted: &[WantedPlatform],
+    name: &str,
+) -> Result<&'i Descriptor, SourceError> {
+    let platform_of = |m: &Descriptor| {
+        m.platform().as_ref().map(|p| Platform {
+            os: p.os().to_string(),
+            architecture: p.architecture().to_string(),
+            variant: p.variant().clone(),
+        })
+    };
+    wanted
         .iter()
-        .find(|m| {
-            m.platform().as_ref().is_some_and(|p| {
-                p.os().to_string() == "linux" && p.architecture().to_string() == wanted
-            })
+        .find_map(|w| {
+            index
+                .manifests()
+                .iter()
+                .find(|m| platform_of(m).is_some_and(|p| w.accepts(&p)))
         })
         .ok_or_else(|| {
             let held: Vec<String> = index
                 .manifests()
                 .iter()
-                .filter_map(|m| m.platform().as_ref())
-                .map(|p| {
-                    crate::display::escape(&format!("{}/{}", p.os(), p.architecture())).into_owned()
-                })
+                .filter_map(platform_of)
+                .map(|p| crate::display::escape(&p.to_string()).into_owned())
                 .collect();
+            let wanted: Vec<String> = wanted.iter().map(ToString::to_string).collect();
             malformed(format!(
-                "{name} has no linux/{wanted} image in the layout (it has {})",
+                "{name} has no {} image in the layout (it has {})",
+                wanted.join(" or "),
                 if held.is_empty() {
                     "none with a platform".to_owned()
                 } else {
@@ -332,18 +360,6 @@ fn host_manifest<'i>(index: &'i ImageIndex, name: &str) -> Result<&'i Descriptor
                 }
             ))
         })
-}
-
-/// This machine's architecture as image platforms spell it (Go's GOARCH).
-fn host_architecture() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "x86" => "386",
-        "powerpc64" => "ppc64le",
-        "loongarch64" => "loong64",
-        other => other,
-    }
 }
 
 fn compression(media_type: &MediaType, name: &str) -> Result<Compression, SourceError> {
@@ -394,4 +410,171 @@ fn parse<T: serde::de::DeserializeOwned>(
 
 fn malformed(reason: String) -> SourceError {
     SourceError::Malformed { reason }
+}
+
+/// Where the small JSON blobs an OCI index leads to come from: a layout
+/// directory's files, or the metadata an archive's first pass kept.
+pub trait MetadataBlobs {
+    /// The bytes of `blob`, bounded and checked against its digest; `None`
+    /// where the blob is absent (an index may name platforms not saved).
+    fn metadata(&self, blob: &BlobRef) -> Result<Option<Vec<u8>>, SourceError>;
+}
+
+impl MetadataBlobs for LayoutReader {
+    fn metadata(&self, blob: &BlobRef) -> Result<Option<Vec<u8>>, SourceError> {
+        if !self.blobs()?.exists(blob.digest.hex()) {
+            return Ok(None);
+        }
+        let file = self.open_blob(blob)?;
+        let bytes =
+            crate::files::untrusted::read_file_bounded(file, METADATA_LIMIT, "metadata blob")
+                .map_err(|e| malformed(format!("blob {}: {e}", blob.digest)))?;
+        checked(bytes, blob).map(Some)
+    }
+}
+
+/// `bytes` if they hash to `blob`'s digest.
+pub fn checked(bytes: Vec<u8>, blob: &BlobRef) -> Result<Vec<u8>, SourceError> {
+    let actual = Digest::of(&bytes);
+    if actual != blob.digest {
+        return Err(malformed(format!(
+            "{} does not hash to its name (it hashes to {actual})",
+            blob.digest.blob_path()
+        )));
+    }
+    Ok(bytes)
+}
+
+/// One image an index leads to, with the names of its top entry.
+#[derive(Clone, Debug)]
+pub struct IndexedImage {
+    /// containerd's full name annotation of the index entry.
+    pub full_name: Option<String>,
+    /// The OCI ref.name annotation: a full reference, or only a tag.
+    pub ref_name: Option<String>,
+    /// The image (no references attached).
+    pub image: LayoutImage,
+    /// The platform index it was found through, if any: its images are
+    /// platforms of one image, of which `--platform` picks.
+    pub platform_index: Option<Digest>,
+}
+
+/// Docker's annotation telling an attestation manifest from an image.
+const REFERENCE_TYPE: &str = "vnd.docker.reference.type";
+
+/// Every image `index` leads to (one level of platform index), skipping
+/// attestation manifests, unknown platforms and manifests whose blobs are
+/// absent.
+pub fn index_images(
+    index: &ImageIndex,
+    blobs: &dyn MetadataBlobs,
+) -> Result<Vec<IndexedImage>, SourceError> {
+    let mut found = Vec::new();
+    for entry in index.manifests() {
+        let full_name = annotation(entry, CONTAINERD_NAME).map(str::to_owned);
+        let ref_name = annotation(entry, REF_NAME).map(str::to_owned);
+        let mut push = |image: LayoutImage, platform_index: Option<Digest>| {
+            found.push(IndexedImage {
+                full_name: full_name.clone(),
+                ref_name: ref_name.clone(),
+                image,
+                platform_index,
+            });
+        };
+        if is_index(entry.media_type()) {
+            let Some(bytes) = blobs.metadata(&blob_ref(entry)?)? else {
+                continue;
+            };
+            let nested: ImageIndex = parse(&bytes, "image index", entry)?;
+            let group = Some(blob_ref(entry)?.digest);
+            for child in nested.manifests() {
+                if is_attestation(child) || !is_manifest(child.media_type()) {
+                    continue;
+                }
+                let name = child.digest().to_string();
+                if let Some(image) = manifest_image(blobs, child, Vec::new(), &name)? {
+                    push(image, group.clone());
+                }
+            }
+        } else if is_manifest(entry.media_type()) && !is_attestation(entry) {
+            let name = entry.digest().to_string();
+            if let Some(image) = manifest_image(blobs, entry, Vec::new(), &name)? {
+                push(image, None);
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// An attestation manifest, or a platform nothing runs on: not an image.
+fn is_attestation(entry: &Descriptor) -> bool {
+    annotation(entry, REFERENCE_TYPE) == Some("attestation-manifest")
+        || entry.platform().as_ref().is_some_and(|p| {
+            p.os().to_string() == "unknown" && p.architecture().to_string() == "unknown"
+        })
+}
+
+/// Reads the manifest `entry` names, its config and layer list; `None`
+/// where the manifest or config is absent.
+pub fn manifest_image(
+    blobs: &dyn MetadataBlobs,
+    entry: &Descriptor,
+    refs: Vec<ImageRef>,
+    name: &str,
+) -> Result<Option<LayoutImage>, SourceError> {
+    if !is_manifest(entry.media_type()) {
+        return Err(malformed(format!(
+            "{name} is a {}, not an image manifest",
+            crate::display::escape(entry.media_type().as_ref())
+        )));
+    }
+    let manifest_ref = blob_ref(entry)?;
+    let Some(manifest_bytes) = blobs.metadata(&manifest_ref)? else {
+        return Ok(None);
+    };
+    let manifest: ImageManifest = parse(&manifest_bytes, "image manifest", entry)?;
+    let Some(config) = blobs.metadata(&blob_ref(manifest.config())?)? else {
+        return Ok(None);
+    };
+    image_of_manifest(&manifest, manifest_ref, config, refs, name).map(Some)
+}
+
+/// The image a parsed manifest and its config bytes describe.
+pub fn image_of_manifest(
+    manifest: &ImageManifest,
+    manifest_ref: BlobRef,
+    config: Vec<u8>,
+    refs: Vec<ImageRef>,
+    name: &str,
+) -> Result<LayoutImage, SourceError> {
+    let summary = ConfigSummary::parse(&config)
+        .map_err(|e| malformed(format!("the config of {name} is not an image config: {e}")))?;
+    let diff_ids = &summary.rootfs.diff_ids;
+    if manifest.layers().len() != diff_ids.len() {
+        return Err(malformed(format!(
+            "{name} has {} layers for {} diff IDs",
+            manifest.layers().len(),
+            diff_ids.len()
+        )));
+    }
+    let layers = manifest
+        .layers()
+        .iter()
+        .zip(diff_ids)
+        .map(|(layer, diff_id)| {
+            Ok(LayoutLayer {
+                blob: blob_ref(layer)?,
+                compression: compression(layer.media_type(), name)?,
+                diff_id: diff_id.clone(),
+            })
+        })
+        .collect::<Result<_, SourceError>>()?;
+    Ok(LayoutImage {
+        refs,
+        manifest: manifest_ref,
+        config_digest: Digest::of(&config),
+        config,
+        platform: summary.platform,
+        layers,
+    })
 }

@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use crate::bundle::SourceInfo;
 use crate::digest::{Digest, HashingReader, HashingWriter};
 use crate::image::{BlobRef, ImageRecord, ImageRef};
-use crate::media::source::{LayerSink, ResolvedImage, Source, SourceError};
+use crate::media::platform::WantedPlatform;
+use crate::media::source::{HeldImage, LayerSink, ResolvedImage, Source, SourceError};
 use crate::progress::{Progress, ProgressReader, Task};
 use crate::store::StagedLayer;
 
@@ -21,6 +22,7 @@ use super::read::{Compression, LayoutImage, LayoutLayer, LayoutReader};
 /// Images from an OCI image layout directory.
 pub struct LayoutSource {
     dir: PathBuf,
+    platforms: Vec<WantedPlatform>,
 }
 
 impl LayoutSource {
@@ -28,11 +30,23 @@ impl LayoutSource {
     pub fn new(dir: &Path) -> Self {
         Self {
             dir: dir.to_owned(),
+            platforms: Vec::new(),
         }
     }
 
+    /// Takes these platforms of a multi-platform image (the host's where
+    /// none is given).
+    pub fn with_platforms(mut self, platforms: &[WantedPlatform]) -> Self {
+        self.platforms = platforms.to_vec();
+        self
+    }
+
+    fn reader(&self) -> Result<LayoutReader, SourceError> {
+        Ok(LayoutReader::open(&self.dir)?.with_platforms(&self.platforms))
+    }
+
     fn open(&self, refs: &[ImageRef]) -> Result<(LayoutReader, Vec<LayoutImage>), SourceError> {
-        let reader = LayoutReader::open(&self.dir)?;
+        let reader = self.reader()?;
         let images = reader.resolve(refs)?;
         Ok((reader, images))
     }
@@ -49,14 +63,40 @@ impl Source for LayoutSource {
 
     fn resolve(&self, refs: &[ImageRef]) -> Result<Vec<ResolvedImage>, SourceError> {
         let (_, images) = self.open(refs)?;
-        Ok(images
-            .into_iter()
-            .map(|image| ResolvedImage {
-                id: Some(image.manifest.digest.clone()),
-                layers: Some(image.layers.iter().map(|l| l.diff_id.clone()).collect()),
-                refs: image.refs,
-            })
-            .collect())
+        Ok(images.into_iter().map(resolved).collect())
+    }
+
+    fn resolve_all(&self) -> Result<Option<Vec<ResolvedImage>>, SourceError> {
+        let mut all = Vec::new();
+        for image in self.reader()?.named_images()? {
+            crate::media::archive::merge_resolved(&mut all, resolved(image));
+        }
+        Ok(Some(all))
+    }
+
+    fn catalogue(&self) -> Result<Option<Vec<HeldImage>>, SourceError> {
+        let place = self.dir.display().to_string();
+        Ok(Some(
+            self.reader()?
+                .catalogue()?
+                .into_iter()
+                .map(|indexed| HeldImage {
+                    place: place.clone(),
+                    refs: indexed.full_name.into_iter().chain(indexed.ref_name).fold(
+                        Vec::new(),
+                        |mut names, name| {
+                            if !names.contains(&name) {
+                                names.push(name);
+                            }
+                            names
+                        },
+                    ),
+                    id: indexed.image.config_digest,
+                    platform: indexed.image.platform,
+                    layer_sizes: indexed.image.layers.iter().map(|l| l.blob.size).collect(),
+                })
+                .collect(),
+        ))
     }
 
     fn export(
@@ -66,7 +106,17 @@ impl Source for LayoutSource {
         progress: &dyn Progress,
     ) -> Result<Vec<ImageRecord>, SourceError> {
         let refs: Vec<ImageRef> = images.iter().flat_map(|i| i.refs.clone()).collect();
-        let (reader, images) = self.open(&refs)?;
+        let (reader, mut found) = self.open(&refs)?;
+        // Images without a name (a pack of everything) are found by digest.
+        let unnamed: Vec<&ResolvedImage> = images.iter().filter(|i| i.refs.is_empty()).collect();
+        if !unnamed.is_empty() {
+            found.extend(reader.named_images()?.into_iter().filter(|image| {
+                unnamed
+                    .iter()
+                    .any(|i| i.id.as_ref() == Some(&image.manifest.digest))
+            }));
+        }
+        let images = found;
         let total = images
             .iter()
             .flat_map(|image| &image.layers)
@@ -76,6 +126,14 @@ impl Source for LayoutSource {
         let records = export_images(&reader, images, layers, progress);
         progress.finish();
         records
+    }
+}
+
+fn resolved(image: LayoutImage) -> ResolvedImage {
+    ResolvedImage {
+        id: Some(image.manifest.digest.clone()),
+        layers: Some(image.layers.iter().map(|l| l.diff_id.clone()).collect()),
+        refs: image.refs,
     }
 }
 
