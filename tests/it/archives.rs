@@ -688,7 +688,7 @@ fn an_archive_that_is_no_image_archive_is_refused_in_one_escaped_line() {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(&noise).unwrap();
     fs::write(dir.join("noise.gz"), gz.finish().unwrap()).unwrap();
-    let run = pack_offline(&dir, &["--archive", "noise.gz", "-o", "b.zst"]).failure(1);
+    let run = pack_offline(&dir, &["--archive", "noise.gz", "-o", "b.zst"]).failure(2);
     assert!(run.stderr.contains("noise.gz"), "{}", run.stderr);
     assert!(!run.stderr.contains('\u{1b}'), "{:?}", run.stderr);
     assert_eq!(run.stderr.trim().lines().count(), 1, "{}", run.stderr);

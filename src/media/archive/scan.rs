@@ -106,6 +106,11 @@ fn scan_entries<R: Read>(
         let raw_path = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
         let path = normalise(Path::new(&raw_path))
             .ok_or_else(|| malformed(format!("entry path {raw_path}")))?;
+        if path == crate::bundle::MANIFEST_PATH {
+            // A bundle's inside reads as an archive too, but it is carried
+            // to the site whole, verified, not packed again unverified.
+            return Err(malformed("it is an airgap bundle".into()));
+        }
         let kind = entry.header().entry_type();
         match kind {
             tar::EntryType::Symlink | tar::EntryType::Link => {
