@@ -1,6 +1,8 @@
 //! The vocabulary every stage shares: image references, blob descriptors and
 //! the record of one image as sources produce it and the bundle carries it.
 
+pub mod change;
+
 use std::fmt;
 
 use oci_spec::distribution::{ParseError, Reference};

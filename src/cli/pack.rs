@@ -6,9 +6,13 @@ use airgap::bundle::writer::{Compression, DEFAULT_LEVEL, MAX_LEVEL, Output};
 use airgap::delta::inventory::Inventory;
 use airgap::delta::{Site, SiteImage};
 use airgap::image::ImageRef;
+use airgap::image::change::Change;
 use airgap::media::archive::ArchiveSource;
 use airgap::media::docker::DaemonSource;
+use airgap::media::docker::snapshot::{ContainerSource, ContainerSpec, Route};
+use airgap::media::joined::{Joined, Part};
 use airgap::media::layout::LayoutSource;
+use airgap::media::rootfs::{Import, RootfsSource};
 use airgap::media::source::Source;
 use airgap::pack::PackOptions;
 use airgap::plan::carry::carried_project;
@@ -69,17 +73,37 @@ pub struct PackArgs {
     /// Pull images the engine lacks (through the engine, from their registries) before packing.
     #[arg(long, conflicts_with = "archive")]
     pull: bool,
+    /// Carry a container's state as an image (its changes as one layer on its image's), named REPO:TAG or NAME:snapshot; repeatable.
+    #[arg(long, value_name = "NAME|ID[=REPO:TAG]", value_parser = parse_container)]
+    container: Vec<ContainerSpec>,
+    /// Make a one-layer image of a root filesystem tar (docker export output; plain or compressed); repeatable.
+    #[arg(long = "import", value_name = "FILE=REPO:TAG", value_parser = parse_import)]
+    imports: Vec<Import>,
+    /// A Dockerfile instruction for the config of every --container and --import image (CMD ENTRYPOINT ENV EXPOSE HEALTHCHECK LABEL ONBUILD STOPSIGNAL USER VOLUME WORKDIR); repeatable.
+    #[arg(long, value_name = "INSTR", value_parser = parse_change)]
+    change: Vec<Change>,
+    /// With --container: export the container's whole filesystem as one layer (no layers shared with its image).
+    #[arg(long, requires = "container")]
+    flatten: bool,
     #[command(flatten)]
     compose: ComposeArgs,
 }
 
 pub fn run(args: PackArgs, context: &Context) -> anyhow::Result<()> {
-    let plan = plan::plan(&PlanInput {
-        args: args.inputs,
-        image_lists: args.images_file,
-        compose: args.compose.options()?,
-    })
-    .map_err(airgap::Error::from)?;
+    let only_made_here = (!args.container.is_empty() || !args.imports.is_empty())
+        && args.inputs.is_empty()
+        && args.images_file.is_empty();
+    let mut plan = if only_made_here {
+        // Nothing else named: no compose project is looked for.
+        airgap::plan::Plan::default()
+    } else {
+        plan::plan(&PlanInput {
+            args: args.inputs,
+            image_lists: args.images_file,
+            compose: args.compose.options()?,
+        })
+        .map_err(airgap::Error::from)?
+    };
     super::compose::warn_unset_variables(&plan);
     let key = args
         .key
@@ -95,7 +119,35 @@ pub fn run(args: PackArgs, context: &Context) -> anyhow::Result<()> {
         compression.threads = threads;
     }
     let progress = context.progress();
+    let containers = match args.container.is_empty() {
+        true => None,
+        false => Some(
+            ContainerSource::open(
+                context.engine()?,
+                &args.container,
+                args.change.clone(),
+                if args.flatten {
+                    Route::Flatten
+                } else {
+                    Route::Commit
+                },
+            )
+            .map_err(airgap::Error::from)?,
+        ),
+    };
+    let imports = (!args.imports.is_empty())
+        .then(|| RootfsSource::new(args.imports.clone(), args.change.clone()));
+    for note in containers.iter().flat_map(|c| c.notes()) {
+        eprintln!("note: {note}");
+    }
+    let made_here: Vec<ImageRef> = containers
+        .iter()
+        .flat_map(ContainerSource::references)
+        .chain(imports.iter().flat_map(RootfsSource::references))
+        .collect();
+    plan.images.extend(made_here.iter().cloned());
     let source: Box<dyn Source> = match &args.archive {
+        _ if only_made_here => Box::new(NoImages),
         // A directory can only be an OCI layout; its source says so if it is not.
         Some(dir) if dir.is_dir() => Box::new(LayoutSource::new(dir)),
         Some(archive) => Box::new(ArchiveSource::new(archive)),
@@ -129,7 +181,24 @@ pub fn run(args: PackArgs, context: &Context) -> anyhow::Result<()> {
         site: site(&args.have, &args.since)?,
         patch: !args.no_patch,
     };
-    let written = airgap::pack(source.as_ref(), &plan, &options, progress.as_ref())?;
+    let mut parts = vec![Part {
+        source: source.as_ref(),
+        claims: None,
+    }];
+    if let Some(containers) = &containers {
+        parts.push(Part {
+            source: containers,
+            claims: Some(containers.references()),
+        });
+    }
+    if let Some(imports) = &imports {
+        parts.push(Part {
+            source: imports,
+            claims: Some(imports.references()),
+        });
+    }
+    let joined = Joined::new(parts);
+    let written = airgap::pack(&joined, &plan, &options, progress.as_ref())?;
     let to_stdout = matches!(output, Output::Stdout);
 
     let summary = airgap::bundle::inspect::summarize(&written.manifest);
@@ -252,6 +321,72 @@ fn site(have: &[PathBuf], since: &[PathBuf]) -> anyhow::Result<Option<Site>> {
             }));
     }
     Ok(Some(site))
+}
+
+/// The source behind a pack of snapshots and imports alone: it holds nothing.
+struct NoImages;
+
+impl Source for NoImages {
+    fn describe(&self) -> airgap::bundle::SourceInfo {
+        airgap::bundle::SourceInfo {
+            kind: "none".into(),
+            engine: None,
+            api_version: None,
+        }
+    }
+
+    fn resolve(
+        &self,
+        refs: &[ImageRef],
+    ) -> Result<Vec<airgap::media::source::ResolvedImage>, airgap::media::source::SourceError> {
+        Err(airgap::media::source::SourceError::Missing {
+            refs: refs.iter().map(|r| r.given.clone()).collect(),
+        })
+    }
+
+    fn export(
+        &self,
+        _images: &[airgap::media::source::ResolvedImage],
+        _layers: &mut dyn airgap::media::source::LayerSink,
+        _progress: &dyn airgap::progress::Progress,
+    ) -> Result<Vec<airgap::image::ImageRecord>, airgap::media::source::SourceError> {
+        Ok(Vec::new())
+    }
+}
+
+fn parse_container(text: &str) -> Result<ContainerSpec, String> {
+    let (container, reference) = match text.split_once('=') {
+        Some((container, name)) => (container, Some(parse_name(name)?)),
+        None => (text, None),
+    };
+    if container.is_empty() {
+        return Err("give a container's name or ID before the =".into());
+    }
+    Ok(ContainerSpec {
+        container: container.to_owned(),
+        reference,
+    })
+}
+
+fn parse_import(text: &str) -> Result<Import, String> {
+    let Some((path, name)) = text.rsplit_once('=') else {
+        return Err("give the image a name: --import FILE=REPO:TAG".into());
+    };
+    if path.is_empty() {
+        return Err("give the root filesystem tar before the =".into());
+    }
+    Ok(Import {
+        path: PathBuf::from(path),
+        reference: parse_name(name)?,
+    })
+}
+
+fn parse_name(name: &str) -> Result<ImageRef, String> {
+    ImageRef::parse(name).map_err(|e| e.to_string())
+}
+
+fn parse_change(text: &str) -> Result<Change, String> {
+    Change::parse(text).map_err(|e| e.reason)
 }
 
 fn parse_split(text: &str) -> Result<u64, String> {

@@ -8,6 +8,8 @@
 pub mod archive;
 pub mod compression;
 pub mod docker;
+pub mod joined;
 pub mod layout;
+pub mod rootfs;
 pub mod sink;
 pub mod source;

@@ -20,5 +20,6 @@ mod plan;
 mod project;
 mod record;
 mod roundtrip;
+mod snapshot;
 mod tamper;
 mod trust;
