@@ -521,7 +521,11 @@ impl Engine {
                     .commit_container(options, bollard::models::ContainerConfig::default()),
             )
             .map_err(|source| self.api_error(&format!("commit container {container}"), source))?;
-        Ok(committed.id)
+        // Podman answers with the bare hex digits.
+        Ok(match committed.id.contains(':') {
+            true => committed.id,
+            false => format!("sha256:{}", committed.id),
+        })
     }
 
     /// Removes an image by ID (only that image: its parents stay).
