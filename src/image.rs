@@ -1,6 +1,7 @@
 //! The vocabulary every stage shares: image references, blob descriptors and
 //! the record of one image as sources produce it and the bundle carries it.
 
+pub mod change;
 pub mod rename;
 
 use std::fmt;

@@ -46,7 +46,7 @@ enum Command {
     #[command(subcommand)]
     Key(key::KeyCommand),
     /// Save images from the engine into one signed bundle.
-    Pack(pack::PackArgs),
+    Pack(Box<pack::PackArgs>),
     /// Show what pack would take; --images lists a compose project's images without an engine.
     Plan(plan::PlanArgs),
     /// Check a bundle's signature and every byte of its content.
@@ -91,7 +91,7 @@ pub fn run(args: Args, runtime: Handle) -> anyhow::Result<()> {
     match args.command {
         Command::Keygen(args) => keygen::run(args),
         Command::Key(command) => key::run(command),
-        Command::Pack(args) => pack::run(args, &context),
+        Command::Pack(args) => pack::run(*args, &context),
         Command::Plan(args) => plan::run(args, &context),
         Command::Verify(args) => verify::run(args, &context),
         Command::Unpack(args) => unpack::run(args, &context),

@@ -6,10 +6,13 @@ use airgap::bundle::writer::{Compression, DEFAULT_LEVEL, MAX_LEVEL, Output};
 use airgap::delta::inventory::Inventory;
 use airgap::delta::{Site, SiteImage};
 use airgap::image::ImageRef;
+use airgap::image::change::Change;
 use airgap::media::archive::open_source;
 use airgap::media::combined::CombinedSource;
 use airgap::media::docker::DaemonSource;
+use airgap::media::docker::snapshot::{ContainerSource, ContainerSpec, Route};
 use airgap::media::platform::WantedPlatform;
+use airgap::media::rootfs::{Import, RootfsSource};
 use airgap::media::source::Source;
 use airgap::pack::PackOptions;
 use airgap::plan::carry::carried_project;
@@ -73,16 +76,31 @@ pub struct PackArgs {
     /// Pull images the engine lacks (through the engine, from their registries) before packing.
     #[arg(long, conflicts_with = "archive")]
     pull: bool,
+    /// Carry a container's state as an image (its changes as one layer on its image's), named REPO:TAG or NAME:snapshot; repeatable.
+    #[arg(long, value_name = "NAME|ID[=REPO:TAG]", value_parser = parse_container)]
+    container: Vec<ContainerSpec>,
+    /// Make a one-layer image of a root filesystem tar (docker export output; plain or compressed); repeatable.
+    #[arg(long = "import", value_name = "FILE=REPO:TAG", value_parser = parse_import)]
+    imports: Vec<Import>,
+    /// A Dockerfile instruction for the config of every --container and --import image (CMD ENTRYPOINT ENV EXPOSE HEALTHCHECK LABEL ONBUILD STOPSIGNAL USER VOLUME WORKDIR); repeatable.
+    #[arg(long, value_name = "INSTR", value_parser = parse_change)]
+    change: Vec<Change>,
+    /// With --container: export the container's whole filesystem as one layer (no layers shared with its image).
+    #[arg(long, requires = "container")]
+    flatten: bool,
     #[command(flatten)]
     compose: ComposeArgs,
 }
 
 pub fn run(args: PackArgs, context: &Context) -> anyhow::Result<()> {
-    let everything = !args.archive.is_empty()
+    let made_here = !args.container.is_empty() || !args.imports.is_empty();
+    // Archives, containers and imports with no image names: everything they
+    // hold, and no compose project is looked for.
+    let everything = (made_here || !args.archive.is_empty())
         && args.inputs.is_empty()
         && args.images_file.is_empty()
         && args.compose.names_no_file();
-    let plan = if everything {
+    let mut plan = if everything {
         airgap::plan::Plan::default()
     } else {
         plan::plan(&PlanInput {
@@ -107,26 +125,56 @@ pub fn run(args: PackArgs, context: &Context) -> anyhow::Result<()> {
         compression.threads = threads;
     }
     let progress = context.progress();
-    let source: Box<dyn Source> = match args.archive.as_slice() {
-        [archive] => open_source(archive, &args.platform),
-        [_, _, ..] => Box::new(CombinedSource::new(
-            args.archive
-                .iter()
-                .map(|archive| open_source(archive, &args.platform))
-                .collect(),
-        )),
-        [] => {
-            let daemon = DaemonSource::new(context.engine()?);
-            if args.pull {
-                for reference in daemon
-                    .pull_missing(&plan.images, progress.as_ref())
-                    .map_err(airgap::Error::from)?
-                {
-                    eprintln!("pulled {reference}");
-                }
-            }
-            Box::new(daemon)
+    let mut members: Vec<Box<dyn Source>> = Vec::new();
+    let mut made_here_refs: Vec<ImageRef> = Vec::new();
+    if !args.container.is_empty() {
+        let route = if args.flatten {
+            Route::Flatten
+        } else {
+            Route::Commit
+        };
+        let containers = ContainerSource::open(
+            context.engine()?,
+            &args.container,
+            args.change.clone(),
+            route,
+        )
+        .map_err(airgap::Error::from)?;
+        for note in containers.notes() {
+            eprintln!("note: {}", airgap::display::escape(note));
         }
+        made_here_refs.extend(containers.references());
+        members.push(Box::new(containers));
+    }
+    if !args.imports.is_empty() {
+        let imports = RootfsSource::new(args.imports.clone(), args.change.clone());
+        made_here_refs.extend(imports.references());
+        members.push(Box::new(imports));
+    }
+    members.extend(
+        args.archive
+            .iter()
+            .map(|archive| open_source(archive, &args.platform)),
+    );
+    if args.archive.is_empty() && !everything {
+        // Named images not made here come from the engine.
+        let daemon = DaemonSource::new(context.engine()?);
+        if args.pull {
+            for reference in daemon
+                .pull_missing(&plan.images, progress.as_ref())
+                .map_err(airgap::Error::from)?
+            {
+                eprintln!("pulled {reference}");
+            }
+        }
+        members.push(Box::new(daemon));
+    }
+    if !everything {
+        plan.images.extend(made_here_refs);
+    }
+    let source: Box<dyn Source> = match members.len() {
+        1 => members.remove(0),
+        _ => Box::new(CombinedSource::new(members)),
     };
     for note in source.notes(&plan.images).map_err(airgap::Error::from)? {
         eprintln!("note: {}", airgap::display::escape(&note));
@@ -275,6 +323,41 @@ fn site(have: &[PathBuf], since: &[PathBuf]) -> anyhow::Result<Option<Site>> {
             }));
     }
     Ok(Some(site))
+}
+
+fn parse_container(text: &str) -> Result<ContainerSpec, String> {
+    let (container, reference) = match text.split_once('=') {
+        Some((container, name)) => (container, Some(parse_name(name)?)),
+        None => (text, None),
+    };
+    if container.is_empty() {
+        return Err("give a container's name or ID before the =".into());
+    }
+    Ok(ContainerSpec {
+        container: container.to_owned(),
+        reference,
+    })
+}
+
+fn parse_import(text: &str) -> Result<Import, String> {
+    let Some((path, name)) = text.rsplit_once('=') else {
+        return Err("give the image a name: --import FILE=REPO:TAG".into());
+    };
+    if path.is_empty() {
+        return Err("give the root filesystem tar before the =".into());
+    }
+    Ok(Import {
+        path: PathBuf::from(path),
+        reference: parse_name(name)?,
+    })
+}
+
+fn parse_name(name: &str) -> Result<ImageRef, String> {
+    ImageRef::parse(name).map_err(|e| e.to_string())
+}
+
+fn parse_change(text: &str) -> Result<Change, String> {
+    Change::parse(text).map_err(|e| e.reason)
 }
 
 fn parse_split(text: &str) -> Result<u64, String> {

@@ -31,9 +31,11 @@ impl Drop for Registration {
     }
 }
 
-/// Removes every registered path; called from the interrupt handler.
+/// Removes every registered path and runs every registered action; called
+/// from the interrupt handler.
 pub fn remove_all() {
     remove_where(|_| true);
+    run_actions();
 }
 
 fn remove_where(selected: impl Fn(&Path) -> bool) {
@@ -47,6 +49,44 @@ fn remove_where(selected: impl Fn(&Path) -> bool) {
 
 fn lock() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
     PENDING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Something to undo outside this machine's files if the process is
+/// interrupted (a temporary image on an engine).
+type Action = Box<dyn Fn() + Send>;
+
+static ACTIONS: Mutex<Vec<(u64, Action)>> = Mutex::new(Vec::new());
+static NEXT_ACTION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Keeps an action registered to run on interrupt until dropped.
+pub struct ActionRegistration {
+    id: u64,
+}
+
+/// Registers `action` to run if the process is interrupted.
+pub fn on_interrupt(action: impl Fn() + Send + 'static) -> ActionRegistration {
+    let id = NEXT_ACTION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    actions().push((id, Box::new(action)));
+    ActionRegistration { id }
+}
+
+impl Drop for ActionRegistration {
+    fn drop(&mut self) {
+        actions().retain(|(id, _)| *id != self.id);
+    }
+}
+
+fn run_actions() {
+    let taken: Vec<(u64, Action)> = actions().drain(..).collect();
+    for (_, action) in taken {
+        action();
+    }
+}
+
+fn actions() -> std::sync::MutexGuard<'static, Vec<(u64, Action)>> {
+    ACTIONS
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -54,12 +54,15 @@ impl CombinedSource {
         routes.iter().find(|(r, _)| *r == route).map(|(_, m)| *m)
     }
 
-    /// What every member holds, for a name-not-found message.
-    fn held(&self) -> Vec<String> {
-        let mut held = Vec::new();
+    /// What the members that can list their images hold, for a
+    /// name-not-found message; `None` when no member can (an engine,
+    /// containers, imports).
+    fn held(&self) -> Option<Vec<String>> {
+        let mut held: Option<Vec<String>> = None;
         for member in &self.members {
             if let Ok(Some(images)) = member.catalogue() {
-                held.extend(images.iter().map(HeldImage::shown));
+                held.get_or_insert_with(Vec::new)
+                    .extend(images.iter().map(HeldImage::shown));
             }
         }
         held
@@ -108,7 +111,9 @@ impl Source for CombinedSource {
             missing.push(crate::display::escape(&reference.given).into_owned());
         }
         if !missing.is_empty() {
-            let held = self.held();
+            let Some(held) = self.held() else {
+                return Err(SourceError::Missing { refs: missing });
+            };
             if let Some(last) = missing.last_mut() {
                 *last = format!(
                     "{last} (the archives hold {})",

@@ -12,5 +12,6 @@ pub mod docker;
 pub mod layout;
 pub mod platform;
 pub mod recognise;
+pub mod rootfs;
 pub mod sink;
 pub mod source;

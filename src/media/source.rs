@@ -239,6 +239,33 @@ pub enum SourceError {
     /// The bundle writer stopped taking layers (its own error says why).
     #[error("the bundle writer stopped")]
     WriterStopped,
+    /// An image made here would have nothing to run.
+    #[error(
+        "{image} could not start: it has no CMD or ENTRYPOINT (docker run would say \"No command specified\"); \
+         give one with --change 'CMD [\"/bin/sh\"]' (or ENTRYPOINT); nothing was written"
+    )]
+    NoCommand {
+        /// The image and where it came from.
+        image: String,
+    },
+    /// A `--change` instruction does not parse.
+    #[error(transparent)]
+    Change(#[from] crate::image::change::ChangeError),
+    /// A file named on the command line cannot be read.
+    #[error("cannot read {}", crate::display::escape(&.path.display().to_string()))]
+    Input {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Some containers named for a snapshot do not exist.
+    #[error("{} not found: {}; `docker ps -a` lists them", if .containers.len() == 1 { "container" } else { "containers" }, .containers.join(", "))]
+    ContainersMissing {
+        /// Every missing container, as given.
+        containers: Vec<String>,
+    },
 }
 
 impl SourceError {
@@ -247,8 +274,12 @@ impl SourceError {
     pub fn kind(&self) -> crate::error::kind::ErrorKind {
         use crate::error::kind::ErrorKind;
         match self {
-            Self::Missing { .. } | Self::NotInArchive { .. } => ErrorKind::ImagesMissing,
-            Self::NotAnImageArchive(_) => ErrorKind::Usage,
+            Self::Missing { .. } | Self::NotInArchive { .. } | Self::ContainersMissing { .. } => {
+                ErrorKind::ImagesMissing
+            }
+            Self::NotAnImageArchive(_) | Self::NoCommand { .. } | Self::Change(_) => {
+                ErrorKind::Usage
+            }
             Self::Engine(_) => ErrorKind::Engine,
             _ => ErrorKind::Failure,
         }

@@ -23,5 +23,6 @@ mod recognise;
 mod record;
 mod rename;
 mod roundtrip;
+mod snapshot;
 mod tamper;
 mod trust;

@@ -318,7 +318,22 @@ impl Engine {
     /// through the returned reader, which must be read on a blocking thread.
     pub fn save(&self, names: &[String]) -> impl Read + Send + use<> {
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
-        let mut stream = self.transfer_client.export_images(&names);
+        self.read_stream(self.transfer_client.export_images(&names))
+    }
+
+    /// Starts `docker export` of a container's filesystem; the tar streams
+    /// through the returned reader, as [`Self::save`]'s archive does.
+    pub fn export_container(&self, container: &str) -> impl Read + Send + use<> {
+        self.read_stream(self.transfer_client.export_container(container))
+    }
+
+    fn read_stream(
+        &self,
+        mut stream: impl futures_util::Stream<Item = Result<Bytes, bollard::errors::Error>>
+        + Send
+        + Unpin
+        + 'static,
+    ) -> ChannelReader {
         // The engine's stream arrives in chunks of a few kilobytes; handing
         // each to the reading thread costs a cross-thread wake-up that, over
         // gigabytes, takes longer than the export. So they are gathered here
@@ -457,6 +472,71 @@ impl Engine {
         self.runtime
             .block_on(self.client.tag_image(image, Some(options)))
             .map_err(|source| self.api_error(&format!("tag {image} as {repo}:{tag}"), source))
+    }
+
+    /// Inspects a container; `None` if the engine has no such container.
+    pub fn inspect_container(
+        &self,
+        container: &str,
+    ) -> Result<Option<bollard::models::ContainerInspectResponse>, EngineError> {
+        match self
+            .runtime
+            .block_on(self.client.inspect_container(container, None))
+        {
+            Ok(inspected) => Ok(Some(inspected)),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(None),
+            Err(source) => Err(self.api_error(&format!("inspect container {container}"), source)),
+        }
+    }
+
+    /// The engine's whole description of an image (its config, platform);
+    /// `None` if it has no such image.
+    pub fn image_details(
+        &self,
+        reference: &str,
+    ) -> Result<Option<bollard::models::ImageInspect>, EngineError> {
+        match self.runtime.block_on(self.client.inspect_image(reference)) {
+            Ok(inspected) => Ok(Some(inspected)),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(None),
+            Err(source) => Err(self.api_error(&format!("inspect {reference}"), source)),
+        }
+    }
+
+    /// Commits a container's changes as a new, untagged image, pausing a
+    /// running container for the moment of the commit (never stopping it).
+    /// The image keeps the container's own config. Returns the image ID.
+    pub fn commit(&self, container: &str) -> Result<String, EngineError> {
+        let options = bollard::query_parameters::CommitContainerOptionsBuilder::default()
+            .container(container)
+            .pause(true)
+            .build();
+        let committed = self
+            .runtime
+            .block_on(
+                self.transfer_client
+                    .commit_container(options, bollard::models::ContainerConfig::default()),
+            )
+            .map_err(|source| self.api_error(&format!("commit container {container}"), source))?;
+        // Podman answers with the bare hex digits.
+        Ok(match committed.id.contains(':') {
+            true => committed.id,
+            false => format!("sha256:{}", committed.id),
+        })
+    }
+
+    /// Removes an image by ID (only that image: its parents stay).
+    pub fn remove_image(&self, id: &str) -> Result<(), EngineError> {
+        let options = bollard::query_parameters::RemoveImageOptionsBuilder::default()
+            .noprune(true)
+            .build();
+        self.runtime
+            .block_on(self.client.remove_image(id, Some(options), None))
+            .map(|_| ())
+            .map_err(|source| self.api_error(&format!("remove image {id}"), source))
     }
 
     fn api_error(&self, action: &str, source: bollard::errors::Error) -> EngineError {

@@ -5,6 +5,7 @@
 pub mod engine;
 pub mod extract;
 pub mod sink;
+pub mod snapshot;
 pub mod source;
 
 pub use sink::DaemonSink;

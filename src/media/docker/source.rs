@@ -128,6 +128,27 @@ impl Source for DaemonSource {
         layers: &mut dyn LayerSink,
         progress: &dyn Progress,
     ) -> Result<Vec<ImageRecord>, SourceError> {
+        let mut names: Vec<String> = images
+            .iter()
+            .flat_map(|i| &i.refs)
+            .map(|r| r.given.clone())
+            .collect();
+        names.dedup();
+        self.export_saving(images, &names, layers, progress)
+    }
+}
+
+impl DaemonSource {
+    /// Exports `images` with one `docker save` of `names`, which may be
+    /// image IDs where the images have no tag on the engine (a snapshot's
+    /// temporary image); each record takes its image's references.
+    pub fn export_saving(
+        &self,
+        images: &[ResolvedImage],
+        names: &[String],
+        layers: &mut dyn LayerSink,
+        progress: &dyn Progress,
+    ) -> Result<Vec<ImageRecord>, SourceError> {
         let mut wanted: Vec<WantedImage> = Vec::new();
         let mut expected_layers: HashSet<Digest> = HashSet::new();
         for image in images {
@@ -147,16 +168,10 @@ impl Source for DaemonSource {
                 identity,
             });
         }
-        let mut names: Vec<String> = images
-            .iter()
-            .flat_map(|i| &i.refs)
-            .map(|r| r.given.clone())
-            .collect();
-        names.dedup();
         progress.start(Task::Saving, None);
         let staging = layers.staging_dir().to_owned();
         let contents = archive::read_archive(
-            self.engine.save(&names),
+            self.engine.save(names),
             &staging,
             &expected_layers,
             layers,
