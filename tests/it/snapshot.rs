@@ -325,3 +325,87 @@ fn a_bad_change_is_a_usage_error_naming_it() {
     assert!(run.stderr.contains("--change"), "{}", run.stderr);
     assert!(!dir.path().join("bad.zst").exists());
 }
+
+/// One pack takes an engine image by name, a container and a root
+/// filesystem together; and an archive with no names takes everything it
+/// holds beside a container. Each arrives as it left and runs.
+#[test]
+fn engine_images_containers_imports_and_archives_mix_in_one_pack() {
+    let (_lock, [connected, offline]) = engines!("a-connected", "a-offline");
+    fixtures::ensure(&connected);
+    start_hand_made(&connected, "hand4");
+    let dir = tempfile::tempdir().unwrap();
+    let host = connected.host.clone();
+    let made = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "docker -H '{host}' export hand4 | gzip > rootfs.tar.gz && docker -H '{host}' save fixture/worker:1 > worker.tar"
+        ))
+        .current_dir(dir.path())
+        .env_remove("DOCKER_HOST")
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let (web_id, web_layers) = connected.inspect("fixture/web:1").unwrap();
+    let (worker_id, worker_layers) = connected.inspect("fixture/worker:1").unwrap();
+
+    airgap(
+        dir.path(),
+        &[
+            "--host",
+            &host,
+            "pack",
+            "fixture/web:1",
+            "--container",
+            "hand4=hand/mixed:1",
+            "--import",
+            "rootfs.tar.gz=imported/mixed:1",
+            "--change",
+            r#"CMD ["cat", "/made-by-hand"]"#,
+            "--unsigned",
+            "-o",
+            "mixed.zst",
+        ],
+    )
+    .success();
+    unpack(&offline, dir.path(), "mixed.zst");
+    assert_eq!(
+        offline.inspect("fixture/web:1").unwrap(),
+        (web_id, web_layers.clone())
+    );
+    assert_eq!(offline.run("hand/mixed:1"), "hand-made");
+    assert_eq!(offline.run("imported/mixed:1"), "hand-made");
+
+    // No names: the whole archive, and the container beside it.
+    airgap(
+        dir.path(),
+        &[
+            "--host",
+            &host,
+            "pack",
+            "--archive",
+            "worker.tar",
+            "--container",
+            "hand4=hand/beside:1",
+            "--unsigned",
+            "-o",
+            "beside.zst",
+        ],
+    )
+    .success();
+    connected.docker(&["rm", "-f", "hand4"]);
+    unpack(&offline, dir.path(), "beside.zst");
+    assert_eq!(
+        offline.inspect("fixture/worker:1").unwrap(),
+        (worker_id, worker_layers)
+    );
+    assert_eq!(offline.run("hand/beside:1"), "hand-made");
+    assert!(
+        offline.inspect("fixture/web:1").is_none(),
+        "only what the archive and the container hold arrives"
+    );
+}
