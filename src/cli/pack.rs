@@ -7,7 +7,7 @@ use airgap::delta::inventory::Inventory;
 use airgap::delta::{Site, SiteImage};
 use airgap::image::ImageRef;
 use airgap::image::change::Change;
-use airgap::media::archive::open_source;
+use airgap::media::archive::{GivenName, open_source};
 use airgap::media::combined::CombinedSource;
 use airgap::media::docker::DaemonSource;
 use airgap::media::docker::snapshot::{ContainerSource, ContainerSpec, Route};
@@ -61,6 +61,9 @@ pub struct PackArgs {
     /// Of a multi-platform image in an archive, take this platform (os/arch[/variant]; default this machine's); repeatable.
     #[arg(long, value_name = "PLATFORM", value_parser = super::plan::platform, requires = "archive")]
     platform: Vec<WantedPlatform>,
+    /// Pack the archive's image SRC (an ID, ID prefix or name it holds) under the name REPO:TAG: how an untagged `docker save ID` image gets one; repeatable.
+    #[arg(long = "name", value_name = "SRC=REPO:TAG", requires = "archive")]
+    names: Vec<GivenName>,
     /// Also carry the compose project's env files (.env, --env-file, services' env_file); they often hold secrets.
     #[arg(long)]
     with_env: bool,
@@ -96,11 +99,11 @@ pub fn run(args: PackArgs, context: &Context) -> anyhow::Result<()> {
     let made_here = !args.container.is_empty() || !args.imports.is_empty();
     // Archives, containers and imports with no image names: everything they
     // hold, and no compose project is looked for.
-    let everything = (made_here || !args.archive.is_empty())
-        && args.inputs.is_empty()
-        && args.images_file.is_empty()
-        && args.compose.names_no_file();
-    let mut plan = if everything {
+    let nothing_else_named =
+        args.inputs.is_empty() && args.images_file.is_empty() && args.compose.names_no_file();
+    let everything =
+        (made_here || !args.archive.is_empty()) && args.names.is_empty() && nothing_else_named;
+    let mut plan = if everything || (!args.names.is_empty() && nothing_else_named) {
         airgap::plan::Plan::default()
     } else {
         plan::plan(&PlanInput {
@@ -154,7 +157,7 @@ pub fn run(args: PackArgs, context: &Context) -> anyhow::Result<()> {
     members.extend(
         args.archive
             .iter()
-            .map(|archive| open_source(archive, &args.platform)),
+            .map(|archive| open_source(archive, &args.platform, &args.names)),
     );
     if args.archive.is_empty() && !everything {
         // Named images not made here come from the engine.
@@ -171,6 +174,8 @@ pub fn run(args: PackArgs, context: &Context) -> anyhow::Result<()> {
     }
     if !everything {
         plan.images.extend(made_here_refs);
+        plan.images
+            .extend(args.names.iter().map(|given| given.name.clone()));
     }
     let source: Box<dyn Source> = match members.len() {
         1 => members.remove(0),

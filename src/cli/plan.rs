@@ -46,11 +46,11 @@ pub fn run(args: PlanArgs, context: &super::Context) -> anyhow::Result<()> {
     let json = args.json;
     let source: Option<Box<dyn Source>> = match args.archive.as_slice() {
         [] => None,
-        [archive] => Some(open_source(archive, &args.platform)),
+        [archive] => Some(open_source(archive, &args.platform, &[])),
         archives => Some(Box::new(CombinedSource::new(
             archives
                 .iter()
-                .map(|archive| open_source(archive, &args.platform))
+                .map(|archive| open_source(archive, &args.platform, &[]))
                 .collect(),
         ))),
     };

@@ -363,7 +363,7 @@ fn every_archive_kind_packs_without_an_engine_and_unpacks_to_the_images_it_held(
         "{}",
         both.stdout
     );
-    let mut expected = vec![web];
+    let mut expected = vec![web.clone()];
     expected.extend(po_held.clone());
     unpack_and_check(
         &offline,
@@ -394,8 +394,9 @@ fn every_archive_kind_packs_without_an_engine_and_unpacks_to_the_images_it_held(
         ("localhost/fixture/web:1", "airgap fixture: web"),
     );
 
-    // skopeo's dir: is listed, and refused with how to name it (an image
-    // without a name does not load into a containerd store).
+    // skopeo's dir: is listed, refused with how to name it (an image
+    // without a name does not load into a containerd store), and packed
+    // under the name given on the way in, picked by ID prefix.
     let sdir = dir.join("sdir");
     sh(&format!(
         "skopeo copy -q docker-archive:'{}':fixture/web:1 dir:'{}'",
@@ -411,12 +412,29 @@ fn every_archive_kind_packs_without_an_engine_and_unpacks_to_the_images_it_held(
         listed.stdout
     );
     let refused = pack_offline(&dir, &["--archive", path(&sdir), "-o", "dir.zst"]).failure(1);
+    let hint = format!("--name {web_id}=REPO:TAG");
     assert!(
-        refused.stderr.contains("has no name") && refused.stderr.contains("skopeo copy dir:"),
+        refused.stderr.contains("has no name") && refused.stderr.contains(&hint),
         "{}",
         refused.stderr
     );
     assert!(!dir.join("dir.zst").exists());
+    let given = format!("{web_id}=named/web:7");
+    pack_offline(
+        &dir,
+        &["--archive", path(&sdir), "--name", &given, "-o", "dir.zst"],
+    )
+    .success();
+    unpack_and_check(
+        &containerd,
+        &dir,
+        &dir.join("dir.zst"),
+        &[Held {
+            tags: vec!["named/web:7".into()],
+            ..web
+        }],
+        ("named/web:7", "airgap fixture: web"),
+    );
 }
 
 fn synthetic_images() -> Vec<Image> {

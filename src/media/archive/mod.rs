@@ -18,7 +18,7 @@ use crate::image::{BlobRef, ConfigSummary, ImageRecord, ImageRef};
 
 pub use catalogue::{ArchiveKind, ArchivedImage, Catalogue};
 pub use contents::{ArchiveContents, ArchiveFile, read_archive};
-pub use source::{ArchiveSource, merge_resolved};
+pub use source::{ArchiveSource, GivenName, merge_resolved};
 
 use crate::media::source::{LayerSink, Source, SourceError};
 
@@ -250,14 +250,16 @@ fn malformed(reason: String) -> SourceError {
 
 /// The source for an archive the user named: an OCI layout directory is
 /// read by the layout medium, anything else (a tar of any kind, plain or
-/// compressed, or skopeo's `dir:`) by [`ArchiveSource`].
+/// compressed, or skopeo's `dir:`) by [`ArchiveSource`], which also packs
+/// images under `names` given on the way in (a layout's images have names).
 pub fn open_source(
     path: &Path,
     platforms: &[crate::media::platform::WantedPlatform],
+    names: &[GivenName],
 ) -> Box<dyn Source> {
     if path.is_dir() && path.join("oci-layout").exists() {
         Box::new(crate::media::layout::LayoutSource::new(path).with_platforms(platforms))
     } else {
-        Box::new(ArchiveSource::with_platforms(path, platforms))
+        Box::new(ArchiveSource::with_platforms(path, platforms).with_names(names))
     }
 }

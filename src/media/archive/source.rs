@@ -23,7 +23,38 @@ use crate::media::recognise::{self, RecogniseError};
 pub struct ArchiveSource {
     path: PathBuf,
     platforms: Vec<WantedPlatform>,
+    names: Vec<GivenName>,
     catalogue: OnceLock<Catalogue>,
+}
+
+/// A name given to an image of an archive on the way in (`--name
+/// SRC=REPO:TAG`): how an untagged `docker save ID` image gets one, or a
+/// named image another.
+#[derive(Clone, Debug)]
+pub struct GivenName {
+    /// What picks the image: an ID, an ID prefix or a name the archive has.
+    pub pick: String,
+    /// The name it is packed under.
+    pub name: ImageRef,
+}
+
+impl std::str::FromStr for GivenName {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let (pick, name) = text
+            .split_once('=')
+            .filter(|(pick, name)| !pick.is_empty() && !name.is_empty())
+            .ok_or_else(|| format!("{text}: give SRC=REPO:TAG (SRC an ID, ID prefix or name)"))?;
+        let name = ImageRef::parse(name).map_err(|e| format!("{name}: {e}"))?;
+        if name.name.contains('@') {
+            return Err(format!("{}: give a tag, not a digest", name.given));
+        }
+        Ok(Self {
+            pick: pick.to_owned(),
+            name,
+        })
+    }
 }
 
 /// What one name picked.
@@ -51,8 +82,15 @@ impl ArchiveSource {
             } else {
                 platforms.to_vec()
             },
+            names: Vec::new(),
             catalogue: OnceLock::new(),
         }
+    }
+
+    /// Packs the images these pick under the names given.
+    pub fn with_names(mut self, names: &[GivenName]) -> Self {
+        self.names = names.to_vec();
+        self
     }
 
     /// The catalogue, read on first use.
@@ -88,6 +126,20 @@ impl ArchiveSource {
 
     /// Finds the images `reference` names; `None` where it names none.
     fn select(&self, reference: &ImageRef) -> Result<Option<Selection>, SourceError> {
+        if let Some(given) = self.names.iter().find(|n| n.name.name == reference.name) {
+            let Ok(pick) = ImageRef::parse(&given.pick) else {
+                return Ok(None);
+            };
+            return Ok(self.select_named(&pick)?.map(|mut selection| {
+                selection.refs = Some(vec![reference.clone()]);
+                selection.note = None;
+                selection
+            }));
+        }
+        self.select_named(reference)
+    }
+
+    fn select_named(&self, reference: &ImageRef) -> Result<Option<Selection>, SourceError> {
         let images = &self.read_catalogue()?.images;
         let indices = |test: &dyn Fn(&ArchivedImage) -> bool| -> Vec<usize> {
             (0..images.len()).filter(|i| test(&images[*i])).collect()
@@ -202,11 +254,8 @@ impl ArchiveSource {
                 crate::display::escape(tag),
                 crate::display::escape(tag)
             ),
-            (ArchiveKind::SkopeoDir, None) => format!(
-                "name it first (skopeo copy dir:{shown} docker-archive:NAMED.tar:REPO:TAG) and pack that"
-            ),
             (_, None) => format!(
-                "name it first (docker tag {} REPO:TAG, then docker save REPO:TAG) and pack that",
+                "name it on the way in: airgap pack --archive {shown} --name {}=REPO:TAG",
                 image.config_digest.short()
             ),
         };
@@ -287,7 +336,14 @@ impl Source for ArchiveSource {
         let mut missing = Vec::new();
         for reference in refs {
             let Some(selection) = self.select(reference)? else {
-                missing.push(reference.given.clone());
+                missing.push(
+                    match self.names.iter().find(|n| n.name.name == reference.name) {
+                        Some(given) => {
+                            format!("{} (--name {}={})", given.pick, given.pick, reference.given)
+                        }
+                        None => reference.given.clone(),
+                    },
+                );
                 continue;
             };
             for index in selection.images {
