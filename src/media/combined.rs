@@ -114,17 +114,7 @@ impl Source for CombinedSource {
             let Some(held) = self.held() else {
                 return Err(SourceError::Missing { refs: missing });
             };
-            if let Some(last) = missing.last_mut() {
-                *last = format!(
-                    "{last} (the archives hold {})",
-                    if held.is_empty() {
-                        "no image".to_owned()
-                    } else {
-                        held.join(", ")
-                    }
-                );
-            }
-            return Err(SourceError::NotInArchive { refs: missing });
+            return Err(SourceError::not_held(missing, "the archives hold", &held));
         }
         Ok(resolved)
     }

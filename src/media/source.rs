@@ -269,6 +269,20 @@ pub enum SourceError {
 }
 
 impl SourceError {
+    /// References an archive lacks, the last followed by what the archive
+    /// (or all of them) holds instead: `holds` is "the archive F holds".
+    pub fn not_held(mut refs: Vec<String>, holds: &str, held: &[String]) -> Self {
+        if let Some(last) = refs.last_mut() {
+            let held = if held.is_empty() {
+                "no image".to_owned()
+            } else {
+                held.join(", ")
+            };
+            *last = format!("{last} ({holds} {held})");
+        }
+        Self::NotInArchive { refs }
+    }
+
     /// The kind of this failure (see [`crate::Error::kind`]); the bundle
     /// being written is never the one at fault.
     pub fn kind(&self) -> crate::error::kind::ErrorKind {

@@ -361,18 +361,8 @@ impl Source for ArchiveSource {
                 .iter()
                 .map(HeldImage::shown)
                 .collect();
-            if let Some(last) = missing.last_mut() {
-                *last = format!(
-                    "{last} (the archive {} holds {})",
-                    self.path.display(),
-                    if held.is_empty() {
-                        "no image".to_owned()
-                    } else {
-                        held.join(", ")
-                    }
-                );
-            }
-            return Err(SourceError::NotInArchive { refs: missing });
+            let holds = format!("the archive {} holds", self.path.display());
+            return Err(SourceError::not_held(missing, &holds, &held));
         }
         Ok(resolved)
     }
