@@ -15,3 +15,4 @@ pub mod recognise;
 pub mod rootfs;
 pub mod sink;
 pub mod source;
+pub mod tar_guard;

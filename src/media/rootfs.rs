@@ -19,6 +19,7 @@ use crate::image::change::{self, Change};
 use crate::image::{BlobRef, ImageRecord, ImageRef, Platform};
 use crate::media::compression;
 use crate::media::source::{LayerSink, ResolvedImage, Source, SourceError};
+use crate::media::tar_guard::TarGuard;
 use crate::progress::{Progress, ProgressReader, Task};
 use crate::store::StagedLayer;
 
@@ -264,10 +265,13 @@ fn is_placeholder(path: &[u8], header: &tar::Header) -> bool {
     }
 }
 
+/// A long name, a long link and a pax header: what an entry can have before it.
+const MOST_EXTENSIONS: usize = 3;
+
 /// Copies the tar `input` to `output` entry by entry, byte for byte, except
 /// the placeholders (with the long-name and PAX entries that name them).
 fn without_placeholders(input: impl Read, output: impl Write) -> io::Result<()> {
-    let mut archive = tar::Archive::new(input);
+    let mut archive = tar::Archive::new(TarGuard::new(input));
     let mut builder = tar::Builder::new(output);
     // Extension entries describe the entry after them: held until it is seen.
     let mut pending: Vec<(tar::Header, Vec<u8>)> = Vec::new();
@@ -280,6 +284,12 @@ fn without_placeholders(input: impl Read, output: impl Write) -> io::Result<()> 
         if kind.is_gnu_longname() || kind.is_gnu_longlink() || kind.is_pax_local_extensions() {
             entry.read_to_end(&mut data)?;
             pending.push((header, data));
+            if pending.len() > MOST_EXTENSIONS {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "an entry has more extension headers than a tar writer makes",
+                ));
+            }
             continue;
         }
         entries += 1;

@@ -711,3 +711,47 @@ fn an_archive_that_is_no_image_archive_is_refused_in_one_escaped_line() {
     assert!(!run.stderr.contains('\u{1b}'), "{:?}", run.stderr);
     assert_eq!(run.stderr.trim().lines().count(), 1, "{}", run.stderr);
 }
+
+/// A few kilobytes of zstd claiming a 3 GiB GNU long name: the tar crate
+/// would read it whole before any entry is seen. Under a 1 GiB address
+/// space limit, pack and import refuse it in one line instead of dying.
+#[test]
+fn a_long_name_bomb_is_refused_within_bounded_memory() {
+    let (_dir, dir) = workdir_with_keys();
+    let mut header = tar::Header::new_gnu();
+    header.as_mut_bytes()[..13].copy_from_slice(b"././@LongLink");
+    header.set_size(3 << 30);
+    header.set_mode(0o644);
+    header.as_mut_bytes()[156] = b'L';
+    header.set_cksum();
+    let mut encoder =
+        zstd::stream::write::Encoder::new(fs::File::create(dir.join("bomb.tar.zst")).unwrap(), 1)
+            .unwrap();
+    encoder.write_all(header.as_bytes()).unwrap();
+    let chunk = vec![b'a'; 1 << 20];
+    for _ in 0..(3 << 10) {
+        encoder.write_all(&chunk).unwrap();
+    }
+    encoder.finish().unwrap();
+    let bin = env!("CARGO_BIN_EXE_airgap");
+    for args in [
+        "pack --archive bomb.tar.zst --unsigned -o a.zst",
+        "pack --import bomb.tar.zst=bomb/x:1 --change 'CMD [\"sh\"]' --unsigned -o b.zst",
+    ] {
+        let run = Command::new("sh")
+            .arg("-c")
+            .arg(format!("ulimit -v 1048576; exec '{bin}' -q {args}"))
+            .current_dir(&dir)
+            .env_remove("DOCKER_HOST")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(
+            matches!(run.status.code(), Some(1 | 2)),
+            "{args}: {:?} {stderr}",
+            run.status
+        );
+        assert_eq!(stderr.trim().lines().count(), 1, "{args}: {stderr}");
+        assert!(stderr.contains("bomb.tar.zst"), "{args}: {stderr}");
+    }
+}

@@ -12,6 +12,7 @@ use std::path::{Component, Path, PathBuf};
 use crate::bundle::layout::DockerLoadEntry;
 use crate::digest::{Digest, HashingReader};
 use crate::media::source::{LayerSink, SourceError};
+use crate::media::tar_guard::TarGuard;
 use crate::progress::{Progress, ProgressReader};
 use crate::store::StagedLayer;
 
@@ -58,7 +59,7 @@ pub fn read_archive(
     // tar reads headers 512 bytes at a time: from an archive file each read
     // would be a system call.
     let buffered = std::io::BufReader::with_capacity(1 << 20, input);
-    let mut archive = tar::Archive::new(ProgressReader::new(buffered, progress));
+    let mut archive = tar::Archive::new(TarGuard::new(ProgressReader::new(buffered, progress)));
     let mut contents = ArchiveContents::default();
     let mut docker_manifest = None;
     for (sequence, entry) in archive.entries().map_err(SourceError::Read)?.enumerate() {

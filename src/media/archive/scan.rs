@@ -14,6 +14,7 @@ use crate::digest::{Digest, HashingReader};
 use crate::files::untrusted::{Links, open_regular};
 use crate::media::compression::{self, Compression};
 use crate::media::source::{LayerSink, SourceError};
+use crate::media::tar_guard::TarGuard;
 use crate::progress::{Progress, ProgressReader};
 use crate::store::StagedLayer;
 use crate::store::stage;
@@ -80,14 +81,14 @@ fn open(path: &Path) -> Result<(File, Compression), SourceError> {
 pub fn scan(path: &Path) -> Result<Scanned, SourceError> {
     let (file, compression) = open(path)?;
     let mut scanned = if compression == Compression::None {
-        let mut archive = tar::Archive::new(BufReader::with_capacity(1 << 16, file));
+        let mut archive = tar::Archive::new(TarGuard::new(BufReader::with_capacity(1 << 16, file)));
         let entries = archive
             .entries_with_seek()
             .map_err(|e| not_tar(e, compression))?;
         scan_entries(entries, compression)?
     } else {
         let (_, decoded) = compression::decoded(file).map_err(SourceError::Read)?;
-        let mut archive = tar::Archive::new(decoded);
+        let mut archive = tar::Archive::new(TarGuard::new(decoded));
         let entries = archive.entries().map_err(|e| not_tar(e, compression))?;
         scan_entries(entries, compression)?
     };
@@ -211,7 +212,7 @@ pub fn deliver(
     }
     let counted = ProgressReader::new(file, progress);
     let (_, decoded) = compression::decoded(counted).map_err(SourceError::Read)?;
-    let mut archive = tar::Archive::new(decoded);
+    let mut archive = tar::Archive::new(TarGuard::new(decoded));
     for entry in archive.entries().map_err(|e| not_tar(e, compression))? {
         let entry = entry.map_err(|e| not_tar(e, compression))?;
         if entry.header().entry_type() != tar::EntryType::Regular {
