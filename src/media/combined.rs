@@ -182,6 +182,13 @@ impl Source for CombinedSource {
         }
     }
 
+    fn image_size(&self, image: &ResolvedImage) -> Result<Option<u64>, SourceError> {
+        match self.route(image) {
+            Some(member) => self.members[member].image_size(image),
+            None => Ok(None),
+        }
+    }
+
     fn export(
         &self,
         images: &[ResolvedImage],
