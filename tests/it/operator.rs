@@ -254,6 +254,34 @@ fn plan_fails_as_pack_does_and_names_the_tags_held_when_latest_was_assumed() {
         );
     }
     assert!(!dir.join("x.airgap").exists());
+    // Beside an image made here, the engine is one member of several and
+    // its advice still reaches the operator.
+    let layer = synthetic::layer("etc/motd", "hi\n");
+    std::fs::write(dir.join("rootfs.tar"), layer).unwrap();
+    let combined = airgap(
+        &dir,
+        &[
+            "--host",
+            &connected.host,
+            "pack",
+            "--import",
+            "rootfs.tar=op/imported:1",
+            "--change",
+            r#"CMD ["cat", "/etc/motd"]"#,
+            "--unsigned",
+            "-o",
+            "x.airgap",
+            "fixture/web",
+        ],
+    )
+    .failure(IMAGES_MISSING);
+    assert!(
+        combined.stderr.contains(
+            "fixture/web (no tag given, so :latest was assumed; the engine holds fixture/web:1)"
+        ),
+        "{}",
+        combined.stderr
+    );
     // A tag that is named is not second-guessed.
     let named =
         airgap(&dir, &["--host", &connected.host, "plan", "fixture/web:9"]).failure(IMAGES_MISSING);
