@@ -4,10 +4,13 @@
 #   make lint    rustfmt check + clippy, warnings are errors
 #   make test    start the test engines, cargo test --release, stop them
 #   make demo    pack on one engine, unpack on another, with the release binary
+#   make man     man pages of every command into target/man (MANDIR=…)
 #   make bench   bench/run: airgap against docker save/load, gzip, zstd (see bench/README.md)
 CARGO ?= cargo
 
-.PHONY: deps build lint test demo bench
+.PHONY: deps build lint test demo bench man
+
+MANDIR ?= target/man
 
 deps:
 	scripts/deps
@@ -27,3 +30,6 @@ demo: deps
 
 bench:
 	bench/run
+
+man: build
+	target/release/airgap man $(MANDIR)

@@ -76,6 +76,13 @@ impl ImageRef {
             .is_some_and(|r| r.tag().is_some() && r.digest().is_none())
     }
 
+    /// True when the reference as given names neither a tag nor a digest,
+    /// so `:latest` was assumed (as Docker assumes it).
+    pub fn tag_assumed(&self) -> bool {
+        let last = self.given.rsplit('/').next().unwrap_or(&self.given);
+        !self.given.contains('@') && !last.contains(':')
+    }
+
     /// Repository and tag for the engine's tag API, in the short form Docker
     /// writes (`nginx`, `1.27`), or `None` for digest references.
     pub fn repo_and_tag(&self) -> Option<(String, String)> {
@@ -198,6 +205,26 @@ mod tests {
         let r = ImageRef::parse("fixture/web:1").unwrap();
         assert_eq!(r.name, "docker.io/fixture/web:1");
         assert_eq!(r.familiar_tag().as_deref(), Some("fixture/web:1"));
+    }
+
+    #[test]
+    fn a_reference_without_tag_or_digest_has_latest_assumed() {
+        for (given, assumed) in [
+            ("nginx", true),
+            ("localhost:5000/app", true),
+            ("nginx:1.27", false),
+            ("localhost:5000/app:1", false),
+            (
+                "nginx@sha256:0123456789012345678901234567890123456789012345678901234567890123",
+                false,
+            ),
+        ] {
+            assert_eq!(
+                ImageRef::parse(given).unwrap().tag_assumed(),
+                assumed,
+                "{given}"
+            );
+        }
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod parts;
 pub mod reader;
 pub mod seal;
 pub mod tar_stream;
+pub mod terminal;
 pub mod writer;
 
 use std::path::PathBuf;
@@ -29,6 +30,11 @@ pub const MANIFEST_MEDIA_TYPE: &str = "application/vnd.airgap.bundle.manifest.v1
 pub const FORMAT_VERSION: &str = "1.3";
 /// The one major version this airgap reads.
 pub const FORMAT_MAJOR: u32 = 1;
+/// The format versions this airgap writes and reads, for `--version`.
+pub fn format_versions() -> String {
+    format!("bundle format {FORMAT_VERSION}; reads {FORMAT_MAJOR}.x")
+}
+
 /// Path of the manifest entry, always first.
 pub const MANIFEST_PATH: &str = "airgap/manifest.json";
 /// Path of the signature entry, second when present.

@@ -21,6 +21,7 @@ impl BundleInput {
                 _staged: None,
             });
         }
+        airgap::bundle::terminal::check_stdin_for_bundle().map_err(airgap::Error::from)?;
         let dir = staging_dir.map_or_else(std::env::temp_dir, Path::to_path_buf);
         let staged = Staged::stage(&mut std::io::stdin(), &dir).map_err(airgap::Error::from)?;
         Ok(Self {

@@ -2,6 +2,7 @@
 //! logic lives here beyond turning arguments into library options.
 
 mod compose;
+mod docs;
 pub mod exit;
 mod input;
 mod inspect;
@@ -22,11 +23,27 @@ use airgap::progress::{NoProgress, Progress};
 use clap::{Parser, Subcommand};
 use tokio::runtime::Handle;
 
+/// The version, and the bundle format versions this airgap writes and reads.
+static VERSION: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "{} ({})",
+        env!("CARGO_PKG_VERSION"),
+        airgap::bundle::format_versions()
+    )
+});
+
+const EXAMPLES: &str = "\
+Examples:
+  airgap keygen -o ops                                   make ops.pem and ops.pub.pem
+  airgap pack -k ops.pem -o shop.airgap compose.yaml     pack a compose project's images
+  airgap unpack --key ops.pub.pem shop.airgap            verify and load on the isolated side
+  airgap help pack                                       more on one command";
+
 /// Move container images into networks with no internet: pack them into one
 /// signed, deduplicated zstd bundle on the connected side, verify and load it
 /// on the isolated side.
 #[derive(Debug, Parser)]
-#[command(name = "airgap", version, max_term_width = 100)]
+#[command(name = "airgap", version = VERSION.as_str(), max_term_width = 100, after_help = EXAMPLES)]
 pub struct Args {
     /// Engine address (unix:///path/docker.sock or tcp://host:port); default: $DOCKER_HOST, then the local socket.
     #[arg(long, short = 'H', global = true, value_name = "ADDRESS")]
@@ -41,22 +58,68 @@ pub struct Args {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Make an Ed25519 signing key pair: PREFIX.pem (private, mode 0600) and PREFIX.pub.pem.
+    #[command(after_help = "\
+Examples:
+  airgap keygen -o ops          writes ops.pem (keep it here) and ops.pub.pem (copy it to the site)")]
     Keygen(keygen::KeygenArgs),
     /// Work with keys: print a key's fingerprint.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "\
+Examples:
+  airgap key fingerprint ops.pub.pem    compare it with the one keygen printed"
+    )]
     Key(key::KeyCommand),
     /// Save images from the engine into one signed bundle.
+    #[command(after_help = "\
+Examples:
+  airgap pack -k ops.pem -o app.airgap nginx:1.27 redis:7    named images
+  airgap pack -k ops.pem -o app.airgap                       the compose project here
+  airgap pack -k ops.pem -o app.airgap --have site.json      a delta against the site's inventory
+  airgap pack -k ops.pem -o - app.yaml | ssh site airgap unpack --key ops.pub.pem -")]
     Pack(Box<pack::PackArgs>),
     /// Show what pack would take; --images lists a compose project's images without an engine.
+    #[command(after_help = "\
+Examples:
+  airgap plan                        the compose project here: images, layers, sizes
+  airgap plan --images compose.yaml  only the image references, no engine needed
+  airgap plan --archive saved.tar    what an image archive holds
+Exits 6, as pack would, when an image is missing.")]
     Plan(plan::PlanArgs),
     /// Check a bundle's signature and every byte of its content.
+    #[command(after_help = "\
+Examples:
+  airgap verify --key ops.pub.pem app.airgap
+  airgap verify --allow-unsigned app.airgap")]
     Verify(verify::VerifyArgs),
     /// Verify a bundle, then load its images into the engine and restore their tags.
+    #[command(after_help = "\
+Examples:
+  airgap unpack --key ops.pub.pem app.airgap
+  airgap unpack --key ops.pub.pem --compose-dir /srv/app app.airgap
+  airgap unpack --key ops.pub.pem --to oci:/srv/layout app.airgap
+  airgap unpack --key ops.pub.pem - < app.airgap")]
     Unpack(unpack::UnpackArgs),
     /// Record what the engine holds (images, tags, layers) for a delta pack on the connected side.
+    #[command(after_help = "\
+Examples:
+  airgap inventory -o site.json      then carry site.json to the connected side for pack --have")]
     Inventory(inventory::InventoryArgs),
     /// Show what a bundle holds: images, tags, layers, sizes, signer.
+    #[command(after_help = "\
+Examples:
+  airgap inspect app.airgap")]
     Inspect(inspect::InspectArgs),
+    /// Print a shell completion script: bash, zsh or fish.
+    #[command(after_help = "\
+Examples:
+  airgap completions bash > /etc/bash_completion.d/airgap
+  airgap completions zsh > \"${fpath[1]}/_airgap\"
+  airgap completions fish > ~/.config/fish/completions/airgap.fish")]
+    Completions(docs::CompletionsArgs),
+    /// Write the man pages into a directory (used by `make man`).
+    #[command(hide = true)]
+    Man(docs::ManArgs),
 }
 
 /// What every command gets besides its own arguments.
@@ -97,5 +160,7 @@ pub fn run(args: Args, runtime: Handle) -> anyhow::Result<()> {
         Command::Unpack(args) => unpack::run(args, &context),
         Command::Inventory(args) => inventory::run(args, &context),
         Command::Inspect(args) => inspect::run(args),
+        Command::Completions(args) => docs::completions(args),
+        Command::Man(args) => docs::man(args),
     }
 }

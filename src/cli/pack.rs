@@ -96,6 +96,9 @@ pub struct PackArgs {
 }
 
 pub fn run(args: PackArgs, context: &Context) -> anyhow::Result<()> {
+    if args.output.as_os_str() == "-" {
+        airgap::bundle::terminal::check_stdout_for_bundle().map_err(airgap::Error::from)?;
+    }
     let made_here = !args.container.is_empty() || !args.imports.is_empty();
     // Archives, containers and imports with no image names: everything they
     // hold, and no compose project is looked for.

@@ -10,7 +10,7 @@ use airgap::media::archive::open_source;
 use airgap::media::combined::CombinedSource;
 use airgap::media::docker::DaemonSource;
 use airgap::media::platform::WantedPlatform;
-use airgap::media::source::{HeldImage, Source};
+use airgap::media::source::{HeldImage, Source, SourceError};
 use airgap::pack::survey::Survey;
 use airgap::plan::{self, Arg, PlanError, PlanInput};
 
@@ -89,11 +89,22 @@ pub fn run(args: PlanArgs, context: &super::Context) -> anyhow::Result<()> {
         };
         let archived = !args.archive.is_empty();
         let survey = airgap::pack::survey::survey(source.as_ref(), &plan)?;
-        return print(&if json {
+        print(&if json {
             render_json(&survey)
         } else {
             render(&survey, archived)
-        });
+        })?;
+        // Pack would fail on the same images: scripts that plan first stop here.
+        if !survey.missing.is_empty() {
+            let refs = survey.missing_explained;
+            return Err(airgap::Error::from(if archived {
+                SourceError::NotInArchive { refs }
+            } else {
+                SourceError::Missing { refs }
+            })
+            .into());
+        }
+        return Ok(());
     }
     // Byte order, as `LC_ALL=C sort -u` gives it.
     let images: BTreeSet<&str> = plan.images.iter().map(|i| i.given.as_str()).collect();
@@ -109,13 +120,17 @@ pub fn run(args: PlanArgs, context: &super::Context) -> anyhow::Result<()> {
 /// argument that names no compose file or directory must be a valid image
 /// reference, or the command line is refused as any bad argument is.
 pub fn input(text: &str) -> Result<String, String> {
-    if let Arg::Image(reference) = plan::classify(text, Path::new(".")) {
-        ImageRef::parse(&reference).map_err(|error| {
-            format!(
-                "no compose file or directory has this name, and it is not an image reference ({})",
-                error.source
-            )
-        })?;
+    match plan::classify(text, Path::new(".")) {
+        Arg::Image(reference) => {
+            ImageRef::parse(&reference).map_err(|error| {
+                format!(
+                    "no compose file or directory has this name, and it is not an image reference ({})",
+                    error.source
+                )
+            })?;
+        }
+        Arg::MissingComposeFile(_) => return Err(plan::NO_SUCH_COMPOSE_FILE.into()),
+        Arg::ComposeFile(_) | Arg::ProjectDirectory(_) => {}
     }
     Ok(text.to_owned())
 }
@@ -189,13 +204,12 @@ fn render(survey: &Survey, archived: bool) -> String {
             );
             continue;
         };
-        let total: u64 = image.layers.iter().filter_map(|l| l.size).sum();
         text += &format!(
             "{}{services}: id {}, {}, {}\n",
             image.reference,
             id.short(),
             super::pack::layers(image.layers.len()),
-            bytes(total)
+            size(image.size)
         );
         for layer in &image.layers {
             text += &format!("    {}  {}\n", layer.digest.short(), size(layer.size));

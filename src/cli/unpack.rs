@@ -43,6 +43,10 @@ pub struct UnpackArgs {
 }
 
 pub fn run(args: UnpackArgs, context: &Context) -> anyhow::Result<()> {
+    // Before the engine is reached, so the advice is the first thing said.
+    if args.bundle.as_os_str() == "-" {
+        airgap::bundle::terminal::check_stdin_for_bundle().map_err(airgap::Error::from)?;
+    }
     let options = UnpackOptions {
         policy: args.trust.policy()?,
         state_dir: args

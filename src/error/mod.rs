@@ -62,6 +62,9 @@ pub enum Error {
     /// A file named as an image archive is something else.
     #[error(transparent)]
     Recognise(#[from] RecogniseError),
+    /// A bundle was to flow through a terminal.
+    #[error(transparent)]
+    Terminal(#[from] crate::bundle::terminal::TerminalError),
 }
 
 impl Error {
@@ -94,6 +97,7 @@ impl Error {
             Self::Restore(error) => error.kind(),
             Self::Rename(error) => error.kind(),
             Self::Recognise(error) => error.kind(),
+            Self::Terminal(error) => error.kind(),
         }
     }
 }

@@ -95,6 +95,9 @@ impl Source for CombinedSource {
         let mut resolved: Vec<ResolvedImage> = Vec::new();
         let mut missing = Vec::new();
         'refs: for reference in refs {
+            // What a member said about the reference (the engine: `:latest`
+            // was assumed, and the tags it holds), kept for the error.
+            let mut explained = None;
             for (index, member) in self.members.iter().enumerate() {
                 match member.resolve(std::slice::from_ref(reference)) {
                     Ok(found) => {
@@ -104,11 +107,15 @@ impl Source for CombinedSource {
                         }
                         continue 'refs;
                     }
+                    Err(SourceError::Missing { refs }) if refs.len() == 1 => {
+                        explained = refs.into_iter().next();
+                    }
                     Err(SourceError::Missing { .. } | SourceError::NotInArchive { .. }) => {}
                     Err(error) => return Err(error),
                 }
             }
-            missing.push(crate::display::escape(&reference.given).into_owned());
+            let given = explained.as_deref().unwrap_or(&reference.given);
+            missing.push(crate::display::escape(given).into_owned());
         }
         if !missing.is_empty() {
             let Some(held) = self.held() else {
@@ -168,6 +175,13 @@ impl Source for CombinedSource {
     fn layer_sizes(&self, image: &ResolvedImage) -> Result<Option<Vec<u64>>, SourceError> {
         match self.route(image) {
             Some(member) => self.members[member].layer_sizes(image),
+            None => Ok(None),
+        }
+    }
+
+    fn image_size(&self, image: &ResolvedImage) -> Result<Option<u64>, SourceError> {
+        match self.route(image) {
+            Some(member) => self.members[member].image_size(image),
             None => Ok(None),
         }
     }

@@ -92,6 +92,13 @@ pub trait Source {
         Ok(None)
     }
 
+    /// The size of `image` as a whole, for `airgap plan` where
+    /// [`Source::layer_sizes`] cannot tell each layer's (an engine whose
+    /// history does not line up with the layers); `None` otherwise.
+    fn image_size(&self, _image: &ResolvedImage) -> Result<Option<u64>, SourceError> {
+        Ok(None)
+    }
+
     /// Stages layers with these digests that the source holds beyond what
     /// it exports (in any of its images), for patches to be made against;
     /// others are skipped. A source holding nothing else stages nothing.

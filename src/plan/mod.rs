@@ -61,10 +61,35 @@ pub enum PlanError {
         /// The file.
         path: PathBuf,
     },
+    /// A `.yml`/`.yaml` argument names no file: a mistyped compose file,
+    /// not an image (no image is named like a YAML file).
+    #[error("{}: {NO_SUCH_COMPOSE_FILE}", .path.display())]
+    NoSuchComposeFile {
+        /// The path as given.
+        path: PathBuf,
+    },
+    /// A compose service's image has spaces around it (an empty variable
+    /// beside a space); Compose refuses such a reference, so it is not trimmed.
+    #[error(
+        "{} service {service}: image {image:?} has surrounding white space, which docker compose refuses; check the variables it is made of",
+        .file.display()
+    )]
+    ImageWhiteSpace {
+        /// The compose file.
+        file: PathBuf,
+        /// The service.
+        service: String,
+        /// The image reference as resolved.
+        image: String,
+    },
     /// Nothing to pack.
     #[error("no images to pack: name images, an --images-file or a compose file")]
     Empty,
 }
+
+/// Why a `.yml`/`.yaml` argument that names no file is refused.
+pub const NO_SUCH_COMPOSE_FILE: &str =
+    "no such compose file (an argument ending in .yml or .yaml is read as one)";
 
 /// The origin of references named as arguments.
 pub const COMMAND_LINE: &str = "command line";
@@ -75,7 +100,7 @@ impl PlanError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Self::Reference { origin, .. } if origin == COMMAND_LINE => ErrorKind::Usage,
-            Self::SeveralProjects { .. } => ErrorKind::Usage,
+            Self::SeveralProjects { .. } | Self::NoSuchComposeFile { .. } => ErrorKind::Usage,
             _ => ErrorKind::Failure,
         }
     }
@@ -134,6 +159,8 @@ pub enum Arg {
     ComposeFile(PathBuf),
     /// An existing directory.
     ProjectDirectory(PathBuf),
+    /// A `.yml`/`.yaml` name with no file behind it.
+    MissingComposeFile(PathBuf),
     /// Anything else.
     Image(String),
 }
@@ -149,6 +176,8 @@ pub fn classify(arg: &str, dir: &Path) -> Arg {
         Arg::ComposeFile(PathBuf::from(arg))
     } else if path.is_dir() {
         Arg::ProjectDirectory(PathBuf::from(arg))
+    } else if yaml {
+        Arg::MissingComposeFile(PathBuf::from(arg))
     } else {
         Arg::Image(arg.to_owned())
     }
@@ -170,6 +199,7 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
                 }
                 _ => compose.project_directory = Some(dir),
             },
+            Arg::MissingComposeFile(path) => return Err(PlanError::NoSuchComposeFile { path }),
             Arg::Image(image) => images.push(image.clone()),
         }
     }
@@ -178,6 +208,13 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
     if nothing_named || !compose.files.is_empty() || compose.project_directory.is_some() {
         let project = compose::load(&compose)?;
         for service in &project.services {
+            if service.image.trim() != service.image {
+                return Err(PlanError::ImageWhiteSpace {
+                    file: service.file.clone(),
+                    service: service.name.clone(),
+                    image: service.image.clone(),
+                });
+            }
             let origin = format!("{} service {}", service.file.display(), service.name);
             let image = parse(&service.image, origin)?;
             plan.add(image.clone());
@@ -236,13 +273,55 @@ mod tests {
             Arg::ProjectDirectory("project".into())
         );
         assert_eq!(
+            classify("missing.yml", dir.path()),
+            Arg::MissingComposeFile("missing.yml".into())
+        );
+        assert_eq!(
             classify("nginx:1.27", dir.path()),
             Arg::Image("nginx:1.27".into())
         );
-        assert_eq!(
-            classify("missing.yml", dir.path()),
-            Arg::Image("missing.yml".into())
+    }
+
+    #[test]
+    fn a_compose_image_with_surrounding_white_space_is_refused_naming_its_service() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("compose.yaml"),
+            "services:\n  web: {image: \"${REGISTRY} web:1\"}\n",
+        )
+        .unwrap();
+        let input = PlanInput {
+            args: vec![".".into()],
+            image_lists: Vec::new(),
+            compose: ComposeOptions {
+                current_dir: dir.path().to_owned(),
+                ..ComposeOptions::default()
+            },
+        };
+        let error = plan(&input).unwrap_err();
+        assert!(
+            matches!(&error, PlanError::ImageWhiteSpace { service, .. } if service == "web"),
+            "{error}"
         );
+    }
+
+    #[test]
+    fn a_missing_yaml_argument_is_no_such_compose_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = PlanInput {
+            args: vec!["compose.prod.yml".into()],
+            image_lists: Vec::new(),
+            compose: ComposeOptions {
+                current_dir: dir.path().to_owned(),
+                ..ComposeOptions::default()
+            },
+        };
+        let error = plan(&input).unwrap_err();
+        assert!(
+            matches!(error, PlanError::NoSuchComposeFile { .. }),
+            "{error}"
+        );
+        assert_eq!(error.kind(), ErrorKind::Usage);
     }
 
     #[test]

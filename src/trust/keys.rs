@@ -64,12 +64,13 @@ pub enum KeyError {
         path: PathBuf,
     },
     /// A public key where the signing (private) key belongs.
-    #[error(
-        "{path} is a public key, which cannot sign; give the private key (the .pem file keygen wrote, not the .pub.pem)"
-    )]
+    #[error("{} is a public key, which cannot sign; give {instead}", .path.display())]
     PublicNotPrivate {
         /// The key file.
         path: PathBuf,
+        /// Which file to give: the private key keygen wrote beside it,
+        /// where that exists.
+        instead: String,
     },
     /// A public key of small order, for which anyone can make signatures.
     #[error(
@@ -227,6 +228,10 @@ impl PrivateKey {
         if pem.contains("-----BEGIN PUBLIC KEY-----") {
             return Err(KeyError::PublicNotPrivate {
                 path: path.to_owned(),
+                instead: private_beside(path).map_or_else(
+                    || "the private key (the .pem file keygen wrote, not the .pub.pem)".to_owned(),
+                    |private| format!("its private key {} instead", private.display()),
+                ),
             });
         }
         if mode & 0o077 != 0 {
@@ -284,6 +289,14 @@ fn with_suffix(prefix: &Path, suffix: &str) -> PathBuf {
     let mut name = prefix.as_os_str().to_owned();
     name.push(suffix);
     PathBuf::from(name)
+}
+
+/// The private key keygen wrote beside the public key `path`
+/// (`ops.pub.pem` → `ops.pem`), where it exists.
+fn private_beside(path: &Path) -> Option<PathBuf> {
+    let name = path.file_name()?.to_str()?;
+    let private = path.with_file_name(format!("{}.pem", name.strip_suffix(".pub.pem")?));
+    private.is_file().then_some(private)
 }
 
 fn read_pem(path: &Path, links: Links) -> Result<String, KeyError> {
@@ -475,6 +488,14 @@ mod tests {
         let error = PrivateKey::read(&public).err().unwrap();
         assert!(
             matches!(error, KeyError::PublicNotPrivate { .. }),
+            "{error}"
+        );
+        let private = dir.path().join("ops.pem");
+        assert!(
+            error.to_string().ends_with(&format!(
+                "give its private key {} instead",
+                private.display()
+            )),
             "{error}"
         );
     }

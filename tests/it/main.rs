@@ -17,6 +17,7 @@ mod golden;
 mod handoff;
 mod hostile;
 mod layout;
+mod operator;
 mod plan;
 mod project;
 mod recognise;

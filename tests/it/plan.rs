@@ -23,7 +23,8 @@ fn plan_reports_layers_sizes_sharing_and_missing_images() {
             "--json",
         ],
     )
-    .success();
+    // The report is printed, then plan fails as pack would (issue 19).
+    .failure(6);
     let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     let images = report["images"].as_array().unwrap();
     let references: Vec<&str> = images
@@ -60,7 +61,7 @@ fn plan_reports_layers_sizes_sharing_and_missing_images() {
         &dir,
         &["--host", &connected.host, "plan", SHOP, "nosuch/image:1"],
     )
-    .success()
+    .failure(6)
     .stdout;
     assert!(text.contains("nosuch/image:1: MISSING"), "{text}");
     assert!(

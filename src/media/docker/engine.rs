@@ -27,13 +27,13 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 #[non_exhaustive]
 pub enum EngineError {
     /// No engine answered at the address.
-    #[error("cannot reach the container engine at {host}")]
+    #[error("cannot reach the container engine at {host}: {cause}")]
     Unreachable {
         /// The address tried.
         host: String,
-        /// Why.
-        #[source]
-        source: bollard::errors::Error,
+        /// Why, in the words of the innermost cause only: the layers of the
+        /// HTTP client above it say nothing an operator can act on.
+        cause: String,
     },
     /// An API call failed.
     #[error("the engine refused to {action}")]
@@ -64,6 +64,25 @@ pub enum EngineError {
         /// What was wrong.
         reason: String,
     },
+}
+
+impl EngineError {
+    fn unreachable(host: &str, error: &bollard::errors::Error) -> Self {
+        Self::Unreachable {
+            host: host.to_owned(),
+            cause: innermost_cause(error),
+        }
+    }
+}
+
+/// The last error of `error`'s chain, which names what actually failed
+/// (`Connection refused (os error 111)`, `Socket not found: PATH`).
+fn innermost_cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = error;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
 }
 
 /// What an engine says about one image.
@@ -136,10 +155,7 @@ impl Engine {
                 .filter(|h| !h.is_empty())
                 .unwrap_or_else(|| DEFAULT_HOST.to_owned()),
         };
-        let unreachable = |source| EngineError::Unreachable {
-            host: host.clone(),
-            source,
-        };
+        let unreachable = |source| EngineError::unreachable(&host, &source);
         let client = Docker::connect_with_host(&host).map_err(unreachable)?;
         let client = runtime
             .block_on(client.negotiate_version())
@@ -288,6 +304,42 @@ impl Engine {
             )
             .map_err(|source| self.api_error("list its images", source))?;
         Ok(images.into_iter().map(|i| i.id).collect())
+    }
+
+    /// The image's size as inspect reports it (on graph drivers, the sum
+    /// of its layers' content); `None` where the engine does not say.
+    pub fn image_size(&self, reference: &str) -> Result<Option<u64>, EngineError> {
+        let inspected = self
+            .runtime
+            .block_on(self.client.inspect_image(reference))
+            .map_err(|source| self.api_error(&format!("inspect {reference}"), source))?;
+        Ok(inspected
+            .size
+            .and_then(|size| u64::try_from(size).ok())
+            .filter(|&size| size > 0))
+    }
+
+    /// The tags the engine holds of `repository` (`docker images REPO`), as
+    /// it spells them, sorted.
+    pub fn repository_tags(&self, repository: &str) -> Result<Vec<String>, EngineError> {
+        let filters = std::collections::HashMap::from([("reference", vec![repository])]);
+        let options = bollard::query_parameters::ListImagesOptionsBuilder::new()
+            .filters(&filters)
+            .build();
+        let images = self
+            .runtime
+            .block_on(self.client.list_images(Some(options)))
+            .map_err(|source| {
+                self.api_error(&format!("list the images of {repository}"), source)
+            })?;
+        let mut tags: Vec<String> = images
+            .into_iter()
+            .flat_map(|image| image.repo_tags)
+            .filter(|tag| tag != "<none>:<none>")
+            .collect();
+        tags.sort();
+        tags.dedup();
+        Ok(tags)
     }
 
     /// Sizes of the image's layers, bottom first, from its history: the
@@ -542,10 +594,9 @@ impl Engine {
     fn api_error(&self, action: &str, source: bollard::errors::Error) -> EngineError {
         match source {
             bollard::errors::Error::HyperResponseError { .. }
-            | bollard::errors::Error::IOError { .. } => EngineError::Unreachable {
-                host: self.host.clone(),
-                source,
-            },
+            | bollard::errors::Error::IOError { .. } => {
+                EngineError::unreachable(&self.host, &source)
+            }
             source => EngineError::Api {
                 action: action.to_owned(),
                 source,
@@ -635,5 +686,28 @@ impl Write for ChannelWriter {
 
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreachable_engine_is_told_by_the_innermost_cause_alone() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("Error in the hyper legacy client: client error (Connect)")]
+        struct Client(#[source] io::Error);
+        let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
+        let expected = refused.to_string();
+        let error = EngineError::Unreachable {
+            host: "tcp://127.0.0.1:1".into(),
+            cause: innermost_cause(&Client(refused)),
+        };
+        assert_eq!(
+            error.to_string(),
+            format!("cannot reach the container engine at tcp://127.0.0.1:1: {expected}")
+        );
+        assert!(std::error::Error::source(&error).is_none());
     }
 }

@@ -38,7 +38,7 @@ impl DaemonSource {
         for (reference, image) in refs.iter().zip(self.engine.inspect_many(&given)?) {
             match image {
                 Some(image) => found.push((reference.clone(), image)),
-                None => missing.push(reference.given.clone()),
+                None => missing.push(self.explain_missing(reference)?),
             }
         }
         if missing.is_empty() {
@@ -50,6 +50,26 @@ impl DaemonSource {
 }
 
 impl DaemonSource {
+    /// A missing reference as given; one named without a tag also says
+    /// that `:latest` was assumed and which tags of it the engine holds,
+    /// since the operator most likely meant one of those.
+    fn explain_missing(&self, reference: &ImageRef) -> Result<String, SourceError> {
+        let given = reference.given.clone();
+        let Some((repository, _)) = reference.repo_and_tag().filter(|_| reference.tag_assumed())
+        else {
+            return Ok(given);
+        };
+        let tags = self.engine.repository_tags(&repository)?;
+        let held = if tags.is_empty() {
+            format!("the engine holds no tag of {repository}")
+        } else {
+            format!("the engine holds {}", tags.join(", "))
+        };
+        Ok(format!(
+            "{given} (no tag given, so :latest was assumed; {held})"
+        ))
+    }
+
     /// Pulls, through the engine, every reference it lacks; returns those pulled.
     pub fn pull_missing(
         &self,
@@ -103,6 +123,13 @@ impl Source for DaemonSource {
             return Ok(None);
         };
         Ok(self.engine.layer_sizes(&reference.given, layers.len())?)
+    }
+
+    fn image_size(&self, image: &ResolvedImage) -> Result<Option<u64>, SourceError> {
+        let Some(reference) = image.refs.first() else {
+            return Ok(None);
+        };
+        Ok(self.engine.image_size(&reference.given)?)
     }
 
     fn supply_layers(
