@@ -315,11 +315,15 @@ impl Write for PartWriter {
         if self.current.is_none() {
             let dir = parent_dir(&self.base);
             let prefix = format!(".{}.{:03}.", file_name(&self.base), self.written.len() + 1);
-            let file = tempfile::Builder::new()
-                .prefix(&prefix)
-                .suffix(".tmp")
-                .tempfile_in(dir)?;
-            let registration = cleanup::register(file.path());
+            let (file, registration) = cleanup::create_registered(
+                || {
+                    tempfile::Builder::new()
+                        .prefix(&prefix)
+                        .suffix(".tmp")
+                        .tempfile_in(dir)
+                },
+                |file| file.path(),
+            )?;
             let writer =
                 crate::digest::HashingWriter::new(io::BufWriter::with_capacity(1 << 20, file));
             self.current = Some((writer, self.part_size, registration));

@@ -31,13 +31,34 @@ impl Drop for Registration {
     }
 }
 
+/// Makes a temporary file with `create` and registers the path `path_of`
+/// gives, as one step the interrupt handler cannot split: a file is either
+/// made and registered before [`remove_all`] runs, or never made.
+pub fn create_registered<T>(
+    create: impl FnOnce() -> std::io::Result<T>,
+    path_of: impl Fn(&T) -> &Path,
+) -> std::io::Result<(T, Registration)> {
+    let mut pending = lock();
+    let made = create()?;
+    let path = path_of(&made).to_owned();
+    pending.push(path.clone());
+    Ok((made, Registration { path }))
+}
+
 /// Removes every registered path and runs every registered action; called
-/// from the interrupt handler.
+/// from the interrupt handler, just before the process exits.
 pub fn remove_all() {
-    remove_where(|_| true);
+    let mut pending = lock();
+    for path in pending.drain(..) {
+        let _ = std::fs::remove_dir_all(&path).or_else(|_| std::fs::remove_file(&path));
+    }
+    // Held until the process exits: a thread about to make a temporary file
+    // (a bundle's next part) waits here instead of leaving one behind.
+    std::mem::forget(pending);
     run_actions();
 }
 
+#[cfg(test)]
 fn remove_where(selected: impl Fn(&Path) -> bool) {
     let mut pending = lock();
     let (chosen, kept): (Vec<PathBuf>, Vec<PathBuf>) = pending.drain(..).partition(|p| selected(p));
