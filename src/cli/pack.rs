@@ -10,6 +10,7 @@ use airgap::image::change::Change;
 use airgap::media::archive::{GivenName, open_source};
 use airgap::media::combined::CombinedSource;
 use airgap::media::docker::DaemonSource;
+use airgap::media::docker::engine::Engine;
 use airgap::media::docker::snapshot::{ContainerSource, ContainerSpec, Route};
 use airgap::media::platform::WantedPlatform;
 use airgap::media::rootfs::{Import, RootfsSource};
@@ -133,19 +134,24 @@ pub fn run(args: PackArgs, context: &Context) -> anyhow::Result<()> {
     let progress = context.progress();
     let mut members: Vec<Box<dyn Source>> = Vec::new();
     let mut made_here_refs: Vec<ImageRef> = Vec::new();
+    // One connection (one version negotiation) serves containers and
+    // engine images alike.
+    let mut engine: Option<Engine> = None;
+    let mut connect = || -> anyhow::Result<Engine> {
+        if engine.is_none() {
+            engine = Some(context.engine()?);
+        }
+        Ok(engine.clone().expect("connected just above"))
+    };
     if !args.container.is_empty() {
         let route = if args.flatten {
             Route::Flatten
         } else {
             Route::Commit
         };
-        let containers = ContainerSource::open(
-            context.engine()?,
-            &args.container,
-            args.change.clone(),
-            route,
-        )
-        .map_err(airgap::Error::from)?;
+        let containers =
+            ContainerSource::open(connect()?, &args.container, args.change.clone(), route)
+                .map_err(airgap::Error::from)?;
         for note in containers.notes() {
             eprintln!("note: {}", airgap::display::escape(note));
         }
@@ -164,7 +170,7 @@ pub fn run(args: PackArgs, context: &Context) -> anyhow::Result<()> {
     );
     if args.archive.is_empty() && !everything {
         // Named images not made here come from the engine.
-        let daemon = DaemonSource::new(context.engine()?);
+        let daemon = DaemonSource::new(connect()?);
         if args.pull {
             for reference in daemon
                 .pull_missing(&plan.images, progress.as_ref())

@@ -71,23 +71,16 @@ impl CombinedSource {
 
 impl Source for CombinedSource {
     fn describe(&self) -> SourceInfo {
-        let mut kinds: Vec<String> = Vec::new();
-        for member in &self.members {
-            let kind = member.describe().kind;
-            if !kinds.contains(&kind) {
-                kinds.push(kind);
+        let described: Vec<SourceInfo> = self.members.iter().map(|m| m.describe()).collect();
+        let mut kinds: Vec<&str> = Vec::new();
+        for info in &described {
+            if !kinds.contains(&info.kind.as_str()) {
+                kinds.push(&info.kind);
             }
         }
-        let mut info = self
-            .members
-            .first()
-            .map(|m| m.describe())
-            .unwrap_or(SourceInfo {
-                kind: String::new(),
-                engine: None,
-                api_version: None,
-            });
-        info.kind = kinds.join("+");
+        let kind = kinds.join("+");
+        let mut info = described.first().cloned().unwrap_or_default();
+        info.kind = kind;
         info
     }
 
