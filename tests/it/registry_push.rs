@@ -462,18 +462,14 @@ fn an_interrupted_push_resumes_the_layer_after_a_registry_restart() {
         .filter(|(method, _, _)| method == "PATCH")
         .collect();
     assert!(!patches.is_empty());
-    // Every PATCH went on with the upload the first run started, and fewer
+    // The layer's PATCHes went on with the upload the first run started
+    // (the only other upload is the small config's, one PATCH), and fewer
     // chunks were sent than a whole layer takes.
-    assert!(
-        patches.iter().all(|(_, uri, _)| uri.contains(&uuid)),
-        "{patches:?}"
-    );
+    let (layer, other): (Vec<_>, Vec<_>) =
+        patches.iter().partition(|(_, uri, _)| uri.contains(&uuid));
+    assert!(!layer.is_empty() && other.len() <= 1, "{patches:?}");
     let whole = (SIZE as u64 + 10_240).div_ceil(16 << 20) as usize;
-    assert!(
-        patches.len() < whole,
-        "{} PATCHes of {whole}",
-        patches.len()
-    );
+    assert!(layer.len() < whole, "{} PATCHes of {whole}", layer.len());
     let got = pushed(&registry, "fixture/big:1");
     assert_eq!(got.diff_ids.len(), 1);
 }
