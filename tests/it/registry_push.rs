@@ -125,7 +125,7 @@ fn a_push_holds_the_bundles_images_and_a_second_push_sends_no_blob() {
     assert!(first.stdout.contains("pushed"), "{}", first.stdout);
     let mut digests = Vec::new();
     for image in &images {
-        let got = pushed(&registry, &format!("{}", image.tag));
+        let got = pushed(&registry, &image.tag);
         assert_eq!(
             got.config,
             synthetic::digest(&image.config),
