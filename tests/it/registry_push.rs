@@ -543,3 +543,36 @@ fn every_engine_pulls_the_pushed_images_as_packed() {
         engine.wipe();
     }
 }
+
+#[test]
+fn one_image_failing_does_not_stop_the_others_and_the_end_names_it() {
+    let Some(registry) = TestRegistry::start(Serving::Plain) else {
+        return;
+    };
+    // The registry cannot store anything in fixture/api: a file stands
+    // where that repository's directory would go.
+    let repositories = registry
+        .storage()
+        .join("docker/registry/v2/repositories/fixture");
+    std::fs::create_dir_all(&repositories).unwrap();
+    std::fs::write(repositories.join("api"), "not a directory").unwrap();
+    let (_keep, dir) = workdir_with_keys();
+    let images = images();
+    bundle_of(&dir, &images);
+    let run = push(&dir, &registry, &[]).failure(5);
+    let lines: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    assert_eq!(lines.len(), 1, "{}", run.stderr);
+    assert!(
+        lines[0].contains("1 of 2 images were not pushed"),
+        "{}",
+        lines[0]
+    );
+    assert!(lines[0].contains("fixture/api:1"), "{}", lines[0]);
+    assert!(!lines[0].contains("fixture/web:1"), "{}", lines[0]);
+    let web = pushed(&registry, "fixture/web:1");
+    assert_eq!(web.config, synthetic::digest(&images[0].config));
+}

@@ -133,7 +133,7 @@ pub enum RegistryError {
     )]
     Interrupted,
     /// Some images could not be pushed; the others were.
-    #[error("{failed} of {total} images were not pushed (the others were): {}", .failures.join("; "))]
+    #[error("{}", describe_failures(*.failed, *.total, .failures))]
     ImagesFailed {
         /// How many failed.
         failed: usize,
@@ -170,4 +170,13 @@ impl RegistryError {
                 | Self::Elsewhere { .. }
         )
     }
+}
+
+fn describe_failures(failed: usize, total: usize, failures: &[String]) -> String {
+    let which = if failed == total {
+        format!("none of the {total} images was pushed")
+    } else {
+        format!("{failed} of {total} images were not pushed (the others were)")
+    };
+    format!("{which}: {}", failures.join("; "))
 }

@@ -422,7 +422,9 @@ impl RegistrySink {
         let mut small: HashMap<Digest, Vec<u8>> = HashMap::new();
         let mut compressed: HashMap<Digest, BlobRef> = HashMap::new();
         let mut holders: HashMap<Digest, Vec<String>> = HashMap::new();
-        let mut layer_failures: HashMap<Digest, String> = HashMap::new();
+        // By layer and repository: a repository that refuses a layer fails
+        // only the images going there.
+        let mut layer_failures: HashMap<(Digest, String), String> = HashMap::new();
         finished.for_each_blob(progress, &mut |blob: &BlobRef, content: &mut dyn Read| {
             if small_digests.contains(&blob.digest) {
                 small.insert(blob.digest.clone(), read_small(blob, content)?);
@@ -457,10 +459,9 @@ impl RegistrySink {
                     Err(error) if error.stops_everything() => return Err(self.failed(error)),
                     Err(error) => {
                         layer_failures.insert(
-                            blob.digest.clone(),
+                            (blob.digest.clone(), repository.clone()),
                             format!("layer {}: {error}", blob.digest.short()),
                         );
-                        break;
                     }
                 }
             }
@@ -468,11 +469,13 @@ impl RegistrySink {
         })?;
         let mut failures = Vec::new();
         for image in images {
-            if let Some(reason) = image
-                .layers
-                .iter()
-                .find_map(|l| layer_failures.get(&l.digest))
-            {
+            let destinations = self.destinations(image).map_err(|e| self.failed(e))?;
+            let refused = image.layers.iter().find_map(|layer| {
+                destinations
+                    .iter()
+                    .find_map(|d| layer_failures.get(&(layer.digest.clone(), d.repository.clone())))
+            });
+            if let Some(reason) = refused {
                 failures.push(format!("{}: {reason}", image_name(image)));
                 continue;
             }
