@@ -13,6 +13,7 @@ pub mod output;
 mod pack;
 mod plan;
 mod progress;
+mod registry;
 mod rename;
 mod trust;
 mod unpack;

@@ -21,6 +21,20 @@ impl RenameArgs {
     }
 }
 
+impl RenameArgs {
+    /// The renaming for a push to a registry, whose address stands for
+    /// `--prefix`; giving both is a usage error.
+    pub fn renaming_under(&self, prefix: Prefix) -> anyhow::Result<Renaming> {
+        if self.prefix.is_some() {
+            return Err(airgap::Error::from(airgap::media::registry::RegistryError::Usage(
+                "--prefix and --to registry://HOST/PREFIX both give a prefix: put the path in --to only".into(),
+            ))
+            .into());
+        }
+        Ok(Renaming::new(self.tags.clone(), Some(prefix)).map_err(airgap::Error::from)?)
+    }
+}
+
 /// One image's names for people: `old → new` for each renamed reference,
 /// the name alone for one kept.
 pub fn describe(names: &[Renamed]) -> String {

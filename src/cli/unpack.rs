@@ -5,12 +5,14 @@ use std::path::PathBuf;
 use airgap::display::{escape, escape_all, escape_path};
 use airgap::media::docker::DaemonSink;
 use airgap::media::layout::LayoutSink;
+use airgap::media::registry::{RegistryAddress, RegistrySink};
 use airgap::media::sink::Sink;
 use airgap::unpack::UnpackOptions;
 
 use super::Context;
 use super::input::BundleInput;
 use super::output::print;
+use super::registry::RegistryArgs;
 use super::rename::RenameArgs;
 use super::trust::TrustArgs;
 
@@ -31,8 +33,9 @@ pub struct UnpackArgs {
     /// recorded (a rollback you mean to do).
     #[arg(long)]
     allow_downgrade: bool,
-    /// Where the images go: `docker` (the engine at --host; the default) or
-    /// `oci:DIR` (an OCI image layout directory, created or merged into).
+    /// Where the images go: `docker` (the engine at --host; the default),
+    /// `oci:DIR` (an OCI image layout directory, created or merged into) or
+    /// `registry://HOST[:PORT][/PREFIX]` (pushed, named as with --prefix HOST[:PORT][/PREFIX]).
     #[arg(long, value_name = "TARGET", default_value = "docker", value_parser = parse_target)]
     to: Target,
     /// Write the compose project the bundle was packed from into DIR, and check that every service's image is the packed one.
@@ -40,6 +43,8 @@ pub struct UnpackArgs {
     compose_dir: Option<PathBuf>,
     #[command(flatten)]
     rename: RenameArgs,
+    #[command(flatten)]
+    registry: RegistryArgs,
 }
 
 pub fn run(args: UnpackArgs, context: &Context) -> anyhow::Result<()> {
@@ -54,15 +59,38 @@ pub fn run(args: UnpackArgs, context: &Context) -> anyhow::Result<()> {
             .unwrap_or_else(airgap::unpack::record::default_dir),
         allow_downgrade: args.allow_downgrade,
         compose_dir: args.compose_dir,
-        renaming: args.rename.renaming()?,
+        renaming: match &args.to {
+            Target::Registry(address) => args
+                .rename
+                .renaming_under(address.prefix().map_err(airgap::Error::from)?)?,
+            _ => args.rename.renaming()?,
+        },
     };
+    let mut registry = None;
     let sink: Box<dyn Sink> = match &args.to {
         Target::Docker => Box::new(DaemonSink::new(context.engine()?)),
         Target::Layout(dir) => Box::new(LayoutSink::new(dir)),
+        Target::Registry(address) => {
+            let pushing = std::rc::Rc::new(
+                RegistrySink::new(
+                    address.clone(),
+                    &args.registry.access()?,
+                    args.registry.compression(),
+                    &options.state_dir,
+                )
+                .map_err(airgap::Error::from)?,
+            );
+            registry = Some(pushing.clone());
+            Box::new(SharedSink(pushing))
+        }
     };
     let input = BundleInput::open(&args.bundle, args.staging_dir.as_deref())?;
     let progress = context.progress();
-    let report = airgap::unpack(input.path(), &options, sink.as_ref(), progress.as_ref())?;
+    let unpacked = airgap::unpack(input.path(), &options, sink.as_ref(), progress.as_ref());
+    for note in registry.iter().flat_map(|r| r.notes()) {
+        eprintln!("note: {}", escape(&note));
+    }
+    let report = unpacked?;
     let bundle = &report.bundle;
     let named = escape_path(&args.bundle);
     let mut text = match bundle.signer() {
@@ -76,10 +104,10 @@ pub fn run(args: UnpackArgs, context: &Context) -> anyhow::Result<()> {
         );
     }
     for (image, names) in report.load.images.iter().zip(&report.names) {
-        let what = if image.already_present {
-            "already present"
-        } else {
-            "loaded"
+        let what = match (image.already_present, registry.is_some()) {
+            (true, _) => "already present",
+            (false, true) => "pushed",
+            (false, false) => "loaded",
         };
         text += &format!(
             "{what} {} ({})\n",
@@ -130,14 +158,66 @@ pub enum Target {
     Docker,
     /// An OCI image layout directory.
     Layout(PathBuf),
+    /// A registry, and the path images go under.
+    Registry(RegistryAddress),
+}
+
+/// The registry sink, kept by the command to print its notes afterwards.
+struct SharedSink(std::rc::Rc<RegistrySink>);
+
+impl Sink for SharedSink {
+    fn holdings(
+        &self,
+        images: &[airgap::bundle::BundleImage],
+    ) -> Result<airgap::media::sink::Holdings, airgap::media::sink::SinkError> {
+        self.0.holdings(images)
+    }
+    fn layer_chains(
+        &self,
+    ) -> Result<Vec<Vec<airgap::digest::Digest>>, airgap::media::sink::SinkError> {
+        self.0.layer_chains()
+    }
+    fn supply_layers(
+        &self,
+        digests: &std::collections::HashSet<airgap::digest::Digest>,
+        progress: &dyn airgap::progress::Progress,
+    ) -> Result<airgap::store::StagedLayers, airgap::media::sink::SinkError> {
+        self.0.supply_layers(digests, progress)
+    }
+    fn write(
+        &self,
+        images: &airgap::delta::finish::FinishedImages<'_>,
+        progress: &dyn airgap::progress::Progress,
+    ) -> Result<(), airgap::media::sink::SinkError> {
+        self.0.write(images, progress)
+    }
+    fn tag(
+        &self,
+        image: &airgap::bundle::BundleImage,
+        already_present: bool,
+    ) -> Result<airgap::media::sink::LoadedImage, airgap::media::sink::SinkError> {
+        self.0.tag(image, already_present)
+    }
+    fn resolves(
+        &self,
+        reference: &str,
+        image: &airgap::bundle::BundleImage,
+    ) -> Result<bool, airgap::media::sink::SinkError> {
+        self.0.resolves(reference, image)
+    }
 }
 
 fn parse_target(text: &str) -> Result<Target, String> {
     if text == "docker" {
         return Ok(Target::Docker);
     }
+    if text.starts_with("registry://") {
+        return RegistryAddress::parse(text)
+            .map(Target::Registry)
+            .map_err(|e| e.to_string());
+    }
     match text.strip_prefix("oci:") {
         Some(dir) if !dir.is_empty() => Ok(Target::Layout(PathBuf::from(dir))),
-        _ => Err("expected docker (the engine at --host) or oci:DIR (an OCI image layout)".into()),
+        _ => Err("expected docker (the engine at --host), oci:DIR (an OCI image layout) or registry://HOST[:PORT][/PREFIX]".into()),
     }
 }

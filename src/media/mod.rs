@@ -12,6 +12,7 @@ pub mod docker;
 pub mod layout;
 pub mod platform;
 pub mod recognise;
+pub mod registry;
 pub mod rootfs;
 pub mod sink;
 pub mod source;

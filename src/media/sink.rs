@@ -123,6 +123,9 @@ pub enum SinkError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// A registry failed (`unpack --to registry://…`).
+    #[error(transparent)]
+    Registry(#[from] crate::media::registry::RegistryError),
     /// The engine's data root lacks the space the images need.
     #[error(transparent)]
     NoSpace(#[from] crate::files::space::NoSpace),
@@ -144,6 +147,7 @@ impl SinkError {
             Self::Engine(_) | Self::Mismatch { .. } => ErrorKind::Engine,
             Self::Verify(error) => error.kind(),
             Self::BaseMissing { .. } => ErrorKind::BaseMissing,
+            Self::Registry(error) => error.kind(),
             Self::Stream(_)
             | Self::NoSpace(_)
             | Self::PatchMismatch { .. }

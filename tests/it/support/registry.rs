@@ -54,3 +54,251 @@ impl Drop for Registry {
         let _ = self.child.wait();
     }
 }
+
+/// How a [`TestRegistry`] is served.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Serving {
+    /// Plain HTTP, no auth.
+    Plain,
+    /// TLS from a test CA, bcrypt htpasswd basic auth (user `pusher`, password [`PASSWORD`]).
+    TlsAuth,
+}
+
+/// The password of the TLS registry's user `pusher`.
+pub const PASSWORD: &str = "s3cret-push";
+/// The TLS registry's user.
+pub const USER: &str = "pusher";
+
+/// CNCF Distribution on a free loopback port, filesystem storage in a
+/// temporary directory and a fixed `http.secret` (so uploads survive a
+/// restart); its access log (stderr) goes to a file tests count requests in.
+/// `None` (after saying why) when the binary is missing outside CI.
+pub struct TestRegistry {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    /// `127.0.0.1:PORT`.
+    pub host: String,
+    /// How it is served.
+    pub serving: Serving,
+    restarts: u32,
+}
+
+fn registry_binary() -> Option<std::path::PathBuf> {
+    for candidate in ["/usr/bin/docker-registry", "/usr/local/bin/docker-registry"] {
+        if std::path::Path::new(candidate).exists() {
+            return Some(candidate.into());
+        }
+    }
+    None
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl TestRegistry {
+    /// Starts a registry served as `serving`.
+    pub fn start(serving: Serving) -> Option<Self> {
+        if registry_binary().is_none() {
+            let message = "docker-registry is not installed (scripts/deps installs it)";
+            assert!(!std::env::var("CI").is_ok_and(|v| v == "true"), "{message}");
+            eprintln!("skipped: {message}");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let host = format!("127.0.0.1:{}", free_port());
+        let mut config = format!(
+            "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {host}\n  secret: a-fixed-test-secret\n",
+            dir.path().join("data").display()
+        );
+        if serving == Serving::TlsAuth {
+            make_tls(dir.path());
+            let hash = bcrypt::hash(PASSWORD, 4).unwrap();
+            std::fs::write(dir.path().join("htpasswd"), format!("{USER}:{hash}\n")).unwrap();
+            config += &format!(
+                "  tls:\n    certificate: {0}/server.pem\n    key: {0}/server.key\nauth:\n  htpasswd:\n    realm: test\n    path: {0}/htpasswd\n",
+                dir.path().display()
+            );
+        }
+        std::fs::write(dir.path().join("config.yml"), config).unwrap();
+        let mut registry = Self {
+            child: None,
+            dir,
+            host,
+            serving,
+            restarts: 0,
+        };
+        registry.spawn();
+        Some(registry)
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::File::create(self.log_path(self.restarts)).unwrap();
+        let child = Command::new(registry_binary().unwrap())
+            .arg("serve")
+            .arg(self.dir.path().join("config.yml"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("docker-registry runs");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(&self.host).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "the registry did not start on {}",
+                self.host
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn log_path(&self, run: u32) -> std::path::PathBuf {
+        self.dir.path().join(format!("registry-{run}.log"))
+    }
+
+    /// Kills the registry (SIGKILL) and starts it again on the same port and storage.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.restarts += 1;
+        self.spawn();
+    }
+
+    /// Kills the registry.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// The test CA's certificate (TLS only).
+    pub fn ca(&self) -> std::path::PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    /// A directory skopeo's --cert-dir takes (holds ca.crt).
+    pub fn cert_dir(&self) -> std::path::PathBuf {
+        let dir = self.dir.path().join("certs.d");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy(self.ca(), dir.join("ca.crt")).unwrap();
+        dir
+    }
+
+    /// Where uploads in progress are kept.
+    pub fn storage(&self) -> std::path::PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Every completed request since the registry last (re)started, as
+    /// `(method, uri, status)`.
+    pub fn requests(&self) -> Vec<(String, String, u16)> {
+        let text = std::fs::read_to_string(self.log_path(self.restarts)).unwrap_or_default();
+        text.lines()
+            .filter(|l| l.contains("response completed"))
+            .filter_map(|line| {
+                let field = |name: &str| {
+                    let start = line.find(&format!(" {name}="))? + name.len() + 2;
+                    let rest = &line[start..];
+                    let end = rest.find(' ').unwrap_or(rest.len());
+                    Some(rest[..end].trim_matches('"').to_owned())
+                };
+                Some((
+                    field("http.request.method")?,
+                    field("http.request.uri")?,
+                    field("http.response.status")?.parse().ok()?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Requests that send blob bytes or start an upload (POST, PATCH, PUT of blobs).
+    pub fn uploads(&self) -> Vec<(String, String, u16)> {
+        self.requests()
+            .into_iter()
+            .filter(|(method, uri, _)| {
+                uri.contains("/blobs/uploads/")
+                    && matches!(method.as_str(), "POST" | "PATCH" | "PUT")
+            })
+            .collect()
+    }
+}
+
+impl Drop for TestRegistry {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A test CA and a server certificate for 127.0.0.1 signed by it, with openssl.
+fn make_tls(dir: &std::path::Path) {
+    let run = |args: &[&str]| {
+        let output = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl runs");
+        assert!(
+            output.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=airgap test CA",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+}
