@@ -576,3 +576,63 @@ fn one_image_failing_does_not_stop_the_others_and_the_end_names_it() {
     let web = pushed(&registry, "fixture/web:1");
     assert_eq!(web.config, synthetic::digest(&images[0].config));
 }
+
+#[test]
+fn a_compose_project_written_beside_a_push_names_the_pushed_images() {
+    let Some(registry) = TestRegistry::start(Serving::Plain) else {
+        return;
+    };
+    let (_dir, dir) = workdir_with_keys();
+    let images = images();
+    std::fs::write(dir.join("images.tar"), synthetic::legacy_archive(&images)).unwrap();
+    std::fs::write(
+        dir.join("compose.yml"),
+        "services:\n  web:\n    image: fixture/web:1\n  api:\n    image: fixture/api:1\n",
+    )
+    .unwrap();
+    airgap(
+        &dir,
+        &[
+            "pack",
+            "-q",
+            "--key",
+            "ops.pem",
+            "--archive",
+            "images.tar",
+            "compose.yml",
+            "-o",
+            "b.zst",
+        ],
+    )
+    .success();
+    let site = dir.join("site");
+    let to = format!("registry://{}/enclave", registry.host);
+    let run = airgap(
+        &dir,
+        &[
+            "unpack",
+            "b.zst",
+            "--key",
+            "ops.pub.pem",
+            "--to",
+            &to,
+            "--plain-http",
+            &registry.host,
+            "--compose-dir",
+            site.to_str().unwrap(),
+        ],
+    )
+    .success();
+    assert!(run.stdout.contains("compose project"), "{}", run.stdout);
+    let written: String = std::fs::read_dir(&site)
+        .unwrap()
+        .map(|entry| std::fs::read_to_string(entry.unwrap().path()).unwrap_or_default())
+        .collect();
+    for name in ["fixture/web:1", "fixture/api:1"] {
+        let pushed_name = format!("{}/enclave/{name}", registry.host);
+        assert!(written.contains(&pushed_name), "{pushed_name} in {written}");
+        let pushed = pushed(&registry, &format!("enclave/{name}"));
+        let image = images.iter().find(|i| i.tag == name).unwrap();
+        assert_eq!(pushed.diff_ids, expected_diff_ids(image), "{name}");
+    }
+}
