@@ -61,7 +61,13 @@ fn skopeo(registry: &TestRegistry, args: &[&str]) -> serde_json::Value {
         Serving::Plain => {
             command.arg("--tls-verify=false");
         }
-        Serving::TlsAuth => {
+        Serving::Token => {
+            command
+                .arg("--tls-verify=false")
+                .arg("--creds")
+                .arg(format!("{USER}:{PASSWORD}"));
+        }
+        Serving::TlsAuth | Serving::TlsPlainToken => {
             command
                 .arg("--cert-dir")
                 .arg(registry.cert_dir())
@@ -635,4 +641,90 @@ fn a_compose_project_written_beside_a_push_names_the_pushed_images() {
         let image = images.iter().find(|i| i.tag == name).unwrap();
         assert_eq!(pushed.diff_ids, expected_diff_ids(image), "{name}");
     }
+}
+
+#[test]
+fn a_registry_with_a_token_service_takes_the_push_and_a_wrong_password_is_one_line() {
+    let Some(registry) = TestRegistry::start(Serving::Token) else {
+        return;
+    };
+    let (_keep, dir) = workdir_with_keys();
+    let images = images();
+    bundle_of(&dir, &images);
+    let to = format!("registry://{}/site", registry.host);
+    let args: Vec<String> = [
+        "unpack",
+        "b.zst",
+        "--key",
+        "ops.pub.pem",
+        "--to",
+        &to,
+        "--plain-http",
+        &registry.host,
+        "--registry-user",
+        USER,
+        "--registry-password-stdin",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    airgap_with_stdin(&dir, &args, &format!("{PASSWORD}\n")).success();
+    for (name, image) in ["site/fixture/web:1", "site/fixture/api:1"]
+        .iter()
+        .zip(&images)
+    {
+        let got = pushed(&registry, name);
+        assert_eq!(got.config, synthetic::digest(&image.config), "{name}");
+        assert_eq!(got.diff_ids, expected_diff_ids(image), "{name}");
+    }
+    let asked = registry.token_requests();
+    assert!(
+        asked
+            .iter()
+            .any(|line| line.starts_with(&format!("{USER} "))
+                && line.contains("site/fixture/web:pull,push")),
+        "the token service was not asked for a push token: {asked:?}"
+    );
+    one_line_failure(
+        airgap_with_stdin(&dir, &args, "wrong\n"),
+        5,
+        "--registry-user pusher",
+    );
+}
+
+#[test]
+fn a_tls_registry_whose_token_service_is_plain_http_gets_no_password() {
+    let Some(registry) = TestRegistry::start(Serving::TlsPlainToken) else {
+        return;
+    };
+    let (_keep, dir) = workdir_with_keys();
+    bundle_of(&dir, &images());
+    let to = format!("registry://{}", registry.host);
+    let ca = registry.ca();
+    let args: Vec<String> = [
+        "unpack",
+        "b.zst",
+        "--key",
+        "ops.pub.pem",
+        "--to",
+        &to,
+        "--registry-ca",
+        ca.to_str().unwrap(),
+        "--registry-user",
+        USER,
+        "--registry-password-stdin",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    one_line_failure(
+        airgap_with_stdin(&dir, &args, &format!("{PASSWORD}\n")),
+        5,
+        "over plain HTTP",
+    );
+    assert!(
+        registry.token_requests().is_empty(),
+        "the password went to a plain-HTTP token service: {:?}",
+        registry.token_requests()
+    );
 }

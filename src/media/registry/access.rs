@@ -326,6 +326,12 @@ impl Client {
                         url: crate::display::escape(realm.as_str()).into_owned(),
                     });
                 }
+                if self.base.scheme() == "https" && realm.scheme() != "https" {
+                    return Err(RegistryError::PlainRealm {
+                        registry: self.host.clone(),
+                        url: crate::display::escape(realm.as_str()).into_owned(),
+                    });
+                }
                 Challenge::Bearer {
                     realm,
                     service: params.get("service").cloned(),

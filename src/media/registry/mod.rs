@@ -100,6 +100,17 @@ pub enum RegistryError {
         /// Where it pointed.
         url: String,
     },
+    /// A TLS registry named a token service over plain HTTP, where the
+    /// credentials would travel in clear text.
+    #[error(
+        "registry {registry} asks for credentials at {url} over plain HTTP; airgap sends credentials for a TLS registry only over TLS: fix the registry's token realm"
+    )]
+    PlainRealm {
+        /// HOST[:PORT].
+        registry: String,
+        /// The realm.
+        url: String,
+    },
     /// A credential helper failed.
     #[error("credential helper docker-credential-{helper}: {reason}")]
     Helper {
@@ -168,6 +179,7 @@ impl RegistryError {
                 | Self::Unauthorized { status: 401, .. }
                 | Self::Interrupted
                 | Self::Elsewhere { .. }
+                | Self::PlainRealm { .. }
         )
     }
 }

@@ -62,6 +62,13 @@ pub enum Serving {
     Plain,
     /// TLS from a test CA, bcrypt htpasswd basic auth (user `pusher`, password [`PASSWORD`]).
     TlsAuth,
+    /// Plain HTTP, bearer tokens from a token service on another loopback
+    /// port that takes the same user and password (Harbor's and most
+    /// hosted registries' scheme).
+    Token,
+    /// TLS from a test CA whose token service is plain HTTP: credentials
+    /// would travel in clear text.
+    TlsPlainToken,
 }
 
 /// The password of the TLS registry's user `pusher`.
@@ -81,6 +88,7 @@ pub struct TestRegistry {
     /// How it is served.
     pub serving: Serving,
     restarts: u32,
+    token_service: Option<Child>,
 }
 
 fn registry_binary() -> Option<std::path::PathBuf> {
@@ -111,6 +119,7 @@ impl TestRegistry {
         }
         let dir = tempfile::tempdir().unwrap();
         let host = format!("127.0.0.1:{}", free_port());
+        let mut token_service = None;
         let mut config = format!(
             "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {host}\n  secret: a-fixed-test-secret\n",
             dir.path().join("data").display()
@@ -124,6 +133,21 @@ impl TestRegistry {
                 dir.path().display()
             );
         }
+        if matches!(serving, Serving::Token | Serving::TlsPlainToken) {
+            if serving == Serving::TlsPlainToken {
+                make_tls(dir.path());
+                config += &format!(
+                    "  tls:\n    certificate: {0}/server.pem\n    key: {0}/server.key\n",
+                    dir.path().display()
+                );
+            }
+            let realm = format!("127.0.0.1:{}", free_port());
+            config += &format!(
+                "auth:\n  token:\n    realm: http://{realm}/token\n    service: airgap-test\n    issuer: airgap-test-issuer\n    rootcertbundle: {}/token.pem\n",
+                dir.path().display()
+            );
+            token_service = Some(start_token_service(dir.path(), &realm));
+        }
         std::fs::write(dir.path().join("config.yml"), config).unwrap();
         let mut registry = Self {
             child: None,
@@ -131,6 +155,7 @@ impl TestRegistry {
             host,
             serving,
             restarts: 0,
+            token_service,
         };
         registry.spawn();
         Some(registry)
@@ -174,6 +199,16 @@ impl TestRegistry {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// What the token service was asked for, one `ACCOUNT SCOPE…` line per
+    /// request (`-` no credentials, `!wrong` wrong ones).
+    pub fn token_requests(&self) -> Vec<String> {
+        std::fs::read_to_string(self.dir.path().join("token.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
     }
 
     /// The test CA's certificate (TLS only).
@@ -231,7 +266,47 @@ impl TestRegistry {
 impl Drop for TestRegistry {
     fn drop(&mut self) {
         self.stop();
+        if let Some(mut service) = self.token_service.take() {
+            let _ = service.kill();
+            let _ = service.wait();
+        }
     }
+}
+
+/// The token service (tests/it/support/token_server.py: Basic auth, RS256
+/// tokens with an `x5c` header the registry's `rootcertbundle` trusts) on
+/// `address`, started with its signing key and certificate made in `dir`.
+fn start_token_service(dir: &std::path::Path, address: &str) -> Child {
+    let output = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes"])
+        .args(["-keyout", "token.key", "-out", "token.pem", "-days", "2"])
+        .args(["-subj", "/CN=airgap test token issuer"])
+        .current_dir(dir)
+        .output()
+        .expect("openssl runs");
+    assert!(output.status.success(), "openssl: {output:?}");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/it/support/token_server.py"
+    );
+    let port = address.rsplit(':').next().unwrap();
+    let child = Command::new("python3")
+        .arg(script)
+        .args([port, "token.key", "token.pem", USER, PASSWORD])
+        .args(["airgap-test-issuer", "token.log"])
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("python3 runs the token service");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(address).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the token service did not start on {address}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child
 }
 
 /// A test CA and a server certificate for 127.0.0.1 signed by it, with openssl.
