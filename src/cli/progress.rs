@@ -40,6 +40,8 @@ fn template(task: Task, total: Option<u64>) -> String {
     match (task, total) {
         (Task::Preparing, Some(total)) => format!("{{spinner}} {{msg}} ({}) {{elapsed}}", bytes(total)),
         (Task::Preparing | Task::Committing, _) => "{spinner} {msg} {elapsed}".into(),
+        // The writer reports no bytes while it finishes the bundle.
+        (Task::Writing, None) => "{msg:>10} {spinner} {elapsed}".into(),
         (_, Some(_)) => "{msg:>10} [{bar:30}] {decimal_bytes}/{decimal_total_bytes} {decimal_bytes_per_sec} ETA {eta}".into(),
         (_, None) => "{msg:>10} {spinner} {decimal_bytes} {decimal_bytes_per_sec}".into(),
     }
@@ -60,7 +62,7 @@ impl Progress for Bars {
                 .progress_chars("=> "),
         );
         bar.set_message(task.to_string());
-        if matches!(task, Task::Preparing | Task::Committing) {
+        if matches!(task, Task::Preparing | Task::Committing | Task::Writing) {
             // Nothing arrives to redraw it while the engine works.
             bar.enable_steady_tick(Duration::from_millis(200));
         }
@@ -136,6 +138,10 @@ mod tests {
         for task in [Task::Saving, Task::Writing, Task::Verifying, Task::Loading] {
             for total in [None, Some(1)] {
                 let template = template(task, total);
+                if task == Task::Writing && total.is_none() {
+                    assert!(!template.contains("bytes"), "{template}");
+                    continue;
+                }
                 assert!(!template.contains("{bytes"), "{template}");
                 assert!(!template.contains("{total_bytes"), "{template}");
                 assert!(template.contains("{decimal_bytes}"), "{template}");
