@@ -119,7 +119,7 @@ pub fn run(args: UnpackArgs, context: &Context) -> anyhow::Result<()> {
             escape(&earlier.applied_at)
         );
     }
-    for (image, names) in report.load.images.iter().zip(&report.names) {
+    for (index, (image, names)) in report.load.images.iter().zip(&report.names).enumerate() {
         let what = match (image.already_present, registry.is_some()) {
             (true, _) => "already present",
             (false, true) => "pushed",
@@ -128,7 +128,11 @@ pub fn run(args: UnpackArgs, context: &Context) -> anyhow::Result<()> {
         text += &format!(
             "{what} {} ({})\n",
             escape_all(&image.tags, ", "),
-            describe_id(image, &bundle.manifest().images)
+            describe_id(
+                image,
+                &bundle.manifest().images[index].manifest.digest,
+                matches!(args.to, Target::Docker)
+            )
         );
         for moved in report
             .moved
@@ -199,26 +203,20 @@ pub fn run(args: UnpackArgs, context: &Context) -> anyhow::Result<()> {
 }
 
 /// The ID the target reports, saying which digest it is where that is not
-/// the config digest (Docker's containerd image store names the manifest).
+/// the config digest: Docker's containerd image store names the manifest.
 fn describe_id(
     image: &airgap::media::sink::LoadedImage,
-    images: &[airgap::bundle::BundleImage],
+    manifest: &airgap::digest::Digest,
+    engine: bool,
 ) -> String {
-    let manifest = images
-        .iter()
-        .find(|i| i.config.digest == image.config)
-        .map(|i| &i.manifest.digest);
-    match manifest {
-        Some(manifest)
-            if super::json::id_kind(&image.id, &image.config, manifest) == "manifest" =>
-        {
-            format!(
-                "{}: the manifest digest, which this engine's containerd image store reports as the ID; config {}",
-                image.id.short(),
-                image.config.short()
-            )
-        }
-        _ => image.id.short().to_owned(),
+    if engine && super::json::id_kind(&image.id, &image.config, manifest) == "manifest" {
+        format!(
+            "{}: the manifest digest, which this engine's containerd image store reports as the ID; config {}",
+            image.id.short(),
+            image.config.short()
+        )
+    } else {
+        image.id.short().to_owned()
     }
 }
 
