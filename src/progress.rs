@@ -15,6 +15,13 @@ pub enum Task {
     Verifying,
     /// Sending images to the target engine.
     Loading,
+    /// The source engine stages its export before the first byte arrives
+    /// (Docker 20.10 writes the whole save to disk first); the total, where
+    /// known, is the size of what it stages.
+    Preparing,
+    /// The target engine has every byte and commits the images; nothing
+    /// more arrives to count.
+    Committing,
 }
 
 impl fmt::Display for Task {
@@ -24,6 +31,8 @@ impl fmt::Display for Task {
             Task::Writing => "writing",
             Task::Verifying => "verifying",
             Task::Loading => "loading",
+            Task::Preparing => "the engine is preparing the export",
+            Task::Committing => "the engine is committing the images",
         })
     }
 }
@@ -65,5 +74,72 @@ impl<R: Read> Read for ProgressReader<'_, R> {
         let n = self.inner.read(buf)?;
         self.progress.advance(n as u64);
         Ok(n)
+    }
+}
+
+/// Starts `task` when the first byte arrives through it: until then the
+/// task before it (an engine preparing its export) is what is shown.
+pub struct StartOnFirstByte<'a, R> {
+    inner: R,
+    progress: &'a dyn Progress,
+    task: Task,
+    total: Option<u64>,
+    started: bool,
+}
+
+impl<'a, R> StartOnFirstByte<'a, R> {
+    /// Wraps `inner`; `task` starts with `total` on its first byte.
+    pub fn new(inner: R, progress: &'a dyn Progress, task: Task, total: Option<u64>) -> Self {
+        Self {
+            inner,
+            progress,
+            task,
+            total,
+            started: false,
+        }
+    }
+}
+
+impl<R: Read> Read for StartOnFirstByte<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n > 0 && !self.started {
+            self.started = true;
+            tracing::debug!(task = %self.task, "the first byte arrived");
+            self.progress.start(self.task, self.total);
+        }
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    #[derive(Default)]
+    struct Recorded(Mutex<Vec<(Task, Option<u64>)>>);
+
+    impl Progress for Recorded {
+        fn start(&self, task: Task, total: Option<u64>) {
+            self.0.lock().unwrap().push((task, total));
+        }
+        fn advance(&self, _: u64) {}
+        fn finish(&self) {}
+    }
+
+    #[test]
+    fn the_next_task_starts_on_the_first_byte_only() {
+        let recorded = Recorded::default();
+        recorded.start(Task::Preparing, Some(10));
+        let mut reader = StartOnFirstByte::new(&b"abc"[..], &recorded, Task::Saving, Some(10));
+        assert_eq!(recorded.0.lock().unwrap().len(), 1, "nothing read yet");
+        let mut read = Vec::new();
+        reader.read_to_end(&mut read).unwrap();
+        assert_eq!(read, b"abc");
+        assert_eq!(
+            *recorded.0.lock().unwrap(),
+            [(Task::Preparing, Some(10)), (Task::Saving, Some(10))]
+        );
     }
 }

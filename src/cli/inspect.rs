@@ -20,9 +20,13 @@ pub struct InspectArgs {
     /// Show the names the images would arrive under with these unpack options.
     #[command(flatten)]
     rename: RenameArgs,
+    /// Print what the bundle holds as JSON (schema airgap/inspect/1, docs/JSON.md).
+    #[arg(long)]
+    json: bool,
 }
 
-pub fn run(args: InspectArgs) -> anyhow::Result<()> {
+pub fn run(args: InspectArgs, context: &super::Context) -> anyhow::Result<()> {
+    let started = super::progress::Summary::start();
     let renaming = args.rename.renaming()?;
     let head = if args.bundle.as_os_str() == "-" {
         verify::read_head_from(std::io::stdin())
@@ -40,6 +44,31 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
                 .map_err(airgap::Error::from)?,
         )
     };
+    let policy = args.trust.policy()?;
+    let trust = match verify::check_signature(&head, &policy) {
+        Ok(_) => Trust::Trusted,
+        Err(VerifyError::BadSignature { .. }) => Trust::Invalid,
+        Err(_) => Trust::Untrusted,
+    };
+    if args.json {
+        let signer = head
+            .signature
+            .as_ref()
+            .map(|signature| super::json::InspectSigner {
+                fingerprint: signature.key.to_string(),
+                trust: match trust {
+                    Trust::Trusted => "trusted",
+                    Trust::Invalid => "invalid",
+                    Trust::Untrusted => "untrusted",
+                },
+            });
+        return super::json::print_document(&super::json::InspectDocument::new(
+            args.bundle.display().to_string(),
+            manifest,
+            signer,
+            names.as_deref(),
+        ));
+    }
     let mut text = format!(
         "bundle:   {}\nformat:   {} ({})\ncreated:  {} by {}\nsource:   {}{}\n",
         escape_path(&args.bundle),
@@ -59,11 +88,10 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
             .map(|e| format!(" ({})", escape(e)))
             .unwrap_or_default(),
     );
-    let policy = args.trust.policy()?;
-    let trust = match verify::check_signature(&head, &policy) {
-        Ok(_) => "trusted here, signature valid",
-        Err(VerifyError::BadSignature { .. }) => "SIGNATURE INVALID: the manifest was altered",
-        Err(_) => "not trusted here",
+    let trust = match trust {
+        Trust::Trusted => "trusted here, signature valid",
+        Trust::Invalid => "SIGNATURE INVALID: the manifest was altered",
+        Trust::Untrusted => "not trusted here",
     };
     text += &match &head.signature {
         Some(signature) => format!("signer:   {} ({trust})\n", signature.key),
@@ -145,7 +173,37 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
             text += &format!("  {}  {}\n", layer.digest.short(), bytes(layer.size));
         }
     }
-    print(&text)
+    print(&text)?;
+    started
+        .count(summary.images.len(), "image", "images")
+        .count(
+            summary
+                .images
+                .iter()
+                .flat_map(|i| &i.layers)
+                .map(|l| &l.digest)
+                .collect::<std::collections::HashSet<_>>()
+                .len(),
+            "layer",
+            "layers",
+        )
+        .size(summary.carried_size, "carried")
+        .size(
+            summary
+                .total_image_size
+                .saturating_sub(summary.carried_size),
+            "saved by dedup",
+        )
+        .print(context.quiet);
+    Ok(())
+}
+
+/// What the signature check says of the bundle here.
+#[derive(Clone, Copy)]
+enum Trust {
+    Trusted,
+    Invalid,
+    Untrusted,
 }
 
 /// `, arriving as NEW` for a service image the renaming changes.

@@ -7,8 +7,10 @@ pub mod exit;
 mod input;
 mod inspect;
 mod inventory;
+mod json;
 mod key;
 mod keygen;
+mod log;
 pub mod output;
 mod pack;
 mod plan;
@@ -52,6 +54,9 @@ pub struct Args {
     /// No progress bars.
     #[arg(long, short, global = true)]
     quiet: bool,
+    /// Say what is done on stderr: engine calls, files, decisions (-vv: more detail).
+    #[arg(long, short, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
     #[command(subcommand)]
     command: Command,
 }
@@ -132,7 +137,13 @@ struct Context {
 
 impl Context {
     fn progress(&self) -> Box<dyn Progress> {
-        if self.quiet {
+        self.progress_unless(false)
+    }
+
+    /// Bars, unless the run is quiet or `json` (stdout then carries one
+    /// document, and stderr only errors and -v lines).
+    fn progress_unless(&self, json: bool) -> Box<dyn Progress> {
+        if self.quiet || json {
             Box::new(NoProgress)
         } else {
             Box::new(progress::Bars::new())
@@ -147,6 +158,7 @@ impl Context {
 
 /// Runs the command; called on a blocking thread.
 pub fn run(args: Args, runtime: Handle) -> anyhow::Result<()> {
+    log::init(args.verbose);
     let context = Context {
         host: args.host,
         quiet: args.quiet,
@@ -160,7 +172,7 @@ pub fn run(args: Args, runtime: Handle) -> anyhow::Result<()> {
         Command::Verify(args) => verify::run(args, &context),
         Command::Unpack(args) => unpack::run(args, &context),
         Command::Inventory(args) => inventory::run(args, &context),
-        Command::Inspect(args) => inspect::run(args),
+        Command::Inspect(args) => inspect::run(args, &context),
         Command::Completions(args) => docs::completions(args),
         Command::Man(args) => docs::man(args),
     }

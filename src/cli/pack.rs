@@ -97,6 +97,7 @@ pub struct PackArgs {
 }
 
 pub fn run(args: PackArgs, context: &Context) -> anyhow::Result<()> {
+    let started = super::progress::Summary::start();
     if args.output.as_os_str() == "-" {
         airgap::bundle::terminal::check_stdout_for_bundle().map_err(airgap::Error::from)?;
     }
@@ -284,10 +285,28 @@ pub fn run(args: PackArgs, context: &Context) -> anyhow::Result<()> {
     if to_stdout {
         // Standard output carries the bundle itself.
         eprint!("{text}");
-        Ok(())
     } else {
-        print(&text)
+        print(&text)?;
     }
+    let distinct: std::collections::HashSet<_> = summary
+        .images
+        .iter()
+        .flat_map(|i| &i.layers)
+        .map(|l| &l.digest)
+        .collect();
+    started
+        .count(summary.images.len(), "image", "images")
+        .count(distinct.len(), "layer", "layers")
+        .size(summary.total_image_size, "in")
+        .size(written.size, "out")
+        .size(
+            summary
+                .total_image_size
+                .saturating_sub(summary.carried_size),
+            "saved by dedup",
+        )
+        .print(context.quiet);
+    Ok(())
 }
 
 pub fn layers(count: usize) -> String {

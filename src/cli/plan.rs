@@ -42,6 +42,7 @@ pub struct PlanArgs {
 }
 
 pub fn run(args: PlanArgs, context: &super::Context) -> anyhow::Result<()> {
+    let summary = super::progress::Summary::start();
     let report = !args.images;
     let json = args.json;
     let source: Option<Box<dyn Source>> = match args.archive.as_slice() {
@@ -60,14 +61,15 @@ pub fn run(args: PlanArgs, context: &super::Context) -> anyhow::Result<()> {
                 .catalogue()
                 .map_err(airgap::Error::from)?
                 .unwrap_or_default();
-            return print(&if json {
-                let mut text =
-                    serde_json::to_string_pretty(&held).expect("catalogues always serialise");
-                text.push('\n');
-                text
-            } else {
-                render_catalogue(&held)
-            });
+            if json {
+                return super::json::print_document(&super::json::CatalogueDocument::new(&held));
+            }
+            print(&render_catalogue(&held))?;
+            summary
+                .count(held.len(), "image", "images")
+                .size(held.iter().flat_map(|i| &i.layer_sizes).sum(), "as stored")
+                .print(context.quiet);
+            return Ok(());
         }
     }
     let plan = match plan::plan(&PlanInput {
@@ -89,11 +91,11 @@ pub fn run(args: PlanArgs, context: &super::Context) -> anyhow::Result<()> {
         };
         let archived = !args.archive.is_empty();
         let survey = airgap::pack::survey::survey(source.as_ref(), &plan)?;
-        print(&if json {
-            render_json(&survey)
+        if json {
+            super::json::print_document(&super::json::PlanDocument::new(&survey))?;
         } else {
-            render(&survey, archived)
-        })?;
+            print(&render(&survey, archived))?;
+        }
         // Pack would fail on the same images: scripts that plan first stop here.
         if !survey.missing.is_empty() {
             let refs = survey.missing_explained;
@@ -104,6 +106,22 @@ pub fn run(args: PlanArgs, context: &super::Context) -> anyhow::Result<()> {
             })
             .into());
         }
+        let layers: BTreeSet<_> = survey
+            .images
+            .iter()
+            .flat_map(|i| &i.layers)
+            .map(|l| &l.digest)
+            .collect();
+        summary
+            .count(survey.images.len(), "image", "images")
+            .count(layers.len(), "layer", "layers")
+            .size(survey.total_size, "as separate images")
+            .size(survey.deduplicated_size, "deduplicated")
+            .size(
+                survey.total_size.saturating_sub(survey.deduplicated_size),
+                "saved by dedup",
+            )
+            .print(context.quiet || json);
         return Ok(());
     }
     // Byte order, as `LC_ALL=C sort -u` gives it.
@@ -249,10 +267,4 @@ fn render(survey: &Survey, archived: bool) -> String {
         );
     }
     text
-}
-
-fn render_json(survey: &Survey) -> String {
-    let mut json = serde_json::to_string_pretty(survey).expect("surveys always serialise");
-    json.push('\n');
-    json
 }

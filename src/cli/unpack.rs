@@ -45,9 +45,13 @@ pub struct UnpackArgs {
     rename: RenameArgs,
     #[command(flatten)]
     registry: RegistryArgs,
+    /// Print what was loaded, moved and already present as JSON (schema airgap/unpack/1, docs/JSON.md).
+    #[arg(long)]
+    json: bool,
 }
 
 pub fn run(args: UnpackArgs, context: &Context) -> anyhow::Result<()> {
+    let summary = super::progress::Summary::start();
     // Before the engine is reached, so the advice is the first thing said.
     if args.bundle.as_os_str() == "-" {
         airgap::bundle::terminal::check_stdin_for_bundle().map_err(airgap::Error::from)?;
@@ -85,12 +89,24 @@ pub fn run(args: UnpackArgs, context: &Context) -> anyhow::Result<()> {
         }
     };
     let input = BundleInput::open(&args.bundle, args.staging_dir.as_deref())?;
-    let progress = context.progress();
+    let progress = context.progress_unless(args.json);
     let unpacked = airgap::unpack(input.path(), &options, sink.as_ref(), progress.as_ref());
     for note in registry.iter().flat_map(|r| r.notes()) {
         eprintln!("note: {}", escape(&note));
     }
     let report = unpacked?;
+    if args.json {
+        let target = match &args.to {
+            Target::Docker => "docker",
+            Target::Layout(_) => "oci",
+            Target::Registry(_) => "registry",
+        };
+        return super::json::print_document(&super::json::UnpackDocument::new(
+            args.bundle.display().to_string(),
+            target,
+            &report,
+        ));
+    }
     let bundle = &report.bundle;
     let named = escape_path(&args.bundle);
     let mut text = match bundle.signer() {
@@ -103,7 +119,7 @@ pub fn run(args: UnpackArgs, context: &Context) -> anyhow::Result<()> {
             escape(&earlier.applied_at)
         );
     }
-    for (image, names) in report.load.images.iter().zip(&report.names) {
+    for (index, (image, names)) in report.load.images.iter().zip(&report.names).enumerate() {
         let what = match (image.already_present, registry.is_some()) {
             (true, _) => "already present",
             (false, true) => "pushed",
@@ -112,8 +128,24 @@ pub fn run(args: UnpackArgs, context: &Context) -> anyhow::Result<()> {
         text += &format!(
             "{what} {} ({})\n",
             escape_all(&image.tags, ", "),
-            image.id.short()
+            describe_id(
+                image,
+                &bundle.manifest().images[index].manifest.digest,
+                matches!(args.to, Target::Docker)
+            )
         );
+        for moved in report
+            .moved
+            .iter()
+            .flatten()
+            .filter(|m| image.tags.contains(&m.reference))
+        {
+            text += &format!(
+                "  moved {} here from image {} (that image keeps its other names, or none)\n",
+                escape(&moved.reference),
+                moved.previous.short()
+            );
+        }
         if names.iter().any(|n| n.from.name != n.to.name) {
             text += &format!("  renamed: {}\n", super::rename::describe(names));
         }
@@ -148,7 +180,44 @@ pub fn run(args: UnpackArgs, context: &Context) -> anyhow::Result<()> {
             None => {}
         }
     }
-    print(&text)
+    print(&text)?;
+    let images = &bundle.manifest().images;
+    let layers: std::collections::HashSet<_> = images
+        .iter()
+        .flat_map(|i| &i.layers)
+        .map(|l| &l.digest)
+        .collect();
+    let present = report
+        .load
+        .images
+        .iter()
+        .filter(|i| i.already_present)
+        .count();
+    summary
+        .count(images.len() - present, "image sent", "images sent")
+        .count(present, "already present", "already present")
+        .count(layers.len(), "layer", "layers")
+        .size(bundle.location().size().unwrap_or(0), "bundle read")
+        .print(context.quiet);
+    Ok(())
+}
+
+/// The ID the target reports, saying which digest it is where that is not
+/// the config digest: Docker's containerd image store names the manifest.
+fn describe_id(
+    image: &airgap::media::sink::LoadedImage,
+    manifest: &airgap::digest::Digest,
+    engine: bool,
+) -> String {
+    if engine && super::json::id_kind(&image.id, &image.config, manifest) == "manifest" {
+        format!(
+            "{}: the manifest digest, which this engine's containerd image store reports as the ID; config {}",
+            image.id.short(),
+            image.config.short()
+        )
+    } else {
+        image.id.short().to_owned()
+    }
 }
 
 /// Where unpack writes the images.

@@ -31,10 +31,11 @@ pub struct VerifyArgs {
 }
 
 pub fn run(args: VerifyArgs, context: &Context) -> anyhow::Result<()> {
+    let summary = super::progress::Summary::start();
     let policy = args.trust.policy()?;
     let renaming = args.rename.renaming()?;
     let input = BundleInput::open(&args.bundle, args.staging_dir.as_deref())?;
-    let progress = context.progress();
+    let progress = context.progress_unless(args.json);
     let (report, result) = verify::verify_with_report(input.path(), &policy, progress.as_ref());
     let mut report = report;
     report.bundle = args.bundle.display().to_string();
@@ -44,13 +45,21 @@ pub fn run(args: VerifyArgs, context: &Context) -> anyhow::Result<()> {
         names_on_arrival(&report, &renaming).map(Some)
     };
     let shown = names.as_ref().ok().and_then(Option::as_ref);
-    print(&if args.json {
-        json(&report, shown, result.is_ok())
+    if args.json {
+        super::json::print_document(&super::json::VerifyDocument::new(
+            &report,
+            shown.map(Vec::as_slice),
+            result.is_ok(),
+        ))?;
     } else {
-        text(&report, shown, result.is_ok())
-    })?;
+        print(&text(&report, shown, result.is_ok()))?;
+    }
     result.map_err(airgap::Error::from)?;
     names.map_err(airgap::Error::from)?;
+    summary
+        .count(report.images.len(), "image", "images")
+        .size(report.size.unwrap_or(0), "checked")
+        .print(context.quiet || args.json);
     Ok(())
 }
 
@@ -77,20 +86,6 @@ fn names_on_arrival(
         .map(|(image, refs)| (&image.manifest, refs.as_slice()))
         .collect();
     renaming.apply(&keyed)
-}
-
-fn json(report: &Report, names: Option<&Vec<Vec<Renamed>>>, ok: bool) -> String {
-    let mut value = serde_json::to_value(report).expect("reports always serialise");
-    value["verified"] = serde_json::Value::Bool(ok);
-    for (index, names) in names.into_iter().flatten().enumerate() {
-        value["images"][index]["arrivesAs"] = names
-            .iter()
-            .map(|n| serde_json::json!({"from": n.from.given, "to": n.to.given}))
-            .collect();
-    }
-    let mut text = serde_json::to_string_pretty(&value).expect("JSON values always serialise");
-    text.push('\n');
-    text
 }
 
 fn text(report: &Report, names: Option<&Vec<Vec<Renamed>>>, ok: bool) -> String {

@@ -64,6 +64,7 @@ pub fn prepare(
     let refs = &refs;
     let chains: Vec<Vec<Digest>> = site.images.iter().map(|i| i.layers.clone()).collect();
     let left = left_out(&lists, &chains);
+    log_left_out(refs, &lists, &left);
     let mut staged = Vec::new();
     if patch {
         let pairs = patch_pairs(refs, &lists, &site.images, &left);
@@ -80,7 +81,19 @@ pub fn prepare(
         let plan = pairs
             .into_iter()
             .filter_map(|(layer, base)| {
-                let staged = references.layers.get(&base)?;
+                let Some(staged) = references.layers.get(&base) else {
+                    tracing::info!(
+                        "delta: layer {} ships whole: its patch base {} is neither on this engine nor in an earlier bundle named",
+                        layer.short(),
+                        base.short()
+                    );
+                    return None;
+                };
+                tracing::info!(
+                    "delta: layer {} may ship as a patch against {}, the same place in the site's previous version",
+                    layer.short(),
+                    base.short()
+                );
                 Some((
                     layer,
                     (
@@ -98,6 +111,28 @@ pub fn prepare(
     }
     writer.leave_out(left);
     Ok(staged)
+}
+
+/// Says, per image, which of its layers are left out and why.
+fn log_left_out(refs: &[ImageRef], lists: &[Vec<Digest>], left: &HashSet<Digest>) {
+    for (reference, layers) in refs.iter().zip(lists) {
+        for (position, layer) in layers.iter().enumerate() {
+            if left.contains(layer) {
+                tracing::info!(
+                    "delta: layer {} of {} (position {}) left out: the site holds the chain up to it",
+                    layer.short(),
+                    crate::display::escape(&reference.given),
+                    position + 1
+                );
+            } else {
+                tracing::debug!(
+                    "delta: layer {} of {} ships",
+                    layer.short(),
+                    crate::display::escape(&reference.given)
+                );
+            }
+        }
+    }
 }
 
 /// The layers a site can build on without receiving them: for each image, the

@@ -94,6 +94,11 @@ impl Source for CombinedSource {
             for (index, member) in self.members.iter().enumerate() {
                 match member.resolve(std::slice::from_ref(reference)) {
                     Ok(found) => {
+                        tracing::info!(
+                            "{} found in {}",
+                            crate::display::escape(&reference.given),
+                            crate::display::escape(&member.describe().kind)
+                        );
                         for image in found {
                             self.remember(&image, index);
                             resolved.push(image);

@@ -55,6 +55,12 @@ pub trait Sink {
 
     /// True when `reference` names exactly `image` on the target.
     fn resolves(&self, reference: &str, image: &BundleImage) -> Result<bool, SinkError>;
+
+    /// The ID of the image `reference` names on the target now, where the
+    /// target can tell: unpack reports the tags it moves away from another image.
+    fn current_id(&self, _reference: &str) -> Result<Option<Digest>, SinkError> {
+        Ok(None)
+    }
 }
 
 /// What a load did, per image.

@@ -66,6 +66,13 @@ pub fn pack(
         },
         false => source.resolve(&plan.images)?,
     };
+    for image in &resolved {
+        tracing::info!(
+            "pack: {} ({} layers)",
+            crate::display::escape_all(image.refs.iter().map(|r| &r.given), ", "),
+            image.layers.as_ref().map_or(0, Vec::len)
+        );
+    }
     let files = match &options.compose {
         Some(project) => read_project_files(project)?,
         None => Vec::new(),

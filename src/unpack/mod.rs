@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use crate::bundle::{BundleImage, BundleManifest};
 use crate::delta::finish::{FinishedImages, Target};
 use crate::digest::Digest;
+use crate::display::{escape, escape_all};
 use crate::error::Error;
 use crate::image::rename::{RenameError, Renamed, Renaming};
 use crate::media::sink::{LoadReport, Sink, SinkError};
@@ -47,6 +48,46 @@ pub struct UnpackReport {
     pub compose: Option<Restored>,
     /// Per image, in bundle order, each reference's name in the bundle and on arrival.
     pub names: Vec<Vec<Renamed>>,
+    /// Per image, in bundle order, the tags that named another image on the
+    /// target before and now name this one.
+    pub moved: Vec<Vec<MovedTag>>,
+}
+
+/// A tag unpack moved from another image to the bundle's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MovedTag {
+    /// The tag, as it arrives.
+    pub reference: String,
+    /// The ID of the image it named before.
+    pub previous: Digest,
+}
+
+/// For each image, the tags that name another image on the target now
+/// (asked before anything is written: an engine's load moves them itself).
+fn tags_to_move(sink: &dyn Sink, images: &[BundleImage]) -> Result<Vec<Vec<MovedTag>>, SinkError> {
+    let mut moved = Vec::with_capacity(images.len());
+    for image in images {
+        let mut tags = Vec::new();
+        for reference in image.refs.iter().filter(|r| r.repo_and_tag().is_some()) {
+            let Some(current) = sink.current_id(&reference.given)? else {
+                continue;
+            };
+            if current != image.config.digest && current != image.manifest.digest {
+                tracing::info!(
+                    "{} names image {} on the target; it moves to the bundle's {}",
+                    escape(&reference.given),
+                    current.short(),
+                    image.config.digest.short()
+                );
+                tags.push(MovedTag {
+                    reference: reference.given.clone(),
+                    previous: current,
+                });
+            }
+        }
+        moved.push(tags);
+    }
+    Ok(moved)
 }
 
 /// Per image of `images`, each reference's name in the bundle and the name
@@ -129,6 +170,16 @@ pub fn unpack(
         &holdings.present,
         &target,
     )?;
+    for (image, present) in manifest.images.iter().zip(&holdings.present) {
+        if *present {
+            tracing::info!(
+                "{} ({}) is already on the target: nothing of it is sent",
+                escape_all(image.refs.iter().map(|r| &r.given), ", "),
+                image.config.digest.short()
+            );
+        }
+    }
+    let moved = tags_to_move(sink, &manifest.images)?;
     let signer = bundle.signer().map(ToString::to_string);
     record.note_intent(&manifest, &manifest_digest, signer.clone())?;
     if !finished.images().is_empty() {
@@ -163,5 +214,6 @@ pub fn unpack(
         previously_applied,
         compose,
         names,
+        moved,
     })
 }

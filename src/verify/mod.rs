@@ -232,6 +232,18 @@ fn run(
         );
     }
     let seal = location.seal()?;
+    tracing::info!(
+        "verify: reading {} ({} bytes, {})",
+        escape(&location.describe()),
+        location
+            .size()
+            .map_or_else(|| "size unknown".to_owned(), |s| s.to_string()),
+        if seal.is_some() {
+            "sealed: hashed against its signed seal"
+        } else {
+            "unsealed: every entry checked"
+        }
+    );
     let mut input = match &seal {
         Some((seal, _)) => HashingReader::marking(location.open()?, seal.size),
         None => HashingReader::new(location.open()?),
@@ -258,6 +270,14 @@ fn run(
     );
     progress.finish();
     let head = result.map_err(|error| explained(error, &location))?;
+    tracing::info!(
+        entries,
+        "verify: every entry matches its size and SHA-256; signer {}",
+        signer.as_ref().map_or_else(
+            || "none (unsigned, allowed)".to_owned(),
+            ToString::to_string
+        )
+    );
     let sealed_digest = input.marked().cloned();
     let (sha256, _) = input.finish();
     report.check("entries", true, format!("{entries} entries, each with the size and SHA-256 the manifest lists, in order, none missing or extra"));

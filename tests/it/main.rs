@@ -16,6 +16,7 @@ mod forged;
 mod golden;
 mod handoff;
 mod hostile;
+mod json;
 mod layout;
 mod operator;
 mod plan;

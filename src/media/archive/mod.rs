@@ -258,8 +258,13 @@ pub fn open_source(
     names: &[GivenName],
 ) -> Box<dyn Source> {
     if path.is_dir() && path.join("oci-layout").exists() {
+        tracing::info!("{}: an OCI image layout", crate::display::escape_path(path));
         Box::new(crate::media::layout::LayoutSource::new(path).with_platforms(platforms))
     } else {
+        tracing::info!(
+            "{}: read as an image archive",
+            crate::display::escape_path(path)
+        );
         Box::new(ArchiveSource::with_platforms(path, platforms).with_names(names))
     }
 }

@@ -275,6 +275,11 @@ impl ArchiveSource {
     ) -> Result<Delivered, SourceError> {
         if !self.path.is_dir() {
             let size = std::fs::metadata(&self.path).ok().map(|m| m.len());
+            tracing::info!(
+                layers = wanted.len(),
+                "{}: reading the layers pack takes",
+                crate::display::escape_path(&self.path)
+            );
             progress.start(Task::Saving, size);
             let delivered = scan::deliver(&self.path, wanted, layers, progress);
             progress.finish();

@@ -10,9 +10,10 @@ use std::sync::OnceLock;
 use crate::bundle::BundleImage;
 use crate::delta::finish::FinishedImages;
 use crate::digest::Digest;
+use crate::display::escape;
 use crate::media::docker::engine::{Engine, EngineImage, ImageStore, LoadError};
 use crate::media::docker::extract::{ExtractError, LocalImages, extract};
-use crate::progress::Progress;
+use crate::progress::{Progress, Task};
 use crate::store::StagedLayers;
 
 use crate::media::archive::load_tar;
@@ -78,9 +79,27 @@ impl DaemonSink {
 
     fn send(&self, images: &FinishedImages<'_>, progress: &dyn Progress) -> Result<(), SinkError> {
         let oci = self.engine.info()?.store != ImageStore::Podman;
-        let produce = |out: &mut dyn Write| load_tar::write(out, images, oci, progress);
-        match self.engine.load(produce) {
-            Ok(_) => Ok(()),
+        tracing::info!(
+            images = images.images().len(),
+            "engine: load ({} archive)",
+            if oci { "OCI layout" } else { "legacy" }
+        );
+        let produce = |out: &mut dyn Write| {
+            load_tar::write(out, images, oci, progress)?;
+            // Every byte is sent; the engine now commits, which takes a
+            // while for large layers, with nothing more to count.
+            progress.start(Task::Committing, None);
+            Ok(())
+        };
+        let loaded = self.engine.load(produce);
+        progress.finish();
+        match loaded {
+            Ok(messages) => {
+                for message in messages {
+                    tracing::debug!("engine says: {}", escape(message.trim()));
+                }
+                Ok(())
+            }
             Err(LoadError::Produce(error)) => Err(error),
             Err(LoadError::Engine(error)) => Err(error.into()),
         }
@@ -135,6 +154,10 @@ impl Sink for DaemonSink {
             .is_some_and(|found| matches_image(&found, image)))
     }
 
+    fn current_id(&self, reference: &str) -> Result<Option<Digest>, SinkError> {
+        Ok(self.engine.inspect(reference)?.map(|found| found.id))
+    }
+
     fn tag(&self, image: &BundleImage, already_present: bool) -> Result<LoadedImage, SinkError> {
         let found = self.find(image)?.ok_or_else(|| SinkError::Mismatch {
             reference: image
@@ -162,6 +185,11 @@ impl Sink for DaemonSink {
                 loaded.tags.push(reference.given.clone());
                 continue;
             }
+            tracing::info!(
+                "engine: tag {} as {}",
+                found.id.short(),
+                escape(&reference.given)
+            );
             self.engine.tag(found.id.as_str(), &repo, &tag)?;
             if !self.resolves(&reference.given, image)? {
                 return Err(SinkError::Mismatch {

@@ -5,10 +5,11 @@ use std::collections::HashSet;
 
 use crate::bundle::SourceInfo;
 use crate::digest::Digest;
+use crate::display::{escape, escape_all};
 use crate::image::{ImageRecord, ImageRef};
 use crate::media::docker::engine::{Engine, EngineImage};
 use crate::media::docker::extract::{ExtractError, LocalImages, extract};
-use crate::progress::{Progress, Task};
+use crate::progress::{Progress, StartOnFirstByte, Task};
 use crate::store::StagedLayers;
 
 use crate::media::archive::{self, Identity, WantedImage};
@@ -79,6 +80,7 @@ impl DaemonSource {
         let mut pulled = Vec::new();
         for reference in refs {
             if self.engine.inspect(&reference.given)?.is_none() {
+                tracing::info!("engine: pull {} (not held)", escape(&reference.name));
                 progress.start(Task::Saving, None);
                 let result = self.engine.pull(&reference.name);
                 progress.finish();
@@ -195,10 +197,21 @@ impl DaemonSource {
                 identity,
             });
         }
-        progress.start(Task::Saving, None);
+        let total = self.export_size(images);
+        tracing::info!(
+            "engine: save {} ({})",
+            escape_all(names, ", "),
+            total.map_or_else(
+                || "size unknown".to_owned(),
+                |t| format!("about {t} bytes of layers")
+            )
+        );
+        // The engine may stage the whole export before sending a byte
+        // (Docker 20.10 does): say so until the first byte arrives.
+        progress.start(Task::Preparing, total);
         let staging = layers.staging_dir().to_owned();
         let contents = archive::read_archive(
-            self.engine.save(names),
+            StartOnFirstByte::new(self.engine.save(names), progress, Task::Saving, total),
             &staging,
             &expected_layers,
             layers,
@@ -206,6 +219,21 @@ impl DaemonSource {
         );
         progress.finish();
         archive::records(&mut contents?, &wanted, layers)
+    }
+}
+
+impl DaemonSource {
+    /// The bytes of the layers `images` hold, each counted once, as the
+    /// export carries them; `None` where the engine does not tell a size.
+    fn export_size(&self, images: &[ResolvedImage]) -> Option<u64> {
+        let mut sizes: std::collections::HashMap<&Digest, u64> = std::collections::HashMap::new();
+        for image in images {
+            let layers = image.layers.as_ref()?;
+            let layer_sizes = self.layer_sizes(image).ok()??;
+            sizes.extend(layers.iter().zip(layer_sizes));
+        }
+        let total: u64 = sizes.values().sum();
+        (total > 0).then_some(total)
     }
 }
 
