@@ -9,6 +9,7 @@ mod archives;
 mod beside;
 mod cli;
 mod compose;
+mod compose_rules;
 mod conformance;
 mod delta;
 mod exits;
