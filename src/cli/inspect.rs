@@ -5,7 +5,9 @@ use std::path::PathBuf;
 
 use airgap::bundle::inspect::summarize;
 use airgap::display::{escape, escape_all, escape_path};
+use airgap::report::html::{self, Page};
 use airgap::verify::{self, VerifyError};
+use anyhow::Context as _;
 
 use super::output::{bytes, print};
 use super::rename::RenameArgs;
@@ -20,6 +22,9 @@ pub struct InspectArgs {
     /// Show the names the images would arrive under with these unpack options.
     #[command(flatten)]
     rename: RenameArgs,
+    /// Also write the report as one self-contained HTML page to FILE.
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
 }
 
 pub fn run(args: InspectArgs) -> anyhow::Result<()> {
@@ -60,11 +65,26 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
             .unwrap_or_default(),
     );
     let policy = args.trust.policy()?;
-    let trust = match verify::check_signature(&head, &policy) {
+    let checked = verify::check_signature(&head, &policy);
+    let trusted = head.signature.is_some() && checked.is_ok();
+    let trust = match checked {
         Ok(_) => "trusted here, signature valid",
         Err(VerifyError::BadSignature { .. }) => "SIGNATURE INVALID: the manifest was altered",
         Err(_) => "not trusted here",
     };
+    if let Some(path) = &args.html {
+        let page = Page {
+            command: "inspect",
+            bundle: &args.bundle.display().to_string(),
+            manifest: Some(manifest),
+            signer: head.signature.as_ref().map(|s| s.key.to_string()),
+            trust: trust.to_owned(),
+            trusted,
+            verification: None,
+        };
+        html::write(path, &page)
+            .with_context(|| format!("cannot write the HTML report {}", escape_path(path)))?;
+    }
     text += &match &head.signature {
         Some(signature) => format!("signer:   {} ({trust})\n", signature.key),
         None => "signer:   none (unsigned)\n".to_owned(),

@@ -17,6 +17,7 @@ mod forged;
 mod golden;
 mod handoff;
 mod hostile;
+mod html;
 mod layout;
 mod operator;
 mod plan;
