@@ -139,6 +139,11 @@ const REFUSED: &[(&str, &str, &str)] = &[
         "scale is \"1.0\", which is not an integer",
     ),
     (
+        "a fraction where only an integer goes",
+        "services:\n  web: {image: nginx, scale: 1.5}\n",
+        "scale is 1.5, which is not an integer",
+    ),
+    (
         "a duration without a unit",
         "services:\n  web:\n    image: nginx\n    healthcheck: {test: [CMD, \"true\"], interval: \"${INTERVAL:-10}\"}\n",
         "healthcheck.interval is \"10\", which is not a duration",
@@ -172,6 +177,7 @@ const ACCEPTED: &[&str] = &[
     "services:\n  web: {image: nginx}\n  db: {image: postgres, profiles: [debug], networks: [nowhere], tty: \"yes\"}\n",
     "services:\n  web: {image: nginx, volumes: [\"./a:/b:xyz\", \"a:b:c:d\", \"/x\", \"x\", \"~/h:/h:ro,z\", \"data:/d\"]}\nvolumes: {data: {}}\n",
     "services:\n  web: {image: nginx, tty: \"on\", privileged: \"TRUE\", init: true, cpus: \"1e3\", scale: \"+2\", mem_limit: \"1 g\", shm_size: 1kib, memswap_limit: -1, stop_grace_period: \"1.5m\", healthcheck: {test: [CMD, \"true\"], interval: 1m30s, timeout: \"0\", retries: \"3\"}}\n",
+    "services:\n  web: {image: nginx, cpu_shares: 1.5, pids_limit: 1.0, healthcheck: {retries: 3.5}, cpu_period: 1.5}\n",
     "services:\n  web: {image: nginx, configs: [site], secrets: [token]}\nconfigs: {site: {file: ./site}}\nsecrets: {token: {environment: TOKEN}}\n",
 ];
 

@@ -11,7 +11,11 @@ use super::convert;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Boolean,
+    /// An integer number, or a string that is one.
     Integer,
+    /// Any number (Compose's schema takes fractions here), or a string
+    /// that is an integer.
+    IntegerString,
     Float,
     Duration,
     Size,
@@ -22,7 +26,7 @@ impl Kind {
     pub fn expected(self) -> &'static str {
         match self {
             Self::Boolean => "a boolean (true or false)",
-            Self::Integer => "an integer",
+            Self::Integer | Self::IntegerString => "an integer",
             Self::Float => "a number",
             Self::Duration => "a duration such as 30s or 1m30s",
             Self::Size => "a byte size such as 512m or 1g",
@@ -36,13 +40,15 @@ impl Kind {
             Value::String(text) => text,
             Value::Bool(_) if self == Self::Boolean => return None,
             Value::Number(n) if self == Self::Integer && (n.is_i64() || n.is_u64()) => return None,
-            Value::Number(_) if matches!(self, Self::Float | Self::Size) => return None,
+            Value::Number(_) if matches!(self, Self::IntegerString | Self::Float | Self::Size) => {
+                return None;
+            }
             // Compose's schema takes durations only as strings.
             _ => return Some("wrong kind of value"),
         };
         let converts = match self {
             Self::Boolean => convert::is_boolean(text),
-            Self::Integer => convert::is_integer(text),
+            Self::Integer | Self::IntegerString => convert::is_integer(text),
             Self::Float => convert::is_float(text),
             Self::Duration => return convert::duration_error(text),
             Self::Size => return convert::size_error(text),
@@ -64,19 +70,19 @@ const SERVICE_FIELDS: &[(&str, Kind)] = &[
     ("volumes.[].read_only", Kind::Boolean),
     ("volumes.[].volume.nocopy", Kind::Boolean),
     ("scale", Kind::Integer),
-    ("healthcheck.retries", Kind::Integer),
+    ("healthcheck.retries", Kind::IntegerString),
     ("deploy.replicas", Kind::Integer),
     ("deploy.restart_policy.max_attempts", Kind::Integer),
     ("deploy.update_config.parallelism", Kind::Integer),
     ("deploy.rollback_config.parallelism", Kind::Integer),
-    ("cpu_count", Kind::Integer),
-    ("cpu_period", Kind::Integer),
-    ("cpu_quota", Kind::Integer),
-    ("cpu_rt_period", Kind::Integer),
-    ("cpu_rt_runtime", Kind::Integer),
-    ("cpu_shares", Kind::Integer),
-    ("oom_score_adj", Kind::Integer),
-    ("pids_limit", Kind::Integer),
+    ("cpu_count", Kind::IntegerString),
+    ("cpu_period", Kind::IntegerString),
+    ("cpu_quota", Kind::IntegerString),
+    ("cpu_rt_period", Kind::IntegerString),
+    ("cpu_rt_runtime", Kind::IntegerString),
+    ("cpu_shares", Kind::IntegerString),
+    ("oom_score_adj", Kind::IntegerString),
+    ("pids_limit", Kind::IntegerString),
     ("ports.[].target", Kind::Integer),
     ("ulimits.*.hard", Kind::Integer),
     ("ulimits.*.soft", Kind::Integer),
@@ -220,7 +226,7 @@ mod tests {
     fn values_that_convert_pass() {
         assert_eq!(
             service(
-                "{tty: 'yes', privileged: true, cpus: '1.5', scale: 2, mem_limit: 512m, memswap_limit: -1, healthcheck: {interval: 1m30s, retries: '3'}, stop_grace_period: 10s, ulimits: {nofile: {soft: 1024, hard: '2048'}, nproc: 65535}, volumes: [{type: tmpfs, target: /t, tmpfs: {size: 1g}}], deploy: {resources: {limits: {memory: 1G}}}, init: null}"
+                "{tty: 'yes', privileged: true, cpus: '1.5', scale: 2, mem_limit: 512m, memswap_limit: -1, healthcheck: {interval: 1m30s, retries: '3'}, cpu_shares: 1.5, pids_limit: 1.0, stop_grace_period: 10s, ulimits: {nofile: {soft: 1024, hard: '2048'}, nproc: 65535}, volumes: [{type: tmpfs, target: /t, tmpfs: {size: 1g}}], deploy: {resources: {limits: {memory: 1G}}}, init: null}"
             ),
             None
         );
@@ -243,6 +249,8 @@ mod tests {
                 "volumes[1].read_only",
             ),
             ("{tty: 1}", "tty"),
+            ("{scale: 1.5}", "scale"),
+            ("{pids_limit: '1.0'}", "pids_limit"),
         ] {
             match service(text) {
                 Some(Rule::Value { key: found, .. }) => assert_eq!(found, key, "{text}"),
