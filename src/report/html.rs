@@ -506,7 +506,7 @@ fn compose(html: &mut String, manifest: &BundleManifest) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bundle::{BundleImage, Entry, SourceInfo};
+    use crate::bundle::{BundleImage, Entry, LayerPatch, SourceInfo, patch_entry};
     use crate::image::{BlobRef, ImageRef, Platform};
 
     fn blob(id: &[u8], size: u64) -> BlobRef {
@@ -591,6 +591,30 @@ mod tests {
             2
         );
         assert!(!html.contains("http:") && !html.contains("https:") && !html.contains("src="));
+    }
+
+    #[test]
+    fn a_delta_shows_what_it_leaves_out_and_patches() {
+        let mut manifest = manifest(&["shop/web:2"]);
+        let base = manifest.images[0].layers[0].clone();
+        let own = manifest.images[0].layers[1].clone();
+        manifest.required = vec![base.clone()];
+        manifest
+            .entries
+            .retain(|e| e.path != base.digest.blob_path());
+        let old = blob(b"old layer", 900_000);
+        manifest.patches = vec![LayerPatch {
+            layer: own.clone(),
+            base: old.clone(),
+            entry: patch_entry(&own.digest),
+        }];
+        let html = page(&manifest);
+        assert!(html.contains("Left out (the site must already hold these layers)"));
+        assert!(html.contains("Patched (rebuilt at the site"));
+        assert!(html.contains(old.digest.as_str()));
+        assert!(html.contains("class=\"required\" style=\"width:75.000%\""));
+        assert!(html.contains("class=\"patched\" style=\"width:25.000%\""));
+        assert!(html.contains("(delta)"));
     }
 
     #[test]
