@@ -42,6 +42,7 @@ pub mod media;
 pub mod pack;
 pub mod plan;
 pub mod progress;
+pub mod report;
 pub mod store;
 pub mod trust;
 pub mod unpack;

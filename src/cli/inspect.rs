@@ -5,7 +5,9 @@ use std::path::PathBuf;
 
 use airgap::bundle::inspect::summarize;
 use airgap::display::{escape, escape_all, escape_path};
+use airgap::report::html::{self, Page};
 use airgap::verify::{self, VerifyError};
+use anyhow::Context as _;
 
 use super::output::{bytes, print};
 use super::rename::RenameArgs;
@@ -23,6 +25,9 @@ pub struct InspectArgs {
     /// Print what the bundle holds as JSON (schema airgap/inspect/1, docs/JSON.md).
     #[arg(long)]
     json: bool,
+    /// Also write the report as one self-contained HTML page to FILE.
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
 }
 
 pub fn run(args: InspectArgs, context: &super::Context) -> anyhow::Result<()> {
@@ -50,6 +55,25 @@ pub fn run(args: InspectArgs, context: &super::Context) -> anyhow::Result<()> {
         Err(VerifyError::BadSignature { .. }) => Trust::Invalid,
         Err(_) => Trust::Untrusted,
     };
+    let trusted = head.signature.is_some() && matches!(trust, Trust::Trusted);
+    let trust_text = match trust {
+        Trust::Trusted => "trusted here, signature valid",
+        Trust::Invalid => "SIGNATURE INVALID: the manifest was altered",
+        Trust::Untrusted => "not trusted here",
+    };
+    if let Some(path) = &args.html {
+        let page = Page {
+            command: "inspect",
+            bundle: &args.bundle.display().to_string(),
+            manifest: Some(manifest),
+            signer: head.signature.as_ref().map(|s| s.key.to_string()),
+            trust: trust_text.to_owned(),
+            trusted,
+            verification: None,
+        };
+        html::write(path, &page)
+            .with_context(|| format!("cannot write the HTML report {}", escape_path(path)))?;
+    }
     if args.json {
         let signer = head
             .signature
@@ -88,13 +112,8 @@ pub fn run(args: InspectArgs, context: &super::Context) -> anyhow::Result<()> {
             .map(|e| format!(" ({})", escape(e)))
             .unwrap_or_default(),
     );
-    let trust = match trust {
-        Trust::Trusted => "trusted here, signature valid",
-        Trust::Invalid => "SIGNATURE INVALID: the manifest was altered",
-        Trust::Untrusted => "not trusted here",
-    };
     text += &match &head.signature {
-        Some(signature) => format!("signer:   {} ({trust})\n", signature.key),
+        Some(signature) => format!("signer:   {} ({trust_text})\n", signature.key),
         None => "signer:   none (unsigned)\n".to_owned(),
     };
     text += &format!(

@@ -96,7 +96,8 @@ Exits 6, as pack would, when an image is missing.")]
     #[command(after_help = "\
 Examples:
   airgap verify --key ops.pub.pem app.airgap
-  airgap verify --allow-unsigned app.airgap")]
+  airgap verify --allow-unsigned app.airgap
+  airgap verify --key ops.pub.pem --html report.html app.airgap   also a page to open in a browser")]
     Verify(verify::VerifyArgs),
     /// Verify a bundle, then load its images into the engine and restore their tags.
     #[command(after_help = "\
@@ -114,7 +115,8 @@ Examples:
     /// Show what a bundle holds: images, tags, layers, sizes, signer.
     #[command(after_help = "\
 Examples:
-  airgap inspect app.airgap")]
+  airgap inspect app.airgap
+  airgap inspect --html app.html app.airgap    also a page to open in a browser")]
     Inspect(inspect::InspectArgs),
     /// Print a shell completion script: bash, zsh or fish.
     #[command(after_help = "\

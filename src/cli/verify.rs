@@ -2,8 +2,10 @@
 
 use std::path::PathBuf;
 
-use airgap::display::{escape, escape_all};
+use airgap::display::{escape, escape_all, escape_path};
+use airgap::report::html::{self, Page};
 use airgap::verify::{self, Report};
+use anyhow::Context as _;
 
 use super::Context;
 use super::input::BundleInput;
@@ -28,6 +30,9 @@ pub struct VerifyArgs {
     /// Show the names the images would arrive under with these unpack options.
     #[command(flatten)]
     rename: RenameArgs,
+    /// Also write the report as one self-contained HTML page to FILE (written whether or not the bundle verifies).
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
 }
 
 pub fn run(args: VerifyArgs, context: &Context) -> anyhow::Result<()> {
@@ -44,6 +49,24 @@ pub fn run(args: VerifyArgs, context: &Context) -> anyhow::Result<()> {
     } else {
         names_on_arrival(&report, &renaming).map(Some)
     };
+    if let Some(path) = &args.html {
+        let manifest = result.as_ref().ok().map(|bundle| bundle.manifest());
+        let page = Page {
+            command: "verify",
+            bundle: &report.bundle,
+            manifest,
+            signer: report.signer.as_ref().map(ToString::to_string),
+            trust: if report.signer_trusted {
+                "trusted here".to_owned()
+            } else {
+                "NOT trusted here".to_owned()
+            },
+            trusted: report.signer_trusted,
+            verification: Some((&report, result.is_ok())),
+        };
+        html::write(path, &page)
+            .with_context(|| format!("cannot write the HTML report {}", escape_path(path)))?;
+    }
     let shown = names.as_ref().ok().and_then(Option::as_ref);
     if args.json {
         super::json::print_document(&super::json::VerifyDocument::new(

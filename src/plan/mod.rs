@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use crate::error::kind::ErrorKind;
 use crate::image::{ImageRef, InvalidReference};
 
-pub use compose::{ComposeError, ComposeOptions, FileKind, Project, ProjectFile};
+pub use compose::{ComposeError, ComposeOptions, FileKind, Project, ProjectFile, Rule};
 
 /// Why the set of images could not be worked out.
 #[derive(Debug, thiserror::Error)]

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::dotenv::DotenvError;
 use super::interpolate::TemplateError;
+use super::validate::Rule;
 
 /// A compose project that cannot be resolved to images.
 #[derive(Debug, thiserror::Error)]
@@ -185,6 +186,17 @@ pub enum ComposeError {
         path: PathBuf,
         /// The service.
         service: String,
+    },
+    /// The project breaks a rule Docker Compose enforces when it loads a
+    /// project, so `docker compose up` would refuse it.
+    #[error("{}: {at}: {rule} (docker compose refuses this project)", .path.display())]
+    Rule {
+        /// The file that defines the service (or the first compose file).
+        path: PathBuf,
+        /// `service web` or `the top level`.
+        at: String,
+        /// The rule and the value that breaks it.
+        rule: Box<Rule>,
     },
     /// A project name given explicitly is not already in normal form.
     #[error(

@@ -7,9 +7,10 @@
 //! `include`, merge), then profiles. Each step lives in its own module; this
 //! one only strings them together and says which files were read.
 //!
-//! It checks what decides the images and the shape Compose's schema gives
-//! the keys it reads; it is not a full validator (an undefined network, say,
-//! is Compose's to refuse).
+//! It checks what decides the images, the shape Compose's schema gives the
+//! keys it reads, and (in [`validate`]) the rules that make Compose refuse a
+//! project at `up`: undefined references, `depends_on`, volume syntax and
+//! values that do not convert. It is not a full validator.
 
 pub(crate) mod discovery;
 mod dotenv;
@@ -26,6 +27,7 @@ mod project_name;
 mod schema;
 #[cfg(test)]
 mod testutil;
+mod validate;
 mod yaml;
 
 use std::collections::BTreeMap;
@@ -36,6 +38,7 @@ use serde_yaml::Value;
 pub use dotenv::DotenvError;
 pub use error::ComposeError;
 pub use interpolate::TemplateError;
+pub use validate::Rule;
 
 use environment::Environment;
 use loader::{Loader, Scope};
@@ -274,6 +277,18 @@ pub fn load(options: &ComposeOptions) -> Result<Project, ComposeError> {
             services.push(resolve_service(service_name, service, &name, file)?);
         }
     }
+    validate::check(
+        &model.mapping,
+        &disabled_services,
+        |service| {
+            model
+                .origins
+                .get(service)
+                .cloned()
+                .unwrap_or_else(|| files[0].clone())
+        },
+        &files[0],
+    )?;
     Ok(Project {
         name,
         files: log
