@@ -32,6 +32,7 @@
 #![warn(missing_docs)]
 
 pub mod bundle;
+pub mod cache;
 pub mod delta;
 pub mod digest;
 pub mod display;

@@ -150,6 +150,7 @@ pub struct BundleWriter {
     left_out: HashSet<Digest>,
     patch_bases: HashMap<Digest, (BlobRef, PathBuf)>,
     patches: Vec<LayerPatch>,
+    created: Option<String>,
 }
 
 impl BundleWriter {
@@ -217,7 +218,35 @@ impl BundleWriter {
             left_out: HashSet::new(),
             patch_bases: HashMap::new(),
             patches: Vec::new(),
+            created: None,
         })
+    }
+
+    /// The creation time the manifest records (RFC 3339); without one,
+    /// the time the bundle is finished. A fixed time makes the same images
+    /// give the same bundle bytes.
+    pub fn set_created(&mut self, created: String) {
+        self.created = Some(created);
+    }
+
+    /// The layers [`Self::leave_out`] was given.
+    pub fn left_out(&self) -> &HashSet<Digest> {
+        &self.left_out
+    }
+
+    /// Appends a layer whose `content` was checked against `digest` just
+    /// before (a layer cache entry, opened once and hashed), unless one
+    /// with this digest is already in or the site holds it.
+    pub fn add_checked_layer(
+        &mut self,
+        digest: &Digest,
+        size: u64,
+        content: &mut dyn Read,
+    ) -> Result<(), BundleError> {
+        if !self.layers.insert(digest.clone()) || self.left_out.contains(digest) {
+            return Ok(());
+        }
+        self.append_layer(digest, size, content)
     }
 
     /// The work directory, where callers may stage blobs too; removed with the writer.
@@ -418,7 +447,8 @@ impl BundleWriter {
         } = contents;
         for image in images {
             for layer in &image.layers {
-                if !self.layers.contains(&layer.digest) {
+                // A left-out layer need never have come (its image was not exported).
+                if !self.layers.contains(&layer.digest) && !self.left_out.contains(&layer.digest) {
                     return Err(BundleError::Inconsistent {
                         reason: format!(
                             "layer {} of {} was never added",
@@ -445,7 +475,7 @@ impl BundleWriter {
         metadata.extend(files);
         let mut manifest = BundleManifest::new(
             format!("airgap {}", env!("CARGO_PKG_VERSION")),
-            now_rfc3339(),
+            self.created.clone().unwrap_or_else(now_rfc3339),
             source,
         );
         manifest.required = required_layers(&bundle_images, &self.left_out);
@@ -521,7 +551,10 @@ impl BundleWriter {
 fn body_encoder(file: BufWriter<BodyFile>, compression: &Compression) -> io::Result<BodyEncoder> {
     let mut encoder = zstd::stream::write::Encoder::new(file, compression.level)?;
     let (window_log, job_size) = compression.window_and_job();
-    if compression.threads > 1 {
+    // zstd's output is the same for any number of workers, but not with
+    // none: one worker, not the calling thread, keeps a one-core machine's
+    // bundle byte for byte the same as a four-core one's.
+    if compression.threads >= 1 {
         encoder.multithread(compression.threads)?;
         encoder.set_parameter(CParameter::JobSize(job_size))?;
     }

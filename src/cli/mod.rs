@@ -1,6 +1,7 @@
 //! Command-line interface: clap definitions, dispatch, and printing. No
 //! logic lives here beyond turning arguments into library options.
 
+mod cache;
 mod compose;
 mod docs;
 pub mod exit;
@@ -112,6 +113,16 @@ Examples:
 Examples:
   airgap inventory -o site.json      then carry site.json to the connected side for pack --have")]
     Inventory(inventory::InventoryArgs),
+    /// List or prune the layer cache pack keeps of what it read from the engine.
+    #[command(
+        subcommand,
+        after_help = "\
+Examples:
+  airgap cache ls                  every entry, least recently used first
+  airgap cache prune --max 2G      keep the 2 GB used most recently
+  airgap cache prune --all         empty it"
+    )]
+    Cache(cache::CacheCommand),
     /// Show what a bundle holds: images, tags, layers, sizes, signer.
     #[command(after_help = "\
 Examples:
@@ -175,6 +186,7 @@ pub fn run(args: Args, runtime: Handle) -> anyhow::Result<()> {
         Command::Unpack(args) => unpack::run(args, &context),
         Command::Inventory(args) => inventory::run(args, &context),
         Command::Inspect(args) => inspect::run(args, &context),
+        Command::Cache(command) => cache::run(command),
         Command::Completions(args) => docs::completions(args),
         Command::Man(args) => docs::man(args),
     }

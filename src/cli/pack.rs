@@ -92,6 +92,18 @@ pub struct PackArgs {
     /// With --container: export the container's whole filesystem as one layer (no layers shared with its image).
     #[arg(long, requires = "container")]
     flatten: bool,
+    /// Export every image from the engine; neither read nor fill the layer cache.
+    #[arg(long)]
+    no_cache: bool,
+    /// The layer cache (default: $XDG_CACHE_HOME/airgap, else ~/.cache/airgap).
+    #[arg(long, value_name = "DIR", conflicts_with = "no_cache")]
+    cache_dir: Option<PathBuf>,
+    /// Bound the layer cache to SIZE (K, M, G suffixes; default 4G); the least recently used go first.
+    #[arg(long, value_name = "SIZE", value_parser = parse_split, conflicts_with = "no_cache")]
+    cache_max: Option<u64>,
+    /// The creation time the bundle records (RFC 3339; default: $SOURCE_DATE_EPOCH, else now); the same images, options, key and time give the same bundle bytes.
+    #[arg(long, value_name = "TIME")]
+    created: Option<String>,
     #[command(flatten)]
     compose: ComposeArgs,
 }
@@ -132,7 +144,13 @@ pub fn run(args: PackArgs, context: &Context) -> anyhow::Result<()> {
     if let Some(threads) = args.threads {
         compression.threads = threads;
     }
+    let created = airgap::pack::creation_time(
+        args.created.as_deref(),
+        std::env::var("SOURCE_DATE_EPOCH").ok().as_deref(),
+    )
+    .map_err(airgap::Error::from)?;
     let progress = context.progress();
+    let mut cache = None;
     let mut members: Vec<Box<dyn Source>> = Vec::new();
     let mut made_here_refs: Vec<ImageRef> = Vec::new();
     // One connection (one version negotiation) serves containers and
@@ -180,6 +198,12 @@ pub fn run(args: PackArgs, context: &Context) -> anyhow::Result<()> {
                 eprintln!("pulled {reference}");
             }
         }
+        if !args.no_cache {
+            cache = Some(super::cache::open(
+                args.cache_dir.as_deref(),
+                args.cache_max.unwrap_or(airgap::cache::DEFAULT_MAX),
+            )?);
+        }
         members.push(Box::new(daemon));
     }
     if !everything {
@@ -210,8 +234,11 @@ pub fn run(args: PackArgs, context: &Context) -> anyhow::Result<()> {
         compose,
         site: site(&args.have, &args.since)?,
         patch: !args.no_patch,
+        cache,
+        created,
     };
-    let written = airgap::pack(source.as_ref(), &plan, &options, progress.as_ref())?;
+    let (written, stats) =
+        airgap::pack::pack_with_stats(source.as_ref(), &plan, &options, progress.as_ref())?;
     let to_stdout = matches!(output, Output::Stdout);
 
     let summary = airgap::bundle::inspect::summarize(&written.manifest);
@@ -268,6 +295,14 @@ pub fn run(args: PackArgs, context: &Context) -> anyhow::Result<()> {
             bytes(patch.layer.size),
             bytes(size),
             patch.base.digest.short()
+        );
+    }
+    if stats.exported < stats.images || stats.cached_layers > 0 {
+        text += &format!(
+            "engine: exported {} of {} images; {} from the layer cache\n",
+            stats.exported,
+            stats.images,
+            super::pack::layers(stats.cached_layers)
         );
     }
     if !written.manifest.required.is_empty() {

@@ -16,6 +16,7 @@ use oci_spec::distribution::Reference;
 
 use crate::bundle::reader;
 use crate::bundle::writer::BundleWriter;
+use crate::cache::LayerCache;
 use crate::digest::{Digest, HashingWriter};
 use crate::error::Error;
 use crate::image::{BlobRef, ImageRef};
@@ -50,6 +51,7 @@ pub fn prepare(
     images: &[ResolvedImage],
     site: &Site,
     patch: bool,
+    cache: Option<&LayerCache>,
     progress: &dyn Progress,
 ) -> Result<Vec<StagedLayers>, Error> {
     let mut refs = Vec::new();
@@ -69,7 +71,28 @@ pub fn prepare(
     if patch {
         let pairs = patch_pairs(refs, &lists, &site.images, &left);
         let bases: HashSet<Digest> = pairs.values().cloned().collect();
-        let mut references = source.supply_layers(&bases, progress)?;
+        // Bases the layer cache holds need no export.
+        let cached = match cache {
+            Some(cache) => from_cache(cache, &bases)?,
+            None => StagedLayers::none().map_err(SourceError::from)?,
+        };
+        let from_source: HashSet<Digest> = bases
+            .iter()
+            .filter(|b| !cached.layers.contains_key(*b))
+            .cloned()
+            .collect();
+        let mut references = source.supply_layers(&from_source, progress)?;
+        for layer in cached.layers.values() {
+            references.layers.insert(
+                layer.digest.clone(),
+                StagedLayer {
+                    path: layer.path.clone(),
+                    digest: layer.digest.clone(),
+                    size: layer.size,
+                },
+            );
+        }
+        staged.push(cached);
         let still_wanted: HashSet<Digest> = bases
             .iter()
             .filter(|b| !references.layers.contains_key(*b))
@@ -205,6 +228,34 @@ fn repository(name: &str) -> Option<String> {
         other => other,
     };
     Some(format!("{registry}/{}", reference.repository()))
+}
+
+/// Stages the layers of `wanted` the layer cache holds (checked).
+fn from_cache(cache: &LayerCache, wanted: &HashSet<Digest>) -> Result<StagedLayers, Error> {
+    let mut staged = StagedLayers::none().map_err(SourceError::from)?;
+    for digest in wanted {
+        let Some(mut layer) = cache.layer(digest) else {
+            continue;
+        };
+        let path = staged.dir().join(format!("cache-{}", digest.hex()));
+        let copied = std::fs::File::create_new(&path)
+            .and_then(|mut file| std::io::copy(&mut layer.file, &mut file));
+        match copied {
+            Ok(size) if size == layer.size => {
+                staged.layers.insert(
+                    digest.clone(),
+                    StagedLayer {
+                        path,
+                        digest: digest.clone(),
+                        size,
+                    },
+                );
+            }
+            Ok(_) => {}
+            Err(source) => return Err(SourceError::Stage { path, source }.into()),
+        }
+    }
+    Ok(staged)
 }
 
 /// Stages from an earlier bundle the blobs of `wanted` it carries.

@@ -65,6 +65,12 @@ pub enum Error {
     /// A bundle was to flow through a terminal.
     #[error(transparent)]
     Terminal(#[from] crate::bundle::terminal::TerminalError),
+    /// The layer cache could not be used.
+    #[error(transparent)]
+    Cache(#[from] crate::cache::CacheError),
+    /// The creation time given is not one.
+    #[error(transparent)]
+    Created(#[from] crate::pack::InvalidTime),
 }
 
 impl Error {
@@ -98,6 +104,8 @@ impl Error {
             Self::Rename(error) => error.kind(),
             Self::Recognise(error) => error.kind(),
             Self::Terminal(error) => error.kind(),
+            Self::Cache(error) => error.kind(),
+            Self::Created(_) => ErrorKind::Usage,
         }
     }
 }

@@ -123,6 +123,13 @@ pub trait Source {
         Ok(None)
     }
 
+    /// True when the images come from a running engine, whose export is
+    /// costly enough that the layer cache (`crate::cache`) stands in for it
+    /// where it holds an image whole.
+    fn reads_from_engine(&self) -> bool {
+        false
+    }
+
     /// What resolving `refs` should tell the user beyond the images found
     /// (a short name taken as Podman's `localhost/NAME`), one line each.
     fn notes(&self, _refs: &[ImageRef]) -> Result<Vec<String>, SourceError> {

@@ -3,8 +3,11 @@
 //! on its own workers), so receiving, hashing and compressing overlap.
 //! No printing; the CLI reports.
 
+pub mod cached;
+mod ordered;
 pub mod survey;
 
+use std::collections::HashSet;
 use std::thread;
 
 use crate::bundle::BundleError;
@@ -13,6 +16,7 @@ use crate::bundle::writer::{
     BundleWriter, Compression, Contents, MetadataEntry, Output, WrittenBundle,
 };
 use crate::bundle::{COMPOSE_PREFIX, ComposeRecord, ComposeService};
+use crate::cache::LayerCache;
 use crate::delta::{self, Site};
 use crate::error::Error;
 use crate::image::ImageRecord;
@@ -39,6 +43,67 @@ pub struct PackOptions {
     pub site: Option<Site>,
     /// Ship changed layers as patches against the site's older versions.
     pub patch: bool,
+    /// The layer cache; `None` exports every image.
+    pub cache: Option<LayerCache>,
+    /// The creation time to record (RFC 3339, see [`creation_time`]);
+    /// `None`: now.
+    pub created: Option<String>,
+}
+
+/// How much of a pack the engine exported.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PackStats {
+    /// Images the bundle holds (as the plan resolved them).
+    pub images: usize,
+    /// Of those, the images exported from the source.
+    pub exported: usize,
+    /// Layers the cache supplied.
+    pub cached_layers: usize,
+}
+
+/// A creation time that is not one.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{given:?} ({origin}) is not a creation time; give RFC 3339 (2026-01-31T12:00:00Z) to --created, or seconds since 1970 in SOURCE_DATE_EPOCH"
+)]
+pub struct InvalidTime {
+    /// What was given.
+    pub given: String,
+    /// Where it came from.
+    pub origin: &'static str,
+}
+
+/// The creation time a bundle records: `--created` (RFC 3339), else
+/// `SOURCE_DATE_EPOCH` (seconds, as reproducible builds set it), else
+/// `None` (the time the pack finishes), in UTC to the second.
+pub fn creation_time(
+    created: Option<&str>,
+    source_date_epoch: Option<&str>,
+) -> Result<Option<String>, InvalidTime> {
+    use time::format_description::well_known::Rfc3339;
+    let time = match (created, source_date_epoch.filter(|s| !s.trim().is_empty())) {
+        (Some(given), _) => {
+            time::OffsetDateTime::parse(given, &Rfc3339).map_err(|_| InvalidTime {
+                given: given.to_owned(),
+                origin: "--created",
+            })?
+        }
+        (None, Some(epoch)) => epoch
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
+            .ok_or_else(|| InvalidTime {
+                given: epoch.to_owned(),
+                origin: "SOURCE_DATE_EPOCH",
+            })?,
+        (None, None) => return Ok(None),
+    };
+    let utc = time
+        .to_offset(time::UtcOffset::UTC)
+        .replace_nanosecond(0)
+        .expect("0 is a valid nanosecond");
+    Ok(Some(utc.format(&Rfc3339).expect("UTC times always format")))
 }
 
 /// Largest project file (compose or env file) a bundle carries.
@@ -52,6 +117,16 @@ pub fn pack(
     options: &PackOptions,
     progress: &dyn Progress,
 ) -> Result<WrittenBundle, Error> {
+    pack_with_stats(source, plan, options, progress).map(|(written, _)| written)
+}
+
+/// [`pack`], also telling how much the source exported.
+pub fn pack_with_stats(
+    source: &dyn Source,
+    plan: &Plan,
+    options: &PackOptions,
+    progress: &dyn Progress,
+) -> Result<(WrittenBundle, PackStats), Error> {
     // No names (pack --archive F alone): everything the source holds.
     let resolved = match plan.images.is_empty() {
         true => match source.resolve_all()? {
@@ -83,6 +158,13 @@ pub fn pack(
         &options.compression,
         head_room(plan.images.len().max(resolved.len()), project_bytes),
     )?;
+    if let Some(created) = &options.created {
+        writer.set_created(created.clone());
+    }
+    let cache = options
+        .cache
+        .as_ref()
+        .filter(|_| source.reads_from_engine());
     // Held until the bundle is written: patch references live in it.
     let _references = match &options.site {
         Some(site) => Some(delta::prepare(
@@ -91,14 +173,37 @@ pub fn pack(
             &resolved,
             site,
             options.patch,
+            cache,
             progress,
         )?),
         None => None,
     };
-    let (mut store, deliveries) = blob_store(writer.workdir(), writer.needs_staging());
+    let left_out = writer.left_out().clone();
+    let needs_staging = writer.needs_staging();
+    let patch_targets: HashSet<_> = needs_staging.difference(&left_out).cloned().collect();
+    let from_cache = match cache {
+        Some(cache) => cached::plan(cache, &resolved, &left_out, &patch_targets),
+        None => cached::CachePlan::export_all(&resolved),
+    };
+    let stats = PackStats {
+        images: resolved.len(),
+        exported: from_cache.exported.len(),
+        cached_layers: from_cache.layers.len(),
+    };
+    let order = ordered::Order {
+        layers: cached::carried_order(&resolved, &left_out),
+        cached: from_cache.layers,
+        cache,
+    };
+    let exported = &from_cache.exported;
+    let (mut store, deliveries) = blob_store(writer.workdir(), needs_staging);
     let (writer, records) = thread::scope(|scope| {
-        let compressing = scope.spawn(move || compress(writer, deliveries));
-        let records = source.export(&resolved, &mut store, progress);
+        let compressing = scope.spawn(move || compress(writer, deliveries, order));
+        // An image the cache holds whole is never asked of the source.
+        let records = match exported.is_empty() {
+            true => Ok(Vec::new()),
+            false => source.export(exported, &mut store, progress),
+        };
         drop(store);
         let writer = compressing
             .join()
@@ -116,7 +221,18 @@ pub fn pack(
         Ok(Some(writer)) => writer,
         Err(error) => return Err(error.into()),
     };
-    let records = records?;
+    let exported_records = records?;
+    if let Some(cache) = cache {
+        for image in exported {
+            let record = exported_records
+                .iter()
+                .find(|r| image.refs.iter().any(|x| r.refs.contains(x)));
+            if let (Some(id), Some(record)) = (&image.id, record) {
+                cached::remember(cache, id, record);
+            }
+        }
+    }
+    let records = cached::merge(&resolved, from_cache.cached, exported_records);
     let compose = options
         .compose
         .as_ref()
@@ -130,25 +246,34 @@ pub fn pack(
         files,
     });
     progress.finish();
-    Ok(written?)
+    if let Some(cache) = cache {
+        // Over the bound, the least recently used go; a failure costs only space.
+        let _ = cache.evict();
+    }
+    Ok((written?, stats))
 }
 
-/// Adds every layer the store delivers to the bundle. `None` when the
-/// source stopped in the middle of a streamed layer (the source's own error
-/// says why).
+/// Adds every layer to the bundle, in the carried order, as the store
+/// delivers them or the cache supplies them. `None` when the source stopped
+/// in the middle of a streamed layer (the source's own error says why).
 fn compress(
-    mut writer: BundleWriter,
+    writer: BundleWriter,
     deliveries: Deliveries,
+    order: ordered::Order<'_>,
 ) -> Result<Option<BundleWriter>, BundleError> {
     yield_to_the_export();
+    let mut ordered = ordered::Ordered::new(writer, order);
+    // What the cache supplies is compressed while the export starts.
+    ordered.write_waiting()?;
     let complete = deliveries.consume(|arrival| match arrival {
-        Arrival::Staged(layer) => writer.add_staged_layer(&layer.digest, layer.size, &layer.path),
+        Arrival::Staged(layer) => ordered.staged(layer),
         Arrival::Streamed {
             digest,
             size,
             content,
-        } => writer.add_streamed_layer(&digest, size, content),
+        } => ordered.streamed(&digest, size, content),
     })?;
+    let writer = ordered.finish()?;
     Ok(complete.then_some(writer))
 }
 
@@ -218,5 +343,27 @@ fn compose_record(project: &CarriedProject, records: &[ImageRecord]) -> ComposeR
         project: project.name.clone(),
         files: project.files.iter().map(|f| f.path.clone()).collect(),
         services,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_creation_time_is_created_then_source_date_epoch_then_none() {
+        assert_eq!(
+            creation_time(Some("2026-01-31T13:00:00.5+01:00"), Some("1")).unwrap(),
+            Some("2026-01-31T12:00:00Z".to_owned())
+        );
+        assert_eq!(
+            creation_time(None, Some("1700000000")).unwrap(),
+            Some("2023-11-14T22:13:20Z".to_owned())
+        );
+        assert_eq!(creation_time(None, Some("")).unwrap(), None);
+        assert_eq!(creation_time(None, None).unwrap(), None);
+        assert!(creation_time(Some("yesterday"), None).is_err());
+        let error = creation_time(None, Some("soon")).unwrap_err();
+        assert!(error.to_string().contains("SOURCE_DATE_EPOCH"), "{error}");
     }
 }

@@ -7,6 +7,7 @@ mod support;
 mod archive;
 mod archives;
 mod beside;
+mod cache;
 mod cli;
 mod compose;
 mod compose_rules;

@@ -102,6 +102,10 @@ impl Source for DaemonSource {
         }
     }
 
+    fn reads_from_engine(&self) -> bool {
+        true
+    }
+
     fn resolve(&self, refs: &[ImageRef]) -> Result<Vec<ResolvedImage>, SourceError> {
         let mut resolved: Vec<ResolvedImage> = Vec::new();
         for (reference, image) in self.inspect_all(refs)? {

@@ -47,10 +47,15 @@ pub fn state_dir() -> &'static Path {
 /// Runs airgap with `args` in `dir`, with no DOCKER_HOST inherited and the
 /// test run's own state directory.
 pub fn airgap(dir: &Path, args: &[&str]) -> Run {
+    // Each run its own empty layer cache, so no test packs from what
+    // another left (tests of the cache name theirs with --cache-dir).
+    let cache = tempfile::tempdir().unwrap();
     let output: Output = Command::new(env!("CARGO_BIN_EXE_airgap"))
         .args(args)
         .current_dir(dir)
         .env_remove("DOCKER_HOST")
+        .env_remove("SOURCE_DATE_EPOCH")
+        .env("XDG_CACHE_HOME", cache.path())
         .env("AIRGAP_STATE_DIR", state_dir())
         .output()
         .expect("airgap runs");
@@ -85,12 +90,14 @@ pub fn bundle_entries(bundle: &Path) -> Vec<String> {
 /// HOME and `vars`, so no variable of the developer's shell changes the
 /// result.
 pub fn airgap_clean_env(dir: &Path, args: &[&str], vars: &[(String, String)]) -> Run {
+    let cache = tempfile::tempdir().unwrap();
     let output: Output = Command::new(env!("CARGO_BIN_EXE_airgap"))
         .args(args)
         .current_dir(dir)
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("HOME", std::env::var_os("HOME").unwrap_or_default())
+        .env("XDG_CACHE_HOME", cache.path())
         .envs(vars.iter().map(|(k, v)| (k, v)))
         .output()
         .expect("airgap runs");

@@ -1,0 +1,236 @@
+//! Which images a pack must export from the engine and which it can carry
+//! from what it already has: the layer cache's checked entries, and the
+//! layers a delta leaves out (which need no bytes at all). An image is
+//! exported only when one of the layers the bundle carries, or its config,
+//! is not at hand.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::cache::{CachedImage, LayerCache, VerifiedLayer};
+use crate::digest::Digest;
+use crate::image::{ConfigSummary, ImageRecord};
+use crate::media::source::ResolvedImage;
+
+/// What the cache supplies and what the engine must export.
+#[derive(Default)]
+pub struct CachePlan {
+    /// Images to export, in plan order.
+    pub exported: Vec<ResolvedImage>,
+    /// Records of the images not exported, by their index in the plan.
+    pub cached: HashMap<usize, ImageRecord>,
+    /// Checked layers the cache supplies.
+    pub layers: HashMap<Digest, VerifiedLayer>,
+}
+
+impl CachePlan {
+    /// Every image exported: no cache.
+    pub fn export_all(images: &[ResolvedImage]) -> Self {
+        Self {
+            exported: images.to_vec(),
+            ..Self::default()
+        }
+    }
+}
+
+/// Decides, image by image, whether `cache` (with the layers a delta
+/// leaves out) holds all a bundle needs of it. `patch_targets` are layers
+/// a delta may ship as patches, which must come from the export (a patch
+/// is made from the staged file). Only images the engine identified (ID
+/// and diff IDs from inspect) are taken from the cache, and only when the
+/// cache's record of that ID lists the same diff IDs and its config, by
+/// digest, lists them too.
+pub fn plan(
+    cache: &LayerCache,
+    images: &[ResolvedImage],
+    left_out: &HashSet<Digest>,
+    patch_targets: &HashSet<Digest>,
+) -> CachePlan {
+    let mut plan = CachePlan::default();
+    for (index, image) in images.iter().enumerate() {
+        match from_cache(cache, image, left_out, patch_targets, &mut plan.layers) {
+            Some(record) => {
+                plan.cached.insert(index, record);
+            }
+            None => plan.exported.push(image.clone()),
+        }
+    }
+    plan
+}
+
+fn from_cache(
+    cache: &LayerCache,
+    image: &ResolvedImage,
+    left_out: &HashSet<Digest>,
+    patch_targets: &HashSet<Digest>,
+    layers: &mut HashMap<Digest, VerifiedLayer>,
+) -> Option<ImageRecord> {
+    let (Some(id), Some(diff_ids)) = (&image.id, &image.layers) else {
+        return None;
+    };
+    let recorded = cache.image(id)?;
+    let recorded_ids: Vec<&Digest> = recorded.layers.iter().map(|l| &l.digest).collect();
+    if recorded_ids != diff_ids.iter().collect::<Vec<_>>() {
+        return None;
+    }
+    let config = cache.config(&recorded.config)?;
+    if ConfigSummary::parse(&config).ok()?.rootfs.diff_ids != *diff_ids {
+        return None;
+    }
+    let mut complete = true;
+    for layer in &recorded.layers {
+        if left_out.contains(&layer.digest) || layers.contains_key(&layer.digest) {
+            continue;
+        }
+        if patch_targets.contains(&layer.digest) {
+            complete = false;
+            continue;
+        }
+        match cache.layer(&layer.digest) {
+            Some(found) if found.size == layer.size => {
+                layers.insert(layer.digest.clone(), found);
+            }
+            // Checked layers stay of use to the export's other images.
+            _ => complete = false,
+        }
+    }
+    complete.then(|| ImageRecord {
+        refs: image.refs.clone(),
+        config,
+        config_digest: recorded.config,
+        platform: recorded.platform,
+        layers: recorded.layers,
+    })
+}
+
+/// What the cache keeps of an exported image, so the next pack need not
+/// export it.
+pub fn remember(cache: &LayerCache, id: &Digest, record: &ImageRecord) {
+    // A failure here costs only the next pack's time.
+    if cache
+        .put_config(&record.config_digest, &record.config)
+        .is_ok()
+    {
+        let _ = cache.put_image(&CachedImage {
+            id: id.clone(),
+            config: record.config_digest.clone(),
+            platform: record.platform.clone(),
+            layers: record.layers.clone(),
+        });
+    }
+}
+
+/// The records of every planned image in plan order, as an export of all
+/// of them would give them: images that share a config are one record
+/// with the references of each, in plan order.
+pub fn merge(
+    images: &[ResolvedImage],
+    mut cached: HashMap<usize, ImageRecord>,
+    exported: Vec<ImageRecord>,
+) -> Vec<ImageRecord> {
+    let mut records: Vec<ImageRecord> = Vec::new();
+    for (index, image) in images.iter().enumerate() {
+        let record = match cached.remove(&index) {
+            Some(record) => record,
+            None => {
+                let Some(record) = exported
+                    .iter()
+                    .find(|r| image.refs.iter().any(|x| r.refs.contains(x)))
+                else {
+                    continue;
+                };
+                record.clone()
+            }
+        };
+        match records
+            .iter_mut()
+            .find(|r| r.config_digest == record.config_digest)
+        {
+            Some(existing) => {
+                for reference in record.refs {
+                    if !existing.refs.contains(&reference) {
+                        existing.refs.push(reference);
+                    }
+                }
+            }
+            None => records.push(record),
+        }
+    }
+    records
+}
+
+/// The layers the bundle carries, in the order it carries them: image by
+/// image in plan order, bottom first, each once. Whatever order the engine
+/// exports them in (Docker 20.10 walks its images in no fixed order) and
+/// whatever the cache supplies, the bundle's bytes stay the same.
+pub fn carried_order(images: &[ResolvedImage], left_out: &HashSet<Digest>) -> Vec<Digest> {
+    let mut seen = HashSet::new();
+    images
+        .iter()
+        .flat_map(|i| i.layers.iter().flatten())
+        .filter(|d| !left_out.contains(*d) && seen.insert((*d).clone()))
+        .cloned()
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image::{BlobRef, ImageRef, Platform};
+
+    fn d(n: u8) -> Digest {
+        Digest::of(&[n])
+    }
+
+    fn record(refs: &[&str], config: u8) -> ImageRecord {
+        ImageRecord {
+            refs: refs.iter().map(|r| ImageRef::parse(r).unwrap()).collect(),
+            config: vec![config],
+            config_digest: d(config),
+            platform: Platform::default(),
+            layers: vec![BlobRef {
+                digest: d(100 + config),
+                size: 1,
+            }],
+        }
+    }
+
+    fn resolved(reference: &str, layers: &[u8]) -> ResolvedImage {
+        ResolvedImage {
+            refs: vec![ImageRef::parse(reference).unwrap()],
+            id: Some(d(200)),
+            layers: Some(layers.iter().map(|n| d(*n)).collect()),
+        }
+    }
+
+    #[test]
+    fn records_keep_plan_order_whichever_way_they_came() {
+        let images = [
+            resolved("a:1", &[1]),
+            resolved("b:1", &[2]),
+            resolved("c:1", &[3]),
+        ];
+        let cached = HashMap::from([(1, record(&["b:1"], 2))]);
+        let exported = vec![record(&["c:1"], 3), record(&["a:1"], 1)];
+        let merged = merge(&images, cached, exported);
+        let names: Vec<&str> = merged.iter().map(|r| r.refs[0].given.as_str()).collect();
+        assert_eq!(names, ["a:1", "b:1", "c:1"]);
+    }
+
+    #[test]
+    fn images_sharing_a_config_are_one_record() {
+        let images = [resolved("a:1", &[1]), resolved("a:latest", &[1])];
+        let cached = HashMap::from([(0, record(&["a:1"], 1)), (1, record(&["a:latest"], 1))]);
+        let merged = merge(&images, cached, Vec::new());
+        assert_eq!(merged.len(), 1);
+        assert_eq!(merged[0].refs.len(), 2);
+    }
+
+    #[test]
+    fn the_carried_order_is_plan_order_without_left_out_or_repeated_layers() {
+        let images = [resolved("a:1", &[1, 2, 3]), resolved("b:1", &[1, 4, 2])];
+        assert_eq!(
+            carried_order(&images, &HashSet::from([d(1)])),
+            vec![d(2), d(3), d(4)]
+        );
+    }
+}

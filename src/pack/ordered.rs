@@ -1,0 +1,204 @@
+//! Layers into the bundle in one fixed order, whatever order the engine
+//! exports them in and whichever the cache supplies: a layer that arrives
+//! before its turn waits staged on disk. Every layer read from the engine
+//! is also put in the layer cache as it passes.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::io::{self, Read};
+
+use crate::bundle::BundleError;
+use crate::bundle::writer::BundleWriter;
+use crate::cache::{LayerCache, Tee, VerifiedLayer};
+use crate::digest::Digest;
+use crate::store::StagedLayer;
+
+/// The order to write in and what the cache supplies.
+pub struct Order<'c> {
+    /// The layers the bundle carries, in the order it carries them.
+    pub layers: Vec<Digest>,
+    /// Checked cache entries for some of them.
+    pub cached: HashMap<Digest, VerifiedLayer>,
+    /// Where layers read from the engine are kept for later packs.
+    pub cache: Option<&'c LayerCache>,
+}
+
+enum Waiting {
+    Staged(StagedLayer),
+    Cached(VerifiedLayer),
+}
+
+/// A bundle writer fed in order.
+pub struct Ordered<'c> {
+    writer: BundleWriter,
+    order: Vec<Digest>,
+    in_order: HashSet<Digest>,
+    next: usize,
+    waiting: HashMap<Digest, Waiting>,
+    cache: Option<&'c LayerCache>,
+}
+
+impl<'c> Ordered<'c> {
+    /// Feeds `writer` in `order`.
+    pub fn new(writer: BundleWriter, order: Order<'c>) -> Self {
+        Self {
+            writer,
+            in_order: order.layers.iter().cloned().collect(),
+            order: order.layers,
+            next: 0,
+            waiting: order
+                .cached
+                .into_iter()
+                .map(|(digest, layer)| (digest, Waiting::Cached(layer)))
+                .collect(),
+            cache: order.cache,
+        }
+    }
+
+    fn wanted_now(&self, digest: &Digest) -> bool {
+        self.order.get(self.next) == Some(digest)
+    }
+
+    /// True when the layer already went in or waits for its turn.
+    fn had(&self, digest: &Digest) -> bool {
+        self.writer.has_layer(digest) || self.waiting.contains_key(digest)
+    }
+
+    /// A layer the source staged.
+    pub fn staged(&mut self, layer: StagedLayer) -> Result<(), BundleError> {
+        self.write_waiting()?;
+        if let Some(cache) = self.cache {
+            if !cache.has_layer(&layer.digest) {
+                // Failing to cache costs only the next pack's time.
+                let _ = cache.put_layer_file(&layer.digest, &layer.path);
+            }
+        }
+        let digest = layer.digest.clone();
+        if !self.in_order.contains(&digest) || self.wanted_now(&digest) {
+            // Left out, or its turn: the writer decides (and removes the file).
+            self.writer
+                .add_staged_layer(&layer.digest, layer.size, &layer.path)?;
+            return self.write_waiting();
+        }
+        if self.had(&digest) {
+            let _ = std::fs::remove_file(&layer.path);
+            return Ok(());
+        }
+        self.waiting.insert(digest, Waiting::Staged(layer));
+        Ok(())
+    }
+
+    /// A layer streaming past.
+    pub fn streamed(
+        &mut self,
+        digest: &Digest,
+        size: u64,
+        content: &mut dyn Read,
+    ) -> Result<(), BundleError> {
+        self.write_waiting()?;
+        let ingest = self
+            .cache
+            .filter(|cache| !cache.has_layer(digest))
+            .and_then(|cache| cache.ingest(digest).ok());
+        let mut tee = Tee::new(content, ingest);
+        let outcome = if !self.in_order.contains(digest) || self.wanted_now(digest) {
+            self.writer
+                .add_streamed_layer(digest, size, &mut tee)
+                .and_then(|()| self.write_waiting())
+        } else if self.had(digest) {
+            io::copy(&mut tee, &mut io::sink())
+                .map(drop)
+                .map_err(|source| self.stage_error(digest, source))
+        } else {
+            self.stage(digest, size, &mut tee)
+        };
+        if outcome.is_ok() {
+            tee.finish();
+        }
+        outcome
+    }
+
+    /// Keeps a layer that came before its turn in the writer's work directory.
+    fn stage(
+        &mut self,
+        digest: &Digest,
+        size: u64,
+        content: &mut dyn Read,
+    ) -> Result<(), BundleError> {
+        let path = self
+            .writer
+            .workdir()
+            .join(format!("early-{}", digest.hex()));
+        let copied = File::create_new(&path).and_then(|mut file| io::copy(content, &mut file));
+        match copied {
+            Ok(copied) if copied == size => {}
+            Ok(_) => {
+                return Err(self.stage_error(digest, io::ErrorKind::UnexpectedEof.into()));
+            }
+            Err(source) => return Err(self.stage_error(digest, source)),
+        }
+        self.waiting.insert(
+            digest.clone(),
+            Waiting::Staged(StagedLayer {
+                path,
+                digest: digest.clone(),
+                size,
+            }),
+        );
+        Ok(())
+    }
+
+    fn stage_error(&self, digest: &Digest, source: io::Error) -> BundleError {
+        BundleError::Io {
+            action: "staging a layer in",
+            path: self.writer.workdir().join(digest.hex()),
+            source,
+        }
+    }
+
+    /// Writes every layer whose turn has come.
+    pub fn write_waiting(&mut self) -> Result<(), BundleError> {
+        while let Some(digest) = self.order.get(self.next).cloned() {
+            if self.writer.has_layer(&digest) {
+                self.next += 1;
+                continue;
+            }
+            match self.waiting.remove(&digest) {
+                Some(waiting) => self.write(&digest, waiting)?,
+                None => return Ok(()),
+            }
+            self.next += 1;
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, digest: &Digest, waiting: Waiting) -> Result<(), BundleError> {
+        match waiting {
+            Waiting::Staged(layer) => {
+                self.writer
+                    .add_staged_layer(&layer.digest, layer.size, &layer.path)
+            }
+            Waiting::Cached(mut layer) => {
+                self.writer
+                    .add_checked_layer(digest, layer.size, &mut layer.file)
+            }
+        }
+    }
+
+    /// Writes what still waits (in order; a layer that never came is
+    /// reported missing when the bundle is finished) and hands the writer back.
+    pub fn finish(mut self) -> Result<BundleWriter, BundleError> {
+        self.write_waiting()?;
+        for digest in std::mem::take(&mut self.order) {
+            if let Some(waiting) = self.waiting.remove(&digest) {
+                self.write(&digest, waiting)?;
+            }
+        }
+        for (_, waiting) in self.waiting.drain() {
+            if let Waiting::Staged(layer) = waiting {
+                let _ = std::fs::remove_file(&layer.path);
+            }
+        }
+        Ok(self.writer)
+    }
+}

@@ -1,0 +1,449 @@
+//! The layer cache and byte-identical bundles: a pack from a warm cache
+//! writes the same bytes as a cold one without asking the engine for an
+//! export; a damaged entry is read again, never shipped; a delta exports
+//! only the image that changed; `airgap cache ls|prune`.
+//!
+//! Exports are counted by a proxy between airgap and the engine's socket
+//! that records every request line: an export is a `GET …/images/get` (or
+//! `…/images/NAME/get`) request, so a pack that exported would be seen.
+
+use std::io::{Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+
+use crate::engines;
+use crate::support::cmd::{Run, airgap, workdir_with_keys};
+use crate::support::engine::TestEngine;
+use crate::support::fixtures;
+
+const EPOCH: &str = "1700000000";
+const STACK: [&str; 4] = [
+    "fixture/web:1",
+    "fixture/api:1",
+    "fixture/worker:1",
+    "fixture/app:1",
+];
+
+/// What one connection's client sent.
+type Sent = Arc<Mutex<Vec<u8>>>;
+
+/// A proxy to an engine's socket that keeps what clients sent.
+struct EngineProxy {
+    _dir: tempfile::TempDir,
+    host: String,
+    sent: Arc<Mutex<Vec<Sent>>>,
+}
+
+impl EngineProxy {
+    fn start(engine: &TestEngine) -> Self {
+        let target = PathBuf::from(engine.host.trim_start_matches("unix://"));
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("proxy.sock");
+        let listener = UnixListener::bind(&socket).unwrap();
+        let sent: Arc<Mutex<Vec<Sent>>> = Arc::default();
+        let connections = sent.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                let Ok(server) = UnixStream::connect(&target) else {
+                    continue;
+                };
+                let record: Sent = Arc::default();
+                connections.lock().unwrap().push(record.clone());
+                let (mut client_in, mut server_out) =
+                    (client.try_clone().unwrap(), server.try_clone().unwrap());
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 65536];
+                    while let Ok(n) = client_in.read(&mut buf) {
+                        if n == 0 {
+                            break;
+                        }
+                        // Recorded before it is passed on, so it is there once the client has its answer.
+                        record.lock().unwrap().extend_from_slice(&buf[..n]);
+                        if server_out.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = server_out.shutdown(std::net::Shutdown::Write);
+                });
+                let (mut server_in, mut client_out) = (server, client);
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut server_in, &mut client_out);
+                    let _ = client_out.shutdown(std::net::Shutdown::Write);
+                });
+            }
+        });
+        Self {
+            host: format!("unix://{}", socket.display()),
+            _dir: dir,
+            sent,
+        }
+    }
+
+    /// Every request line clients sent so far.
+    fn requests(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        for record in self.sent.lock().unwrap().iter() {
+            let bytes = record.lock().unwrap().clone();
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            lines.extend(
+                text.split("\r\n")
+                    .filter(|l| {
+                        ["GET ", "POST ", "HEAD ", "DELETE "]
+                            .iter()
+                            .any(|m| l.starts_with(m))
+                    })
+                    .map(str::to_owned),
+            );
+        }
+        lines
+    }
+
+    /// The export requests (`docker save`) so far, decoded.
+    fn exports(&self) -> Vec<String> {
+        self.requests()
+            .into_iter()
+            .filter(|line| {
+                let path = line.split(' ').nth(1).unwrap_or("");
+                let path = path.split('?').next().unwrap_or("");
+                path.contains("/images/") && path.ends_with("/get")
+            })
+            .map(|line| percent_decode(&line))
+            .collect()
+    }
+
+    /// Forgets what was sent so far.
+    fn clear(&self) {
+        self.sent.lock().unwrap().clear();
+    }
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Ok(byte) = u8::from_str_radix(&text[i + 1..i + 3], 16) {
+                out.push(byte);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Runs airgap with SOURCE_DATE_EPOCH set.
+fn airgap_at_epoch(dir: &Path, args: &[&str]) -> Run {
+    let output = Command::new(env!("CARGO_BIN_EXE_airgap"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("DOCKER_HOST")
+        .env("SOURCE_DATE_EPOCH", EPOCH)
+        .env("XDG_CACHE_HOME", dir.join("xdg-unused"))
+        .env("AIRGAP_STATE_DIR", crate::support::cmd::state_dir())
+        .output()
+        .unwrap();
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// Packs `images` from `host` into `output`, returns the bundle's sha256.
+fn pack(dir: &Path, host: &str, output: &str, images: &[&str], extra: &[&str]) -> (String, Run) {
+    let mut args = vec!["--host", host, "pack", "-q", "-o", output, "-k", "ops.pem"];
+    args.extend(extra);
+    args.extend(images);
+    let run = airgap_at_epoch(dir, &args).success();
+    (sha256(&dir.join(output)), run)
+}
+
+fn sha256(path: &Path) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(std::fs::read(path).unwrap()))
+}
+
+fn warm_cache_packs_the_same_bytes_without_an_export(engine: &TestEngine) {
+    fixtures::ensure(engine);
+    let (_keep, dir) = workdir_with_keys();
+    let proxy = EngineProxy::start(engine);
+    let cold_flags = ["--no-cache", "--threads", "1"];
+    let (cold, _) = pack(&dir, &engine.host, "cold.zst", &STACK, &cold_flags);
+
+    let cache = ["--cache-dir", "cache"];
+    let (filling, _) = pack(&dir, &proxy.host, "filling.zst", &STACK, &cache);
+    assert!(
+        !proxy.exports().is_empty(),
+        "the proxy sees the export that fills the cache: {:?}",
+        proxy.requests()
+    );
+    proxy.clear();
+    let (warm, run) = pack(&dir, &proxy.host, "warm.zst", &STACK, &cache);
+    assert_eq!(
+        proxy.exports(),
+        Vec::<String>::new(),
+        "a warm cache exports nothing on {}",
+        engine.name
+    );
+    assert!(
+        proxy.requests().iter().any(|r| r.contains("/json")),
+        "the images were still inspected: {:?}",
+        proxy.requests()
+    );
+    assert!(
+        run.stdout.contains("exported 0 of 4 images"),
+        "{}",
+        run.stdout
+    );
+    let created = airgap::verify::read_head(&dir.join("warm.zst"))
+        .unwrap()
+        .manifest
+        .created;
+    assert_eq!(created, "2023-11-14T22:13:20Z", "from SOURCE_DATE_EPOCH");
+    assert_eq!(
+        filling, cold,
+        "filling the cache changes no byte ({})",
+        engine.name
+    );
+    assert_eq!(
+        warm, cold,
+        "a pack from the cache changes no byte ({})",
+        engine.name
+    );
+}
+
+#[test]
+fn a_warm_cache_packs_the_same_bytes_as_a_cold_pack_without_an_export() {
+    let (_lock, [a, b]) = engines!("a-connected", "b");
+    warm_cache_packs_the_same_bytes_without_an_export(&a);
+    warm_cache_packs_the_same_bytes_without_an_export(&b);
+}
+
+/// Flips a byte in the middle of a cache entry, keeping its size.
+fn damage(path: &Path) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn a_damaged_cache_entry_is_read_again_from_the_engine_and_never_shipped() {
+    let (_lock, [connected, offline]) = engines!("a-connected", "a-offline");
+    fixtures::ensure(&connected);
+    let (_keep, dir) = workdir_with_keys();
+    let images = ["fixture/app:1", "fixture/web:1"];
+    let (cold, _) = pack(&dir, &connected.host, "cold.zst", &images, &["--no-cache"]);
+    let cache = ["--cache-dir", "cache"];
+    pack(&dir, &connected.host, "filling.zst", &images, &cache);
+
+    let (_, app_layers) = connected.inspect("fixture/app:1").unwrap();
+    let top = app_layers.last().unwrap().trim_start_matches("sha256:");
+    let entry = dir.join("cache/layers").join(top);
+    damage(&entry);
+    let proxy = EngineProxy::start(&connected);
+    let (again, run) = pack(&dir, &proxy.host, "again.zst", &images, &cache);
+    let exports = proxy.exports();
+    assert_eq!(exports.len(), 1, "{exports:?}");
+    assert!(exports[0].contains("fixture/app:1"), "{exports:?}");
+    assert!(!exports[0].contains("fixture/web:1"), "{exports:?}");
+    assert!(
+        run.stdout.contains("exported 1 of 2 images"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(again, cold, "the damaged entry was not shipped");
+    assert_eq!(
+        sha256(&entry),
+        top,
+        "the entry was read again from the engine"
+    );
+
+    offline.wipe();
+    airgap(
+        &dir,
+        &[
+            "--host",
+            &offline.host,
+            "unpack",
+            "-q",
+            "again.zst",
+            "--key",
+            "ops.pub.pem",
+        ],
+    )
+    .success();
+    for image in images {
+        let (id, layers) = connected.inspect(image).unwrap();
+        let (_, offline_layers) = offline.inspect(image).unwrap();
+        assert_eq!(offline_layers, layers, "{image}");
+        assert_eq!(offline.config_digest(image), id, "{image}");
+    }
+}
+
+#[test]
+fn a_damaged_config_in_the_cache_is_read_again_too() {
+    let (_lock, [connected]) = engines!("a-connected");
+    fixtures::ensure(&connected);
+    let (_keep, dir) = workdir_with_keys();
+    let images = ["fixture/worker:1"];
+    let cache = ["--cache-dir", "cache"];
+    let (first, _) = pack(&dir, &connected.host, "first.zst", &images, &cache);
+    let proxy = EngineProxy::start(&connected);
+    let (warm, _) = pack(&dir, &proxy.host, "warm.zst", &images, &cache);
+    assert!(proxy.exports().is_empty(), "{:?}", proxy.requests());
+    assert_eq!(warm, first);
+
+    let config = connected.config_digest("fixture/worker:1");
+    let entry = dir
+        .join("cache/configs")
+        .join(config.trim_start_matches("sha256:"));
+    damage(&entry);
+    let (again, _) = pack(&dir, &proxy.host, "again.zst", &images, &cache);
+    assert_eq!(proxy.exports().len(), 1, "{:?}", proxy.requests());
+    assert_eq!(again, first, "the damaged config was not shipped");
+    assert_eq!(format!("sha256:{}", sha256(&entry)), config, "read again");
+}
+
+#[test]
+fn a_delta_since_an_earlier_bundle_exports_only_the_changed_image() {
+    let (_lock, [connected, offline]) = engines!("a-connected", "a-offline");
+    fixtures::ensure(&connected);
+    let (_keep, dir) = workdir_with_keys();
+    let v1 = ["fixture/app:1", "fixture/web:1", "fixture/worker:1"];
+    let v2 = ["fixture/app:2", "fixture/web:1", "fixture/worker:1"];
+    let cache = ["--cache-dir", "cache"];
+    pack(&dir, &connected.host, "v1.zst", &v1, &cache);
+
+    let proxy = EngineProxy::start(&connected);
+    let since = ["--cache-dir", "cache", "--since", "v1.zst"];
+    let (delta, run) = pack(&dir, &proxy.host, "v2.zst", &v2, &since);
+    let exports = proxy.exports();
+    assert_eq!(exports.len(), 1, "one export: {exports:?}");
+    assert!(exports[0].contains("fixture/app:2"), "{exports:?}");
+    for unchanged in ["fixture/web:1", "fixture/worker:1", "fixture/app:1"] {
+        assert!(!exports[0].contains(unchanged), "{unchanged}: {exports:?}");
+    }
+    assert!(
+        run.stdout.contains("exported 1 of 3 images"),
+        "{}",
+        run.stdout
+    );
+
+    // The same delta as a pack that exports everything.
+    let (cold, _) = pack(
+        &dir,
+        &connected.host,
+        "v2-cold.zst",
+        &v2,
+        &["--no-cache", "--since", "v1.zst"],
+    );
+    assert_eq!(delta, cold, "the bundle is what it would have been");
+
+    offline.wipe();
+    for bundle in ["v1.zst", "v2.zst"] {
+        airgap(
+            &dir,
+            &[
+                "--host",
+                &offline.host,
+                "unpack",
+                "-q",
+                bundle,
+                "--key",
+                "ops.pub.pem",
+            ],
+        )
+        .success();
+    }
+    let (id, layers) = connected.inspect("fixture/app:2").unwrap();
+    assert_eq!(offline.inspect("fixture/app:2").unwrap(), (id, layers));
+}
+
+#[test]
+fn the_creation_time_comes_from_created_or_source_date_epoch() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = airgap_at_epoch(
+        dir.path(),
+        &[
+            "pack",
+            "-o",
+            "x.zst",
+            "--unsigned",
+            "--created",
+            "yesterday",
+            "a:1",
+        ],
+    )
+    .failure(2);
+    assert!(bad.stderr.contains("--created"), "{}", bad.stderr);
+    assert!(!dir.path().join("x.zst").exists());
+}
+
+fn write_entry(cache: &Path, kind: &str, fill: u8, size: usize, age_days: u64) -> PathBuf {
+    let path = cache.join(kind).join(format!("{fill:02x}").repeat(32));
+    std::fs::write(&path, vec![fill; size]).unwrap();
+    let when = std::time::SystemTime::now() - std::time::Duration::from_secs(age_days * 86400);
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(when)
+        .unwrap();
+    path
+}
+
+#[test]
+fn cache_ls_lists_and_prune_evicts_the_least_recently_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let listed = airgap(dir.path(), &["cache", "ls", "--cache-dir", "cache"]).success();
+    assert!(listed.stdout.contains("0 entries"), "{}", listed.stdout);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&cache).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "made private");
+
+    let oldest = write_entry(&cache, "layers", 0xaa, 3000, 3);
+    let middle = write_entry(&cache, "configs", 0xbb, 2000, 2);
+    let newest = write_entry(&cache, "layers", 0xcc, 1000, 1);
+    let listed = airgap(dir.path(), &["cache", "ls", "--cache-dir", "cache"]).success();
+    let lines: Vec<&str> = listed.stdout.lines().collect();
+    assert_eq!(lines.len(), 4, "{}", listed.stdout);
+    assert!(lines[0].starts_with("layer") && lines[0].contains(&"aa".repeat(32)));
+    assert!(lines[1].starts_with("config") && lines[1].contains(&"bb".repeat(32)));
+    assert!(lines[3].contains("3 entries, 6.0 kB"), "{}", lines[3]);
+
+    let pruned = airgap(
+        dir.path(),
+        &["cache", "prune", "--cache-dir", "cache", "--max", "3K"],
+    )
+    .success();
+    assert!(
+        pruned.stdout.contains("removed 1 entries"),
+        "{}",
+        pruned.stdout
+    );
+    assert!(!oldest.exists() && middle.exists() && newest.exists());
+
+    airgap(
+        dir.path(),
+        &["cache", "prune", "--cache-dir", "cache", "--all"],
+    )
+    .success();
+    assert!(!middle.exists() && !newest.exists());
+
+    std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let refused = airgap(dir.path(), &["cache", "ls", "--cache-dir", "cache"]).failure(1);
+    assert!(
+        refused.stderr.contains("writable by group or others"),
+        "{}",
+        refused.stderr
+    );
+}
