@@ -89,6 +89,7 @@ pub fn pack(
         None => None,
     };
     let (mut store, deliveries) = blob_store(writer.workdir(), writer.needs_staging());
+    store.leave_out(writer.left_out().clone());
     let (writer, records) = thread::scope(|scope| {
         let compressing = scope.spawn(move || compress(writer, deliveries));
         let records = source.export(&resolved, &mut store, progress);
@@ -121,6 +122,7 @@ pub fn pack(
         key: options.key.as_ref(),
         compose,
         files,
+        origins: source.origins(),
     });
     progress.finish();
     Ok(written?)
