@@ -117,6 +117,11 @@ pub fn run(args: PackArgs, context: &Context) -> anyhow::Result<()> {
     }
     let made_here = !args.container.is_empty() || !args.imports.is_empty();
     let from_registry = !args.from_registry.is_empty();
+    // Read once: the password comes from standard input.
+    let access = match from_registry {
+        true => Some(args.registry.options()?),
+        false => None,
+    };
     // Archives, containers and imports with no image names: everything they
     // hold, and no compose project is looked for.
     let nothing_else_named =
@@ -125,8 +130,11 @@ pub fn run(args: PackArgs, context: &Context) -> anyhow::Result<()> {
         (made_here || !args.archive.is_empty()) && args.names.is_empty() && nothing_else_named;
     let mut plan = if from_registry {
         airgap::plan::Plan {
-            images: RegistrySource::references(&args.from_registry, &args.registry.options()?)
-                .map_err(airgap::Error::from)?,
+            images: RegistrySource::references(
+                &args.from_registry,
+                access.as_ref().expect("read for --from-registry"),
+            )
+            .map_err(airgap::Error::from)?,
             ..airgap::plan::Plan::default()
         }
     } else if everything || (!args.names.is_empty() && nothing_else_named) {
@@ -198,7 +206,7 @@ pub fn run(args: PackArgs, context: &Context) -> anyhow::Result<()> {
             (false, false) => Choice::Platforms(args.platform.clone()),
         };
         members.push(Box::new(RegistrySource::new(
-            args.registry.options()?,
+            access.clone().expect("read for --from-registry"),
             choice,
             site_sizes,
         )));

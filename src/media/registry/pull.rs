@@ -267,10 +267,76 @@ fn read_bounded(
     Ok(bytes)
 }
 
-/// A 404 for a manifest: the repository or the tag is unknown.
+/// A 404 for a manifest: the repository or the tag is unknown. Registries
+/// (Distribution among them) answer `MANIFEST_UNKNOWN` for both, so the
+/// repository's tag list tells them apart, and names the tags it has.
 fn not_found(client: &Client, shown: &str, repository: &str, response: Response) -> RegistryError {
+    let repository_shown = crate::display::escape(repository);
+    let cause = if error_code(response) == "NAME_UNKNOWN" {
+        None
+    } else {
+        tags(client, repository)
+    };
+    let cause = match cause {
+        None => format!(
+            "registry {} has no repository {repository_shown}",
+            client.host()
+        ),
+        Some(tags) if tags.is_empty() => format!(
+            "registry {} has no such tag or digest in {repository_shown}",
+            client.host()
+        ),
+        Some(tags) => format!(
+            "registry {} has no such tag or digest in {repository_shown}, which holds {}",
+            client.host(),
+            tags.join(", ")
+        ),
+    };
+    RegistryError::NotFound {
+        refs: vec![format!("{} ({cause})", crate::display::escape(shown))],
+    }
+}
+
+/// Tags shown of a repository's list, at most.
+const TAGS_SHOWN: usize = 5;
+
+/// Some tags of `repository` (escaped, `…` after the last shown); `None`
+/// when the registry says the repository does not exist; empty when it
+/// cannot tell.
+fn tags(client: &Client, repository: &str) -> Option<Vec<String>> {
+    let url = client.url(&format!("/v2/{repository}/tags/list"));
+    let Ok(response) = client.send("GET tags", &pull_scope(repository), Retry::No, &|http| {
+        http.get(url.clone())
+    }) else {
+        return Some(Vec::new());
+    };
+    if response.status() == StatusCode::NOT_FOUND {
+        return (error_code(response) != "NAME_UNKNOWN").then(Vec::new);
+    }
+    let Ok(bytes) = read_bounded(client, response, MANIFEST_LIMIT, "GET tags") else {
+        return Some(Vec::new());
+    };
+    let list: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    let all: Vec<&str> = list
+        .get("tags")
+        .and_then(|t| t.as_array())
+        .map(|t| t.iter().filter_map(|t| t.as_str()).collect())
+        .unwrap_or_default();
+    let mut shown: Vec<String> = all
+        .iter()
+        .take(TAGS_SHOWN)
+        .map(|t| crate::display::escape(t).into_owned())
+        .collect();
+    if all.len() > TAGS_SHOWN {
+        shown.push("…".into());
+    }
+    Some(shown)
+}
+
+/// The first error code of a registry's error answer.
+fn error_code(response: Response) -> String {
     let body = response.text().unwrap_or_default();
-    let code = serde_json::from_str::<serde_json::Value>(&body)
+    serde_json::from_str::<serde_json::Value>(&body)
         .ok()
         .and_then(|v| {
             v.get("errors")?
@@ -280,22 +346,7 @@ fn not_found(client: &Client, shown: &str, repository: &str, response: Response)
                 .as_str()
                 .map(str::to_owned)
         })
-        .unwrap_or_default();
-    let cause = match code.as_str() {
-        "NAME_UNKNOWN" => format!(
-            "registry {} has no repository {}",
-            client.host(),
-            crate::display::escape(repository)
-        ),
-        _ => format!(
-            "registry {} has no such tag or digest in {}",
-            client.host(),
-            crate::display::escape(repository)
-        ),
-    };
-    RegistryError::NotFound {
-        refs: vec![format!("{} ({cause})", crate::display::escape(shown))],
-    }
+        .unwrap_or_default()
 }
 
 /// What the registry holds under a reference that airgap cannot use.
