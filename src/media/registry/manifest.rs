@@ -95,8 +95,13 @@ impl Manifest {
     /// Parses a manifest the registry sent as `content_type`; `Err` says
     /// what is wrong, for a message that names the reference.
     pub fn parse(bytes: &[u8], content_type: Option<&str>) -> Result<Self, String> {
-        let raw: RawManifest =
-            serde_json::from_slice(bytes).map_err(|e| format!("its manifest is not JSON: {e}"))?;
+        let raw: RawManifest = serde_json::from_slice(bytes).map_err(|e| {
+            // serde quotes what it found, which the registry wrote.
+            format!(
+                "its manifest does not parse: {}",
+                crate::display::escape(&e.to_string())
+            )
+        })?;
         let media_type = raw
             .media_type
             .as_deref()

@@ -188,7 +188,13 @@ impl RegistrySource {
     ) -> Result<PulledImage, RegistryError> {
         let config = pull::small_blob(client, &located.repository, &image.config, shown)?;
         let summary = ConfigSummary::parse(&config).map_err(|error| {
-            unusable(shown, format!("its image config does not parse: {error}"))
+            unusable(
+                shown,
+                format!(
+                    "its image config does not parse: {}",
+                    crate::display::escape(&error.to_string())
+                ),
+            )
         })?;
         if summary.rootfs.diff_ids.len() != image.layers.len() {
             return Err(unusable(
