@@ -37,6 +37,30 @@ pub struct BundleManifest {
     /// Layers shipped as patches against layers the site holds (format 1.2).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub patches: Vec<LayerPatch>,
+    /// Where images pulled from a registry came from (format 1.4).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub origins: Vec<ImageOrigin>,
+}
+
+/// Where one image pulled from a registry came from: the registry's own
+/// manifest (which names compressed layers, unlike the one airgap writes)
+/// and the multi-platform index it was chosen from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageOrigin {
+    /// The image, by its config digest (one of `images[].config`).
+    pub config: Digest,
+    /// The registry, HOST[:PORT].
+    pub registry: String,
+    /// The repository in it.
+    pub repository: String,
+    /// The digest of the registry's image manifest.
+    pub manifest: Digest,
+    /// The index (or Docker manifest list) the manifest was chosen from;
+    /// absent where the reference named an image manifest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<Digest>,
+    /// The platform the index gave it (or its config's, without an index).
+    pub platform: Platform,
 }
 
 /// A layer shipped as a zstd patch against an older layer the site holds.
@@ -182,6 +206,7 @@ impl BundleManifest {
             required: Vec::new(),
             compose: None,
             patches: Vec::new(),
+            origins: Vec::new(),
         }
     }
 
@@ -278,6 +303,15 @@ impl BundleManifest {
                         layer.digest
                     ));
                 }
+            }
+        }
+        let configs: HashSet<&Digest> = self.images.iter().map(|i| &i.config.digest).collect();
+        for origin in &self.origins {
+            if !configs.contains(&origin.config) {
+                return inconsistent(format!(
+                    "the origin of image {} names an image not in the bundle",
+                    origin.config
+                ));
             }
         }
         if let Some(compose) = &self.compose {

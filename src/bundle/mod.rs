@@ -20,14 +20,14 @@ use crate::display::{escape, escape_path};
 use crate::error::kind::ErrorKind;
 
 pub use manifest::{
-    BundleImage, BundleManifest, COMPOSE_PREFIX, ComposeRecord, ComposeService, Entry, LayerPatch,
-    SignatureEntry, SourceInfo, patch_entry,
+    BundleImage, BundleManifest, COMPOSE_PREFIX, ComposeRecord, ComposeService, Entry, ImageOrigin,
+    LayerPatch, SignatureEntry, SourceInfo, patch_entry,
 };
 
 /// Media type of `airgap/manifest.json`.
 pub const MANIFEST_MEDIA_TYPE: &str = "application/vnd.airgap.bundle.manifest.v1+json";
 /// The format version this airgap writes.
-pub const FORMAT_VERSION: &str = "1.3";
+pub const FORMAT_VERSION: &str = "1.4";
 /// The one major version this airgap reads.
 pub const FORMAT_MAJOR: u32 = 1;
 /// The format versions this airgap writes and reads, for `--version`.

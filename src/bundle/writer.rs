@@ -112,6 +112,8 @@ pub struct Contents<'a> {
     pub compose: Option<ComposeRecord>,
     /// Extra metadata entries under `airgap/` (the compose project's files).
     pub files: Vec<MetadataEntry>,
+    /// Where images pulled from a registry came from.
+    pub origins: Vec<crate::bundle::ImageOrigin>,
 }
 
 /// What was written.
@@ -366,6 +368,11 @@ impl BundleWriter {
         Ok(())
     }
 
+    /// Layers the receiving site holds, which the bundle lists as required.
+    pub fn left_out(&self) -> &HashSet<Digest> {
+        &self.left_out
+    }
+
     /// Layers that must arrive staged: those left out (dropped unread) and
     /// those a patch is to be made of (which needs the whole file).
     pub fn needs_staging(&self) -> HashSet<Digest> {
@@ -444,10 +451,12 @@ impl BundleWriter {
             key,
             compose,
             files,
+            origins,
         } = contents;
         for image in images {
             for layer in &image.layers {
-                // A left-out layer need never have come (its image was not exported).
+                // A left-out layer need never have come: its image was not
+                // exported, or a registry did not download it at all.
                 if !self.layers.contains(&layer.digest) && !self.left_out.contains(&layer.digest) {
                     return Err(BundleError::Inconsistent {
                         reason: format!(
@@ -482,6 +491,7 @@ impl BundleWriter {
         manifest.images = bundle_images;
         manifest.compose = compose;
         manifest.patches = std::mem::take(&mut self.patches);
+        manifest.origins = origins;
         manifest.entries = metadata
             .iter()
             .map(|m| Entry {

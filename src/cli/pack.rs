@@ -1,6 +1,11 @@
 //! `airgap pack`.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
+
+use airgap::digest::Digest;
+use airgap::media::registry::RegistrySource;
+use airgap::media::registry::manifest::Choice;
 
 use airgap::bundle::writer::{Compression, DEFAULT_LEVEL, MAX_LEVEL, Output};
 use airgap::delta::inventory::Inventory;
@@ -24,8 +29,10 @@ use airgap::verify;
 use super::Context;
 use super::compose::ComposeArgs;
 use super::output::{bytes, print};
+use super::registry::RegistryAccessArgs;
 
 #[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("platform_source").multiple(true).args(["archive", "from_registry"])))]
 pub struct PackArgs {
     /// Image references, compose files (existing .yml/.yaml files) or a compose project directory; with none of these, no --images-file and no -f, the compose project of the current directory.
     #[arg(value_parser = super::plan::input)]
@@ -59,9 +66,17 @@ pub struct PackArgs {
     /// Take the images from this image archive instead of the engine: docker save, podman save (either format), skopeo's docker-archive, oci-archive, oci: or dir:, plain or gzip/zstd/xz/bzip2-compressed; repeatable. With no image names, every image of every archive.
     #[arg(long, value_name = "TAR|DIR")]
     archive: Vec<PathBuf>,
-    /// Of a multi-platform image in an archive, take this platform (os/arch[/variant]; default this machine's); repeatable.
-    #[arg(long, value_name = "PLATFORM", value_parser = super::plan::platform, requires = "archive")]
+    /// Of a multi-platform image in an archive or a registry, take this platform (os/arch[/variant]; default this machine's); repeatable.
+    #[arg(long, value_name = "PLATFORM", value_parser = super::plan::platform, requires = "platform_source")]
     platform: Vec<WantedPlatform>,
+    /// Pull these images from their registries, with no engine: each names its registry, as HOST[:PORT]/REPOSITORY[:TAG|@DIGEST].
+    #[arg(long, value_name = "REF", num_args = 1.., conflicts_with_all = ["archive", "pull", "container", "imports", "inputs", "images_file", "names"])]
+    from_registry: Vec<String>,
+    /// With --from-registry: take every platform of a multi-platform image (attestations left out).
+    #[arg(long, requires = "from_registry", conflicts_with = "platform")]
+    all_platforms: bool,
+    #[command(flatten)]
+    registry: RegistryAccessArgs,
     /// Pack the archive's image SRC (an ID, ID prefix or name it holds) under the name REPO:TAG: how an untagged `docker save ID` image gets one; repeatable.
     #[arg(long = "name", value_name = "SRC=REPO:TAG", requires = "archive")]
     names: Vec<GivenName>,
@@ -114,13 +129,28 @@ pub fn run(args: PackArgs, context: &Context) -> anyhow::Result<()> {
         airgap::bundle::terminal::check_stdout_for_bundle().map_err(airgap::Error::from)?;
     }
     let made_here = !args.container.is_empty() || !args.imports.is_empty();
+    let from_registry = !args.from_registry.is_empty();
+    // Read once: the password comes from standard input.
+    let access = match from_registry {
+        true => Some(args.registry.options()?),
+        false => None,
+    };
     // Archives, containers and imports with no image names: everything they
     // hold, and no compose project is looked for.
     let nothing_else_named =
         args.inputs.is_empty() && args.images_file.is_empty() && args.compose.names_no_file();
     let everything =
         (made_here || !args.archive.is_empty()) && args.names.is_empty() && nothing_else_named;
-    let mut plan = if everything || (!args.names.is_empty() && nothing_else_named) {
+    let mut plan = if from_registry {
+        airgap::plan::Plan {
+            images: RegistrySource::references(
+                &args.from_registry,
+                access.as_ref().expect("read for --from-registry"),
+            )
+            .map_err(airgap::Error::from)?,
+            ..airgap::plan::Plan::default()
+        }
+    } else if everything || (!args.names.is_empty() && nothing_else_named) {
         airgap::plan::Plan::default()
     } else {
         plan::plan(&PlanInput {
@@ -151,6 +181,7 @@ pub fn run(args: PackArgs, context: &Context) -> anyhow::Result<()> {
     .map_err(airgap::Error::from)?;
     let progress = context.progress();
     let mut cache = None;
+    let (site, site_sizes) = site(&args.have, &args.since)?;
     let mut members: Vec<Box<dyn Source>> = Vec::new();
     let mut made_here_refs: Vec<ImageRef> = Vec::new();
     // One connection (one version negotiation) serves containers and
@@ -187,7 +218,18 @@ pub fn run(args: PackArgs, context: &Context) -> anyhow::Result<()> {
             .iter()
             .map(|archive| open_source(archive, &args.platform, &args.names)),
     );
-    if args.archive.is_empty() && !everything {
+    if from_registry {
+        let choice = match (args.all_platforms, args.platform.is_empty()) {
+            (true, _) => Choice::All,
+            (false, true) => Choice::Platforms(vec![WantedPlatform::host()]),
+            (false, false) => Choice::Platforms(args.platform.clone()),
+        };
+        members.push(Box::new(RegistrySource::new(
+            access.clone().expect("read for --from-registry"),
+            choice,
+            site_sizes,
+        )));
+    } else if args.archive.is_empty() && !everything {
         // Named images not made here come from the engine.
         let daemon = DaemonSource::new(connect()?);
         if args.pull {
@@ -232,7 +274,7 @@ pub fn run(args: PackArgs, context: &Context) -> anyhow::Result<()> {
         compression,
         key,
         compose,
-        site: site(&args.have, &args.since)?,
+        site,
         patch: !args.no_patch,
         cache,
         created,
@@ -353,10 +395,15 @@ pub fn layers(count: usize) -> String {
 }
 
 /// What the site holds, from inventories and earlier bundles; `None` when
-/// neither is named (a full bundle).
-fn site(have: &[PathBuf], since: &[PathBuf]) -> anyhow::Result<Option<Site>> {
+/// neither is named (a full bundle). With it, the sizes of the layers the
+/// earlier bundles name, so a registry need not be asked for them.
+fn site(
+    have: &[PathBuf],
+    since: &[PathBuf],
+) -> anyhow::Result<(Option<Site>, HashMap<Digest, u64>)> {
+    let mut sizes = HashMap::new();
     if have.is_empty() && since.is_empty() {
-        return Ok(None);
+        return Ok((None, sizes));
     }
     let mut site = Site {
         images: Vec::new(),
@@ -389,8 +436,15 @@ fn site(have: &[PathBuf], since: &[PathBuf]) -> anyhow::Result<Option<Site>> {
                 names: image.refs.iter().map(|r| r.name.clone()).collect(),
                 layers: image.layers.iter().map(|l| l.digest.clone()).collect(),
             }));
+        sizes.extend(
+            head.manifest
+                .images
+                .iter()
+                .flat_map(|image| &image.layers)
+                .map(|l| (l.digest.clone(), l.size)),
+        );
     }
-    Ok(Some(site))
+    Ok((Some(site), sizes))
 }
 
 fn parse_container(text: &str) -> Result<ContainerSpec, String> {

@@ -1,5 +1,5 @@
-//! The options of `unpack --to registry://…`: how the registry is reached
-//! and how layers are compressed for it.
+//! The options of `unpack --to registry://…` and `pack --from-registry`:
+//! how the registry is reached, and how layers are compressed for a push.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -11,6 +11,13 @@ pub struct RegistryArgs {
     /// How layers are compressed when pushed to a registry: gzip (every client pulls it), zstd or none; the same bundle always gives the same manifest digests.
     #[arg(long, value_name = "HOW", default_value = "gzip", value_parser = PushCompression::parse)]
     push_compression: PushCompression,
+    #[command(flatten)]
+    access: RegistryAccessArgs,
+}
+
+/// How a registry is reached (`unpack --to registry://…`, `pack --from-registry`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct RegistryAccessArgs {
     /// A PEM file of CA certificates to trust for the registry, besides the system's.
     #[arg(long, value_name = "FILE")]
     registry_ca: Option<PathBuf>,
@@ -36,6 +43,13 @@ impl RegistryArgs {
 
     /// How to reach the registry; reads the password from standard input.
     pub fn access(&self) -> anyhow::Result<AccessOptions> {
+        self.access.options()
+    }
+}
+
+impl RegistryAccessArgs {
+    /// How to reach the registry; reads the password from standard input.
+    pub fn options(&self) -> anyhow::Result<AccessOptions> {
         let login = match &self.registry_user {
             Some(user) => {
                 let mut password = String::new();

@@ -32,7 +32,7 @@ impl WantedPlatform {
         match parts.as_slice() {
             [os, arch] | [os, arch, _] if parts.iter().all(valid) => Ok(Self {
                 os: (*os).to_owned(),
-                architecture: (*arch).to_owned(),
+                architecture: normal_architecture(arch).to_owned(),
                 variant: parts.get(2).map(|v| (*v).to_owned()),
             }),
             _ => Err(InvalidPlatform(text.to_owned())),
@@ -52,10 +52,13 @@ impl WantedPlatform {
     pub fn accepts(&self, platform: &Platform) -> bool {
         platform.os == self.os
             && platform.architecture == self.architecture
-            && self
-                .variant
-                .as_ref()
-                .is_none_or(|v| platform.variant.as_ref() == Some(v))
+            && self.variant.as_ref().is_none_or(|v| {
+                platform
+                    .variant
+                    .as_deref()
+                    .or_else(|| default_variant(&platform.architecture))
+                    == Some(v.as_str())
+            })
     }
 }
 
@@ -66,6 +69,26 @@ impl std::fmt::Display for WantedPlatform {
             write!(f, "/{variant}")?;
         }
         Ok(())
+    }
+}
+
+/// The variant an image of `architecture` that names none is (containerd's
+/// rule): `linux/arm64` is `linux/arm64/v8`, `linux/arm` is `linux/arm/v7`.
+pub fn default_variant(architecture: &str) -> Option<&'static str> {
+    match architecture {
+        "arm64" => Some("v8"),
+        "arm" => Some("v7"),
+        _ => None,
+    }
+}
+
+/// An architecture as image platforms spell it (Go's GOARCH), from the
+/// kernel's names people also type.
+fn normal_architecture(architecture: &str) -> &str {
+    match architecture {
+        "x86_64" | "x86-64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
     }
 }
 
@@ -105,6 +128,22 @@ mod tests {
                 .accepts(&v8)
         );
         assert!(!WantedPlatform::parse("linux/amd64").unwrap().accepts(&v8));
+        // arm64 without a variant is arm64/v8, and the kernel's name is the same.
+        let bare = Platform {
+            variant: None,
+            ..v8.clone()
+        };
+        assert!(
+            WantedPlatform::parse("linux/arm64/v8")
+                .unwrap()
+                .accepts(&bare)
+        );
+        assert!(
+            !WantedPlatform::parse("linux/arm64/v7")
+                .unwrap()
+                .accepts(&bare)
+        );
+        assert!(WantedPlatform::parse("linux/aarch64").unwrap().accepts(&v8));
         for bad in ["linux", "linux/", "/amd64", "a/b/c/d", "linux/am d64"] {
             assert!(WantedPlatform::parse(bad).is_err(), "{bad}");
         }

@@ -19,6 +19,11 @@ pub trait LayerSink {
     fn has_layer(&self, digest: &Digest) -> bool;
     /// Takes a staged layer (and the duty to remove its file).
     fn put_layer(&mut self, layer: StagedLayer) -> Result<(), SourceError>;
+    /// True when the bundle will not carry this layer (the receiving site
+    /// holds it): a source that knows its size need not read it.
+    fn is_left_out(&self, _digest: &Digest) -> bool {
+        false
+    }
     /// True when the sink takes this layer as it streams past
     /// ([`LayerSink::stream_layer`]) instead of staged.
     fn takes_stream(&self, _digest: &Digest) -> bool {
@@ -128,6 +133,12 @@ pub trait Source {
     /// where it holds an image whole.
     fn reads_from_engine(&self) -> bool {
         false
+    }
+
+    /// Where the images exported came from, for a source that pulls them
+    /// from a registry; empty otherwise.
+    fn origins(&self) -> Vec<crate::bundle::ImageOrigin> {
+        Vec::new()
     }
 
     /// What resolving `refs` should tell the user beyond the images found
@@ -274,6 +285,9 @@ pub enum SourceError {
         #[source]
         source: std::io::Error,
     },
+    /// A registry failed or lacks what was asked for.
+    #[error(transparent)]
+    Registry(#[from] crate::media::registry::RegistryError),
     /// Some containers named for a snapshot do not exist.
     #[error("{} not found: {}; `docker ps -a` lists them", if .containers.len() == 1 { "container" } else { "containers" }, .containers.join(", "))]
     ContainersMissing {
@@ -309,6 +323,7 @@ impl SourceError {
                 ErrorKind::Usage
             }
             Self::Engine(_) => ErrorKind::Engine,
+            Self::Registry(error) => error.kind(),
             _ => ErrorKind::Failure,
         }
     }

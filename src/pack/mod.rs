@@ -197,6 +197,7 @@ pub fn pack_with_stats(
     };
     let exported = &from_cache.exported;
     let (mut store, deliveries) = blob_store(writer.workdir(), needs_staging);
+    store.leave_out(left_out.clone());
     let (writer, records) = thread::scope(|scope| {
         let compressing = scope.spawn(move || compress(writer, deliveries, order));
         // An image the cache holds whole is never asked of the source.
@@ -244,6 +245,7 @@ pub fn pack_with_stats(
         key: options.key.as_ref(),
         compose,
         files,
+        origins: source.origins(),
     });
     progress.finish();
     if let Some(cache) = cache {

@@ -52,6 +52,7 @@ pub struct BlobStore {
     staging: PathBuf,
     handed_over: HashSet<Digest>,
     needs_staging: HashSet<Digest>,
+    left_out: HashSet<Digest>,
 }
 
 /// The consumer's end of the store.
@@ -69,6 +70,7 @@ pub fn blob_store(staging: &Path, needs_staging: HashSet<Digest>) -> (BlobStore,
         staging: staging.to_owned(),
         handed_over: HashSet::new(),
         needs_staging,
+        left_out: HashSet::new(),
     };
     (store, Deliveries { receiver })
 }
@@ -145,6 +147,12 @@ impl Read for StreamedBytes<'_> {
 }
 
 impl BlobStore {
+    /// Layers the receiving site holds (a delta), which the bundle does not
+    /// carry: a source that can tell their sizes need not read them.
+    pub fn leave_out(&mut self, layers: HashSet<Digest>) {
+        self.left_out = layers;
+    }
+
     fn send(&self, delivery: Delivery) -> Result<(), SourceError> {
         self.sender
             .send(delivery)
@@ -164,6 +172,10 @@ impl LayerSink for BlobStore {
     fn put_layer(&mut self, layer: StagedLayer) -> Result<(), SourceError> {
         self.handed_over.insert(layer.digest.clone());
         self.send(Delivery::Staged(layer))
+    }
+
+    fn is_left_out(&self, digest: &Digest) -> bool {
+        self.left_out.contains(digest)
     }
 
     fn takes_stream(&self, digest: &Digest) -> bool {

@@ -26,6 +26,7 @@ mod plan;
 mod project;
 mod recognise;
 mod record;
+mod registry_pull;
 mod registry_push;
 mod rename;
 mod roundtrip;

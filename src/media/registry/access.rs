@@ -233,6 +233,44 @@ impl Client {
         }
     }
 
+    /// Follows a registry's redirect of a download (a blob handed to its
+    /// storage): on the registry itself with its credentials, elsewhere
+    /// (a CDN) without any and over HTTPS only, since what comes back is
+    /// checked against its digest anyway. Nothing is sent but the GET.
+    pub fn follow(
+        &self,
+        what: &str,
+        location: &str,
+        adjust: &dyn Fn(RequestBuilder) -> RequestBuilder,
+    ) -> Result<Response, RegistryError> {
+        let elsewhere = || RegistryError::Elsewhere {
+            registry: self.host.clone(),
+            url: crate::display::escape(location).into_owned(),
+        };
+        let url = self.base.join(location).map_err(|_| elsewhere())?;
+        if self.same_origin(&url) {
+            return self.send(what, &[], Retry::Yes, &|http| adjust(http.get(url.clone())));
+        }
+        if url.scheme() != "https" {
+            return Err(elsewhere());
+        }
+        let mut attempt = 0;
+        loop {
+            match adjust(self.http.get(url.clone())).send() {
+                Ok(response) if transient_status(response.status()) && attempt < RETRIES => {}
+                Ok(response) => return Ok(response),
+                Err(error) => {
+                    let failure = self.failure(&error);
+                    if !matches!(failure, RegistryError::Unreachable { .. }) || attempt >= RETRIES {
+                        return Err(failure);
+                    }
+                }
+            }
+            std::thread::sleep(FIRST_WAIT * 2u32.pow(attempt));
+            attempt += 1;
+        }
+    }
+
     /// A request's failure (no answer) as an error: a certificate problem,
     /// else the registry cannot be reached.
     pub fn failure(&self, error: &reqwest::Error) -> RegistryError {

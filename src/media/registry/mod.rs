@@ -5,14 +5,18 @@
 //!
 //! The HTTP client is reqwest (blocking, rustls): `access` (TLS, credentials,
 //! token and Basic auth, retries) is the part `pack --from-registry` shares;
-//! `upload` and `sink` are the push half.
+//! `upload` and `sink` are the push half; `manifest`, `pull` and `source`
+//! the pull half (`pack --from-registry`).
 
 pub mod access;
 pub mod address;
 mod compress;
 mod credentials;
 mod interrupt;
+pub mod manifest;
+mod pull;
 mod sink;
+mod source;
 mod state;
 mod upload;
 
@@ -21,6 +25,7 @@ pub use address::RegistryAddress;
 pub use compress::PushCompression;
 pub use credentials::Login;
 pub use sink::RegistrySink;
+pub use source::RegistrySource;
 
 /// Why talking to a registry failed.
 #[derive(Debug, thiserror::Error)]
@@ -143,6 +148,24 @@ pub enum RegistryError {
         "interrupted; run the same unpack again to resume: uploads go on from where they stopped"
     )]
     Interrupted,
+    /// References the registry does not hold (each with why).
+    #[error(
+        "not in the registry: {}; check the reference (`skopeo list-tags docker://HOST/REPOSITORY` lists a repository's tags)",
+        .refs.join(", ")
+    )]
+    NotFound {
+        /// `REFERENCE (cause)`, escaped.
+        refs: Vec<String>,
+    },
+    /// What a reference names cannot be packed (a manifest airgap does not
+    /// read, a platform the index lacks, a blob that is not what it claims).
+    #[error("{reference}: {reason}")]
+    Unusable {
+        /// The reference, escaped.
+        reference: String,
+        /// Why, and what to do.
+        reason: String,
+    },
     /// Some images could not be pushed; the others were.
     #[error("{}", describe_failures(*.failed, *.total, .failures))]
     ImagesFailed {
@@ -164,7 +187,8 @@ impl RegistryError {
             Self::InvalidAddress { .. } | Self::Usage(_) | Self::OtherRegistry { .. } => {
                 ErrorKind::Usage
             }
-            Self::File { .. } | Self::Io { .. } => ErrorKind::Failure,
+            Self::File { .. } | Self::Io { .. } | Self::Unusable { .. } => ErrorKind::Failure,
+            Self::NotFound { .. } => ErrorKind::ImagesMissing,
             _ => ErrorKind::Engine,
         }
     }
