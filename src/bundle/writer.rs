@@ -231,11 +231,6 @@ impl BundleWriter {
         self.created = Some(created);
     }
 
-    /// The layers [`Self::leave_out`] was given.
-    pub fn left_out(&self) -> &HashSet<Digest> {
-        &self.left_out
-    }
-
     /// Appends a layer whose `content` was checked against `digest` just
     /// before (a layer cache entry, opened once and hashed), unless one
     /// with this digest is already in or the site holds it.
