@@ -2,7 +2,8 @@
 
 use std::path::PathBuf;
 
-use airgap::delta::inventory::Inventory;
+use airgap::delta::inventory::{Inventory, InventoryError};
+use airgap::media::containerd::ContainerdAddress;
 
 use super::Context;
 use super::output::print;
@@ -12,10 +13,23 @@ pub struct InventoryArgs {
     /// Write the inventory here (default: standard output).
     #[arg(long, short)]
     output: Option<PathBuf>,
+    /// Take the inventory of this containerd instead of the engine at --host:
+    /// containerd[://SOCKET][?namespace=NS] (default socket: the first of
+    /// /run/containerd, /run/k3s/containerd, /run/k0s that exists; namespace k8s.io).
+    #[arg(long, value_name = "CONTAINERD", value_parser = parse_containerd)]
+    from: Option<ContainerdAddress>,
+}
+
+fn parse_containerd(text: &str) -> Result<ContainerdAddress, String> {
+    ContainerdAddress::parse(text).map_err(|e| e.to_string())
 }
 
 pub fn run(args: InventoryArgs, context: &Context) -> anyhow::Result<()> {
-    let inventory = Inventory::take(&context.engine()?).map_err(airgap::Error::from)?;
+    let inventory = match &args.from {
+        Some(address) => airgap::media::containerd::take_inventory(address)
+            .map_err(|e| airgap::Error::from(InventoryError::from(e)))?,
+        None => Inventory::take(&context.engine()?).map_err(airgap::Error::from)?,
+    };
     let bytes = inventory.to_bytes();
     match &args.output {
         None => print(&String::from_utf8(bytes).expect("JSON is UTF-8")),

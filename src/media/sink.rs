@@ -123,6 +123,9 @@ pub enum SinkError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// containerd failed (`unpack --to containerd…`).
+    #[error(transparent)]
+    Containerd(#[from] crate::media::containerd::ContainerdError),
     /// A registry failed (`unpack --to registry://…`).
     #[error(transparent)]
     Registry(#[from] crate::media::registry::RegistryError),
@@ -148,6 +151,7 @@ impl SinkError {
             Self::Verify(error) => error.kind(),
             Self::BaseMissing { .. } => ErrorKind::BaseMissing,
             Self::Registry(error) => error.kind(),
+            Self::Containerd(error) => error.kind(),
             Self::Stream(_)
             | Self::NoSpace(_)
             | Self::PatchMismatch { .. }
