@@ -10,6 +10,7 @@ mod beside;
 mod cli;
 mod compose;
 mod conformance;
+mod containerd;
 mod delta;
 mod exits;
 mod forged;
