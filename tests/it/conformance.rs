@@ -359,8 +359,8 @@ fn into_engine(engine: &TestEngine, dir: &Path, bundle: &Path) -> Arrived {
         ],
     )
     .success();
-    // Podman names images from a docker load stream `localhost/fixture/…`:
-    // the tags as packed resolve there, their docker.io/… spelling does not.
+    // Podman names images from a docker load stream `localhost/fixture/…`;
+    // unpack tags their docker.io/… names too, so both spellings resolve.
     Arrived {
         held: engine_holdings(engine),
         ran: Some(engine.run(TAGS[0])),

@@ -20,6 +20,7 @@ mod hostile;
 mod layout;
 mod operator;
 mod plan;
+mod podman_names;
 mod project;
 mod recognise;
 mod record;
