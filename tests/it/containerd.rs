@@ -182,3 +182,20 @@ fn malformed_containerd_addresses_are_usage_errors() {
         assert!(run.stderr.contains("containerd"), "{to}: {}", run.stderr);
     }
 }
+
+#[test]
+fn an_absent_socket_is_an_engine_failure_naming_it() {
+    let (_keep, dir) = workdir_with_keys();
+    let bundle = dir.join("empty.zst");
+    std::fs::write(&bundle, b"").unwrap();
+    let socket = dir.join("absent.sock");
+    let to = format!("containerd://{}", socket.display());
+    let run = airgap(&dir, &["inventory", "--from", &to]).failure(5);
+    assert!(
+        run.stderr.contains(&socket.display().to_string()) && run.stderr.contains("does not exist"),
+        "{}",
+        run.stderr
+    );
+    let run = airgap(&dir, &["unpack", "empty.zst", "--to", &to]).failure(5);
+    assert!(run.stderr.contains("does not exist"), "{}", run.stderr);
+}

@@ -97,6 +97,12 @@ impl ContainerdAddress {
 
     fn socket_among(&self, defaults: &[&Path]) -> Result<PathBuf, ContainerdError> {
         if let Some(socket) = &self.socket {
+            // Said at once: ctr would wait out its dial timeout first.
+            if !socket.exists() {
+                return Err(ContainerdError::SocketAbsent {
+                    socket: socket.display().to_string(),
+                });
+            }
             return Ok(socket.clone());
         }
         defaults

@@ -49,9 +49,17 @@ pub enum ContainerdError {
         /// The sockets looked for.
         tried: String,
     },
+    /// The socket named does not exist.
+    #[error(
+        "containerd socket {socket} does not exist; check that containerd runs and that this is its grpc address"
+    )]
+    SocketAbsent {
+        /// The socket.
+        socket: String,
+    },
     /// `ctr` could not be started.
     #[error(
-        "cannot run ctr ({source}); it ships with containerd: put it on PATH (k3s and RKE2 install it beside their own binary)"
+        "cannot run ctr; it ships with containerd: put it on PATH (k3s and RKE2 install it beside their own binary)"
     )]
     NoCtr {
         /// Why it could not be started.
@@ -87,7 +95,10 @@ impl ContainerdError {
         match self {
             Self::InvalidAddress { .. } => ErrorKind::Usage,
             Self::Content { .. } => ErrorKind::Failure,
-            Self::NoSocket { .. } | Self::NoCtr { .. } | Self::Ctr { .. } => ErrorKind::Engine,
+            Self::NoSocket { .. }
+            | Self::SocketAbsent { .. }
+            | Self::NoCtr { .. }
+            | Self::Ctr { .. } => ErrorKind::Engine,
         }
     }
 }
