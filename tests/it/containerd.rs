@@ -199,3 +199,37 @@ fn an_absent_socket_is_an_engine_failure_naming_it() {
     let run = airgap(&dir, &["unpack", "empty.zst", "--to", &to]).failure(5);
     assert!(run.stderr.contains("does not exist"), "{}", run.stderr);
 }
+
+#[test]
+fn a_2_x_ctr_imports_into_a_1_6_containerd() {
+    let (_engines, [connected]) = engines!("a-connected");
+    let Some(node) = TestContainerd::start(Version::OneSix) else {
+        return;
+    };
+    fixtures::ensure(&connected);
+    let (_keep, dir) = workdir_with_keys();
+    pack(&connected, &dir, &["fixture/web:1"], "web.zst", &[]);
+    // containerd 1.6 lacks the transfer service a 2.x ctr imports through by default.
+    let to = node.address(NAMESPACE);
+    airgap_clean_env(
+        &dir,
+        &[
+            "unpack",
+            "-q",
+            "web.zst",
+            "--key",
+            "ops.pub.pem",
+            "--to",
+            &to,
+        ],
+        &[
+            ("PATH".into(), node.path_with_ctr_of(Version::Two)),
+            (
+                "AIRGAP_STATE_DIR".into(),
+                crate::support::cmd::state_dir().display().to_string(),
+            ),
+        ],
+    )
+    .success();
+    assert_arrived(&node, &connected, &["fixture/web:1"], "docker.io/");
+}

@@ -111,6 +111,21 @@ impl Ctr {
         Ok((version, field("UUID:")))
     }
 
+    /// True when this ctr is 2.x or later and the server older: such a ctr
+    /// imports through the transfer service by default, which containerd
+    /// 1.6 lacks ("unknown service …Streaming"), so it must import locally.
+    pub fn needs_local_import(&self) -> Result<bool, ContainerdError> {
+        let text = String::from_utf8_lossy(&self.output("version", &["version"])?).into_owned();
+        let (client, server) = text.split_once("Server:").unwrap_or((&text, ""));
+        let major = |section: &str| {
+            section
+                .lines()
+                .find_map(|line| line.trim().strip_prefix("Version:"))
+                .and_then(|v| v.trim().split('.').next()?.parse::<u32>().ok())
+        };
+        Ok(matches!((major(client), major(server)), (Some(c), Some(s)) if c >= 2 && s < 2))
+    }
+
     /// Every image record of the namespace.
     pub fn images(&self) -> Result<Vec<Listed>, ContainerdError> {
         let text =
@@ -177,6 +192,9 @@ impl Ctr {
         produce: impl FnOnce(&mut dyn Write) -> Result<(), E>,
     ) -> Result<(), E> {
         let mut args = vec!["images", "import"];
+        if self.needs_local_import()? {
+            args.push("--local");
+        }
         if let Some(snapshotter) = snapshotter {
             args.extend(["--snapshotter", snapshotter]);
         }

@@ -117,6 +117,11 @@ impl TestContainerd {
         path_with(&self.bin)
     }
 
+    /// PATH with the folder of another version's ctr first.
+    pub fn path_with_ctr_of(&self, version: Version) -> String {
+        path_with(&version.bin())
+    }
+
     /// `containerd://SOCKET?namespace=NS`.
     pub fn address(&self, namespace: &str) -> String {
         format!(
