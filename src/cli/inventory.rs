@@ -2,8 +2,9 @@
 
 use std::path::PathBuf;
 
-use airgap::delta::inventory::Inventory;
+use airgap::delta::inventory::{Inventory, InventoryError};
 use airgap::display::escape_path;
+use airgap::media::containerd::ContainerdAddress;
 
 use super::Context;
 use super::output::print;
@@ -16,11 +17,24 @@ pub struct InventoryArgs {
     /// Print a JSON report (schema airgap/inventory/1, docs/JSON.md) on stdout; it holds the inventory itself unless -o writes it.
     #[arg(long)]
     json: bool,
+    /// Take the inventory of this containerd instead of the engine at --host:
+    /// containerd[://SOCKET][?namespace=NS] (default socket: the first of
+    /// /run/containerd, /run/k3s/containerd, /run/k0s that exists; namespace k8s.io).
+    #[arg(long, value_name = "CONTAINERD", value_parser = parse_containerd)]
+    from: Option<ContainerdAddress>,
+}
+
+fn parse_containerd(text: &str) -> Result<ContainerdAddress, String> {
+    ContainerdAddress::parse(text).map_err(|e| e.to_string())
 }
 
 pub fn run(args: InventoryArgs, context: &Context) -> anyhow::Result<()> {
     let started = super::progress::Summary::start();
-    let inventory = Inventory::take(&context.engine()?).map_err(airgap::Error::from)?;
+    let inventory = match &args.from {
+        Some(address) => airgap::media::containerd::take_inventory(address)
+            .map_err(|e| airgap::Error::from(InventoryError::from(e)))?,
+        None => Inventory::take(&context.engine()?).map_err(airgap::Error::from)?,
+    };
     let bytes = inventory.to_bytes();
     let layers = inventory
         .chains()

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use airgap::display::{escape, escape_all, escape_path};
+use airgap::media::containerd::{ContainerdAddress, ContainerdSink};
 use airgap::media::docker::DaemonSink;
 use airgap::media::layout::LayoutSink;
 use airgap::media::registry::{RegistryAddress, RegistrySink};
@@ -34,8 +35,9 @@ pub struct UnpackArgs {
     #[arg(long)]
     allow_downgrade: bool,
     /// Where the images go: `docker` (the engine at --host; the default),
-    /// `oci:DIR` (an OCI image layout directory, created or merged into) or
-    /// `registry://HOST[:PORT][/PREFIX]` (pushed, named as with --prefix HOST[:PORT][/PREFIX]).
+    /// `oci:DIR` (an OCI image layout directory, created or merged into),
+    /// `registry://HOST[:PORT][/PREFIX]` (pushed, named as with --prefix HOST[:PORT][/PREFIX]) or
+    /// `containerd[://SOCKET][?namespace=NS]` (a Kubernetes node's containerd, through ctr; default namespace k8s.io).
     #[arg(long, value_name = "TARGET", default_value = "docker", value_parser = parse_target)]
     to: Target,
     /// Write the compose project the bundle was packed from into DIR, and check that every service's image is the packed one.
@@ -74,6 +76,9 @@ pub fn run(args: UnpackArgs, context: &Context) -> anyhow::Result<()> {
     let sink: Box<dyn Sink> = match &args.to {
         Target::Docker => Box::new(DaemonSink::new(context.engine()?)),
         Target::Layout(dir) => Box::new(LayoutSink::new(dir)),
+        Target::Containerd(address) => {
+            Box::new(ContainerdSink::new(address).map_err(airgap::Error::from)?)
+        }
         Target::Registry(address) => {
             let pushing = std::rc::Rc::new(
                 RegistrySink::new(
@@ -100,6 +105,7 @@ pub fn run(args: UnpackArgs, context: &Context) -> anyhow::Result<()> {
             Target::Docker => "docker",
             Target::Layout(_) => "oci",
             Target::Registry(_) => "registry",
+            Target::Containerd(_) => "containerd",
         };
         return super::json::print_document(&super::json::UnpackDocument::new(
             args.bundle.display().to_string(),
@@ -229,6 +235,8 @@ pub enum Target {
     Layout(PathBuf),
     /// A registry, and the path images go under.
     Registry(RegistryAddress),
+    /// A containerd namespace.
+    Containerd(ContainerdAddress),
 }
 
 /// The registry sink, kept by the command to print its notes afterwards.
@@ -280,6 +288,11 @@ fn parse_target(text: &str) -> Result<Target, String> {
     if text == "docker" {
         return Ok(Target::Docker);
     }
+    if ContainerdAddress::names_containerd(text) {
+        return ContainerdAddress::parse(text)
+            .map(Target::Containerd)
+            .map_err(|e| e.to_string());
+    }
     if text.starts_with("registry://") {
         return RegistryAddress::parse(text)
             .map(Target::Registry)
@@ -287,6 +300,6 @@ fn parse_target(text: &str) -> Result<Target, String> {
     }
     match text.strip_prefix("oci:") {
         Some(dir) if !dir.is_empty() => Ok(Target::Layout(PathBuf::from(dir))),
-        _ => Err("expected docker (the engine at --host), oci:DIR (an OCI image layout) or registry://HOST[:PORT][/PREFIX]".into()),
+        _ => Err("expected docker (the engine at --host), oci:DIR (an OCI image layout), registry://HOST[:PORT][/PREFIX] or containerd[://SOCKET][?namespace=NS]".into()),
     }
 }

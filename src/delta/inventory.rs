@@ -64,6 +64,9 @@ pub enum InventoryError {
     /// The engine failed.
     #[error(transparent)]
     Engine(#[from] EngineError),
+    /// containerd failed (`inventory --from containerd…`).
+    #[error(transparent)]
+    Containerd(#[from] crate::media::containerd::ContainerdError),
     /// The file could not be read.
     #[error("cannot read inventory {path}")]
     Read {
@@ -89,6 +92,7 @@ impl InventoryError {
     pub fn kind(&self) -> crate::error::kind::ErrorKind {
         match self {
             Self::Engine(_) => crate::error::kind::ErrorKind::Engine,
+            Self::Containerd(error) => error.kind(),
             _ => crate::error::kind::ErrorKind::Failure,
         }
     }

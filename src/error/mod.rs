@@ -127,6 +127,12 @@ fn caused_by_local_io(error: &(dyn std::error::Error + 'static)) -> bool {
     })
 }
 
+impl From<crate::media::containerd::ContainerdError> for Error {
+    fn from(error: crate::media::containerd::ContainerdError) -> Self {
+        Error::Sink(SinkError::Containerd(error))
+    }
+}
+
 impl From<crate::media::registry::RegistryError> for Error {
     fn from(error: crate::media::registry::RegistryError) -> Self {
         Error::Sink(SinkError::Registry(error))

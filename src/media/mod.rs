@@ -8,6 +8,7 @@
 pub mod archive;
 pub mod combined;
 pub mod compression;
+pub mod containerd;
 pub mod docker;
 pub mod layout;
 pub mod platform;

@@ -129,6 +129,9 @@ pub enum SinkError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// containerd failed (`unpack --to containerd…`).
+    #[error(transparent)]
+    Containerd(#[from] crate::media::containerd::ContainerdError),
     /// A registry failed (`unpack --to registry://…`).
     #[error(transparent)]
     Registry(#[from] crate::media::registry::RegistryError),
@@ -154,6 +157,7 @@ impl SinkError {
             Self::Verify(error) => error.kind(),
             Self::BaseMissing { .. } => ErrorKind::BaseMissing,
             Self::Registry(error) => error.kind(),
+            Self::Containerd(error) => error.kind(),
             Self::Stream(_)
             | Self::NoSpace(_)
             | Self::PatchMismatch { .. }

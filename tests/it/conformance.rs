@@ -17,7 +17,7 @@ use airgap::digest::Digest;
 use airgap::image::ImageRef;
 
 use crate::engines;
-use crate::support::cmd::{airgap, workdir_with_keys};
+use crate::support::cmd::{airgap, airgap_clean_env, workdir_with_keys};
 use crate::support::engine::TestEngine;
 use crate::support::fixtures;
 
@@ -46,6 +46,7 @@ const SINKS: &[Sink] = &[
     Sink { name: "docker 28.5 containerd store", unpack: |s, dir, bundle| into_engine(&s.containerd, dir, bundle) },
     Sink { name: "podman engine", unpack: |s, dir, bundle| into_engine(&s.podman, dir, bundle) },
     Sink { name: "oci layout directory", unpack: into_layout },
+    Sink { name: "containerd 2.x node", unpack: into_containerd },
 ];
 
 struct Source {
@@ -358,11 +359,51 @@ fn into_engine(engine: &TestEngine, dir: &Path, bundle: &Path) -> Arrived {
         ],
     )
     .success();
-    // Podman names images from a docker load stream `localhost/fixture/…`:
-    // the tags as packed resolve there, their docker.io/… spelling does not.
+    // Podman names images from a docker load stream `localhost/fixture/…`;
+    // unpack tags their docker.io/… names too, so both spellings resolve.
     Arrived {
         held: engine_holdings(engine),
         ran: Some(engine.run(TAGS[0])),
+    }
+}
+
+/// A containerd of its own per bundle, through its ctr; read back by the
+/// full names the kubelet asks for.
+fn into_containerd(_: &Sites, dir: &Path, bundle: &Path) -> Arrived {
+    use crate::support::containerd::{TestContainerd, Version};
+    let node = TestContainerd::start(Version::Two)
+        .expect("containerd 2.x is installed wherever engine B is (scripts/deps)");
+    let to = node.address("k8s.io");
+    airgap_clean_env(
+        dir,
+        &[
+            "unpack",
+            "-q",
+            path(bundle),
+            "--key",
+            "ops.pub.pem",
+            "--to",
+            &to,
+        ],
+        &[
+            ("PATH".into(), node.path()),
+            (
+                "AIRGAP_STATE_DIR".into(),
+                crate::support::cmd::state_dir().display().to_string(),
+            ),
+        ],
+    )
+    .success();
+    let ran = node.ctr("k8s.io", &["run", "--rm", &full(TAGS[0]), "conformance"]);
+    Arrived {
+        held: TAGS
+            .iter()
+            .map(|tag| {
+                node.config_and_layers("k8s.io", &full(tag))
+                    .map(|(config, diff_ids)| Held { config, diff_ids })
+            })
+            .collect(),
+        ran: Some(ran.trim().to_owned()),
     }
 }
 

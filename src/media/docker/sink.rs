@@ -174,37 +174,63 @@ impl Sink for DaemonSink {
             config: image.config.digest.clone(),
             already_present,
         };
+        let podman = self.engine.info()?.store == ImageStore::Podman;
         for reference in &image.refs {
             let Some((repo, tag)) = reference.repo_and_tag() else {
                 loaded.untaggable.push(reference.given.clone());
                 continue;
             };
-            // A tag already naming the image is left alone: re-applying
-            // a bundle then costs one lookup per tag.
-            if self.resolves(&reference.given, image)? {
-                loaded.tags.push(reference.given.clone());
-                continue;
-            }
-            tracing::info!(
-                "engine: tag {} as {}",
-                found.id.short(),
-                escape(&reference.given)
-            );
-            self.engine.tag(found.id.as_str(), &repo, &tag)?;
-            if !self.resolves(&reference.given, image)? {
-                return Err(SinkError::Mismatch {
-                    reference: reference.given.clone(),
-                    expected: image.config.digest.clone(),
-                    found: self
-                        .engine
-                        .inspect(&reference.given)?
-                        .map_or_else(|| "missing".into(), |f| f.id.to_string()),
-                });
+            self.name(&found, image, &reference.given, &repo, &tag)?;
+            // Podman names what a load stream names `localhost/NAME` and
+            // resolves a short name to that first: the full name (what
+            // Docker and the kubelet mean by it) is tagged too, so the
+            // reference resolves as written in either spelling.
+            if podman {
+                if let Some(full_repo) = full_repository(&reference.name) {
+                    self.name(&found, image, &reference.name, full_repo, &tag)?;
+                }
             }
             loaded.tags.push(reference.given.clone());
         }
         Ok(loaded)
     }
+}
+
+impl DaemonSink {
+    /// Makes `name` (`repo:tag`) name `image`, then checks it does.
+    fn name(
+        &self,
+        found: &EngineImage,
+        image: &BundleImage,
+        name: &str,
+        repo: &str,
+        tag: &str,
+    ) -> Result<(), SinkError> {
+        // A tag already naming the image is left alone: re-applying
+        // a bundle then costs one lookup per tag.
+        if self.resolves(name, image)? {
+            return Ok(());
+        }
+        tracing::info!("engine: tag {} as {}", found.id.short(), escape(name));
+        self.engine.tag(found.id.as_str(), repo, tag)?;
+        if !self.resolves(name, image)? {
+            return Err(SinkError::Mismatch {
+                reference: name.to_owned(),
+                expected: image.config.digest.clone(),
+                found: self
+                    .engine
+                    .inspect(name)?
+                    .map_or_else(|| "missing".into(), |f| f.id.to_string()),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// `registry/repository` of a full `registry/repository:tag` name.
+fn full_repository(name: &str) -> Option<&str> {
+    let (repository, tag) = name.rsplit_once(':')?;
+    (!tag.contains('/') && !name.contains('@')).then_some(repository)
 }
 
 /// A failure to take layers from the engine's own images, as the sink's

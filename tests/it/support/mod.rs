@@ -1,6 +1,7 @@
 //! Shared test support: engines, fixtures, the airgap command.
 
 pub mod cmd;
+pub mod containerd;
 pub mod disk;
 pub mod engine;
 pub mod fixtures;

@@ -1,0 +1,42 @@
+//! The inventory of a containerd namespace (`inventory --from
+//! containerd…`), for `pack --have`: every image with the layers the node
+//! can hand a delta from its own content store.
+
+use crate::delta::inventory::{INVENTORY_MEDIA_TYPE, Inventory, InventoryEngine, InventoryImage};
+use crate::media::docker::engine::ImageStore;
+
+use super::node::Node;
+use super::{ContainerdAddress, ContainerdError, Ctr};
+
+/// Takes the inventory of the namespace `address` names.
+pub fn take_inventory(address: &ContainerdAddress) -> Result<Inventory, ContainerdError> {
+    let ctr = Ctr::new(address)?;
+    let (version, _) = ctr.server()?;
+    let node = Node::read(&ctr)?;
+    let images = node
+        .images()
+        .iter()
+        .zip(node.chains())
+        .map(|(image, chain)| InventoryImage {
+            id: image.config.clone(),
+            // The CRI's `sha256:…` records and digest names are no tags.
+            tags: image
+                .names
+                .iter()
+                .filter(|n| !n.starts_with("sha256:") && !n.contains('@'))
+                .cloned()
+                .collect(),
+            layers: chain,
+        })
+        .collect();
+    Ok(Inventory {
+        media_type: INVENTORY_MEDIA_TYPE.into(),
+        created: crate::bundle::writer::now_rfc3339(),
+        tool: format!("airgap {}", env!("CARGO_PKG_VERSION")),
+        engine: InventoryEngine {
+            product: format!("containerd {version} (namespace {})", ctr.namespace()),
+            store: ImageStore::Containerd,
+        },
+        images,
+    })
+}

@@ -1,0 +1,223 @@
+//! What a containerd namespace holds: each image's manifest, config diff
+//! IDs and the blobs its layers can be read from. A delta's left-out layers
+//! come from here: the blob whose digest is the diff ID (an uncompressed
+//! import, as airgap's), else the image's own (compressed) layer blob,
+//! decompressed and checked against the diff ID.
+
+use std::collections::{HashMap, HashSet};
+
+use serde::Deserialize;
+
+use crate::digest::{Digest, HashingWriter};
+use crate::image::ConfigSummary;
+use crate::store::{StagedLayer, StagedLayers};
+
+use super::ContainerdError;
+use super::ctr::{Ctr, Listed};
+
+/// One image manifest the namespace holds, with its content.
+#[derive(Clone, Debug)]
+pub struct NodeImage {
+    /// Every name pointing at it (or at an index holding it).
+    pub names: Vec<String>,
+    /// Its config digest (the CRI's image ID).
+    pub config: Digest,
+    /// Its layers' diff IDs, bottom first.
+    pub diff_ids: Vec<Digest>,
+    /// Its layers' blobs as the manifest lists them, bottom first.
+    pub layer_blobs: Vec<Digest>,
+}
+
+/// The images of a namespace, and which blobs its content store holds.
+pub struct Node {
+    images: Vec<NodeImage>,
+    content: HashSet<Digest>,
+}
+
+#[derive(Deserialize)]
+struct Descriptor {
+    digest: Digest,
+}
+
+/// The fields of an image manifest or index this reads.
+#[derive(Deserialize)]
+struct ManifestOrIndex {
+    config: Option<Descriptor>,
+    #[serde(default)]
+    layers: Vec<Descriptor>,
+    #[serde(default)]
+    manifests: Vec<Descriptor>,
+}
+
+impl Node {
+    /// Reads every image of the namespace whose content is there.
+    pub fn read(ctr: &Ctr) -> Result<Self, ContainerdError> {
+        let content = ctr.content_digests()?;
+        let mut names: HashMap<Digest, Vec<String>> = HashMap::new();
+        for Listed { name, target, .. } in ctr.images()? {
+            names.entry(target).or_default().push(name);
+        }
+        let mut images = Vec::new();
+        for (target, names) in names {
+            if !content.contains(&target) {
+                continue;
+            }
+            let top: ManifestOrIndex = parse(&target, &ctr.small_blob(&target)?)?;
+            let manifests = if top.manifests.is_empty() {
+                vec![(target.clone(), top)]
+            } else {
+                // An index (pulled multi-platform images): the platforms whose
+                // manifests were fetched.
+                let mut children = Vec::new();
+                for child in top.manifests.iter().filter(|m| content.contains(&m.digest)) {
+                    let parsed = parse(&child.digest, &ctr.small_blob(&child.digest)?)?;
+                    children.push((child.digest.clone(), parsed));
+                }
+                children
+            };
+            for (_, manifest) in manifests {
+                let Some(config) = manifest.config.filter(|c| content.contains(&c.digest)) else {
+                    continue;
+                };
+                let summary =
+                    ConfigSummary::parse(&ctr.small_blob(&config.digest)?).map_err(|e| {
+                        ContainerdError::Content {
+                            digest: config.digest.clone(),
+                            reason: format!("not an image config ({e})"),
+                        }
+                    })?;
+                // A manifest whose layers do not match its config's diff IDs
+                // one for one cannot be mapped; it is left out.
+                if summary.rootfs.diff_ids.len() != manifest.layers.len() {
+                    continue;
+                }
+                images.push(NodeImage {
+                    names: names.clone(),
+                    config: config.digest,
+                    diff_ids: summary.rootfs.diff_ids,
+                    layer_blobs: manifest.layers.into_iter().map(|l| l.digest).collect(),
+                });
+            }
+        }
+        images.sort_by(|a, b| a.names.cmp(&b.names));
+        Ok(Self { images, content })
+    }
+
+    /// The images read.
+    pub fn images(&self) -> &[NodeImage] {
+        &self.images
+    }
+
+    /// Each image's layer chain, bottom first, as far as every layer of it
+    /// can be read from the content store (a node that discards unpacked
+    /// layers holds the snapshots but not the blobs).
+    pub fn chains(&self) -> Vec<Vec<Digest>> {
+        self.images
+            .iter()
+            .map(|image| {
+                image
+                    .diff_ids
+                    .iter()
+                    .take_while(|diff_id| self.source_of(diff_id).is_some())
+                    .cloned()
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// The blob layer `diff_id` can be read from.
+    fn source_of(&self, diff_id: &Digest) -> Option<Digest> {
+        if self.content.contains(diff_id) {
+            return Some(diff_id.clone());
+        }
+        self.images.iter().find_map(|image| {
+            image
+                .diff_ids
+                .iter()
+                .zip(&image.layer_blobs)
+                .find(|(d, blob)| *d == diff_id && self.content.contains(*blob))
+                .map(|(_, blob)| blob.clone())
+        })
+    }
+
+    /// Stages the layers with these diff IDs from the content store, each
+    /// decompressed as needed and checked against its diff ID.
+    pub fn stage(&self, ctr: &Ctr, diff_ids: &HashSet<Digest>) -> Result<StagedLayers, StageError> {
+        let mut staged = StagedLayers::none()?;
+        for diff_id in diff_ids {
+            let blob = self
+                .source_of(diff_id)
+                .ok_or_else(|| ContainerdError::Content {
+                    digest: diff_id.clone(),
+                    reason: "the content store holds no blob of this layer".into(),
+                })?;
+            let path = staged.dir().join(diff_id.hex());
+            let (digest, size) = copy_decoded(ctr, &blob, &path)?;
+            if &digest != diff_id {
+                return Err(ContainerdError::Content {
+                    digest: blob,
+                    reason: format!("it does not decompress to layer {diff_id}"),
+                }
+                .into());
+            }
+            staged
+                .layers
+                .insert(diff_id.clone(), StagedLayer { path, digest, size });
+        }
+        Ok(staged)
+    }
+}
+
+/// Why layers could not be staged.
+#[derive(Debug, thiserror::Error)]
+pub enum StageError {
+    /// containerd failed, or holds something else.
+    #[error(transparent)]
+    Containerd(#[from] ContainerdError),
+    /// The staging directory could not be made.
+    #[error(transparent)]
+    Staging(#[from] crate::store::StagingError),
+    /// A layer could not be written into it.
+    #[error("writing a layer taken from containerd into the staging directory")]
+    Write(#[source] std::io::Error),
+}
+
+fn parse(digest: &Digest, bytes: &[u8]) -> Result<ManifestOrIndex, ContainerdError> {
+    serde_json::from_slice(bytes).map_err(|e| ContainerdError::Content {
+        digest: digest.clone(),
+        reason: format!("not an image manifest or index ({e})"),
+    })
+}
+
+/// Copies blob `blob`, decompressed, into `path`; returns the digest and
+/// size of what was written.
+fn copy_decoded(
+    ctr: &Ctr,
+    blob: &Digest,
+    path: &std::path::Path,
+) -> Result<(Digest, u64), StageError> {
+    let io_error = StageError::Write;
+    let mut child = ctr.blob_stream(blob)?;
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let file = std::fs::File::create(path).map_err(io_error)?;
+    let mut writer = HashingWriter::new(std::io::BufWriter::new(file));
+    let copied = crate::media::compression::decoded(stdout)
+        .and_then(|(_, mut reader)| std::io::copy(&mut reader, &mut writer));
+    // ctr is waited for whatever happened, so no process is left behind.
+    let status = child.wait();
+    copied.map_err(|e| ContainerdError::Content {
+        digest: blob.clone(),
+        reason: format!("cannot be read or decompressed ({e})"),
+    })?;
+    let status = status.map_err(io_error)?;
+    if !status.success() {
+        return Err(ContainerdError::Content {
+            digest: blob.clone(),
+            reason: format!("ctr content get exited with {status}"),
+        }
+        .into());
+    }
+    let (digest, size, mut inner) = writer.finish();
+    std::io::Write::flush(&mut inner).map_err(io_error)?;
+    Ok((digest, size))
+}
