@@ -72,6 +72,12 @@ pub fn run(args: UnpackArgs, context: &Context) -> anyhow::Result<()> {
             _ => args.rename.renaming()?,
         },
     };
+    // A file that is no bundle is named for what it is before any engine
+    // or registry is reached (an unreachable engine would otherwise be all
+    // the user hears about a foreign file).
+    if args.bundle.as_os_str() != "-" {
+        airgap::verify::read_head(&args.bundle).map_err(airgap::Error::from)?;
+    }
     let mut registry = None;
     let sink: Box<dyn Sink> = match &args.to {
         Target::Docker => Box::new(DaemonSink::new(context.engine()?)),

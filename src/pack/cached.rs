@@ -128,17 +128,23 @@ pub fn merge(
     exported: Vec<ImageRecord>,
 ) -> Vec<ImageRecord> {
     let mut records: Vec<ImageRecord> = Vec::new();
+    // Several images may share a reference (the platforms of one index):
+    // each takes the first record of its reference not yet taken, in the
+    // export's order, which is plan order.
+    let mut taken = vec![false; exported.len()];
     for (index, image) in images.iter().enumerate() {
         let record = match cached.remove(&index) {
             Some(record) => record,
             None => {
-                let Some(record) = exported
-                    .iter()
-                    .find(|r| image.refs.iter().any(|x| r.refs.contains(x)))
+                let names = |r: &ImageRecord| image.refs.iter().any(|x| r.refs.contains(x));
+                let Some(found) = (0..exported.len())
+                    .find(|&i| !taken[i] && names(&exported[i]))
+                    .or_else(|| (0..exported.len()).find(|&i| names(&exported[i])))
                 else {
                     continue;
                 };
-                record.clone()
+                taken[found] = true;
+                exported[found].clone()
             }
         };
         match records

@@ -324,3 +324,34 @@ fn plan_sizes_an_image_whose_history_does_not_line_up_with_its_layers() {
     );
     assert!(!run.stdout.contains("0 B"), "{}", run.stdout);
 }
+
+#[test]
+fn a_foreign_file_is_named_before_an_unreachable_engine_is() {
+    let (_temp, dir) = workdir_with_keys();
+    std::fs::write(
+        dir.join("images.tar"),
+        synthetic::legacy_archive(&[synthetic::Image::new(
+            "fixture/web:1",
+            vec![synthetic::layer("web.txt", "web")],
+        )]),
+    )
+    .unwrap();
+    let run = airgap(
+        &dir,
+        &[
+            "--host",
+            "unix:///nonexistent/docker.sock",
+            "unpack",
+            "images.tar",
+            "--key",
+            "ops.pub.pem",
+        ],
+    )
+    .failure(3);
+    assert!(
+        run.stderr.contains("images.tar is an image archive") || run.stderr.contains("docker save"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("nonexistent"), "{}", run.stderr);
+}
