@@ -76,13 +76,16 @@ pub fn prepare(
             Some(cache) => from_cache(cache, &bases)?,
             None => StagedLayers::none().map_err(SourceError::from)?,
         };
-        let from_source: HashSet<Digest> = bases
-            .iter()
-            .filter(|b| !cached.layers.contains_key(*b))
-            .cloned()
-            .collect();
+        // Then the earlier bundles, read only up to the last base they
+        // carry: cheaper than the engine exporting each base's whole image.
+        let mut bundled = StagedLayers::none().map_err(SourceError::from)?;
+        for bundle in &site.bundles {
+            let still_wanted = missing(&bases, &[&cached, &bundled]);
+            from_bundle(bundle, &still_wanted, &mut bundled)?;
+        }
+        let from_source = missing(&bases, &[&cached, &bundled]);
         let mut references = source.supply_layers(&from_source, progress)?;
-        for layer in cached.layers.values() {
+        for layer in cached.layers.values().chain(bundled.layers.values()) {
             references.layers.insert(
                 layer.digest.clone(),
                 StagedLayer {
@@ -93,14 +96,7 @@ pub fn prepare(
             );
         }
         staged.push(cached);
-        let still_wanted: HashSet<Digest> = bases
-            .iter()
-            .filter(|b| !references.layers.contains_key(*b))
-            .cloned()
-            .collect();
-        for bundle in &site.bundles {
-            from_bundle(bundle, &still_wanted, &mut references)?;
-        }
+        staged.push(bundled);
         let plan = pairs
             .into_iter()
             .filter_map(|(layer, base)| {
@@ -230,6 +226,15 @@ fn repository(name: &str) -> Option<String> {
     Some(format!("{registry}/{}", reference.repository()))
 }
 
+/// The layers of `wanted` none of `staged` holds.
+fn missing(wanted: &HashSet<Digest>, staged: &[&StagedLayers]) -> HashSet<Digest> {
+    wanted
+        .iter()
+        .filter(|d| !staged.iter().any(|s| s.layers.contains_key(*d)))
+        .cloned()
+        .collect()
+}
+
 /// Stages the layers of `wanted` the layer cache holds (checked).
 fn from_cache(cache: &LayerCache, wanted: &HashSet<Digest>) -> Result<StagedLayers, Error> {
     let mut staged = StagedLayers::none().map_err(SourceError::from)?;
@@ -258,7 +263,8 @@ fn from_cache(cache: &LayerCache, wanted: &HashSet<Digest>) -> Result<StagedLaye
     Ok(staged)
 }
 
-/// Stages from an earlier bundle the blobs of `wanted` it carries.
+/// Stages from an earlier bundle the blobs of `wanted` it carries, reading
+/// it no further than the last of them.
 fn from_bundle(
     path: &std::path::Path,
     wanted: &HashSet<Digest>,
@@ -271,9 +277,17 @@ fn from_bundle(
     let file = crate::verify::locate::Location::find(path, None)?.open()?;
     let dir = staged.dir().to_owned();
     let mut found = Vec::new();
-    reader::read(
+    let is_wanted = |entry: &crate::bundle::manifest::Entry| {
+        entry
+            .path
+            .strip_prefix("blobs/sha256/")
+            .and_then(|h| Digest::from_hex(h).ok())
+            .is_some_and(|digest| wanted.contains(&digest))
+    };
+    reader::read_leading(
         file,
         |_| Ok::<(), Error>(()),
+        is_wanted,
         |entry, content| {
             let Some(digest) = entry
                 .path

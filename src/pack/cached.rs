@@ -1,8 +1,8 @@
 //! Which images a pack must export from the engine and which it can carry
-//! from what it already has: the layer cache's checked entries, and the
-//! layers a delta leaves out (which need no bytes at all). An image is
-//! exported only when one of the layers the bundle carries, or its config,
-//! is not at hand.
+//! from what it already has: the layer cache's checked entries, the configs
+//! the `--since` bundles carry, and the layers a delta leaves out (which
+//! need no bytes at all). An image is exported only when one of the layers
+//! the bundle carries, or its config, is not at hand.
 
 use std::collections::{HashMap, HashSet};
 
@@ -10,6 +10,40 @@ use crate::cache::{CachedImage, LayerCache, VerifiedLayer};
 use crate::digest::Digest;
 use crate::image::{ConfigSummary, ImageRecord};
 use crate::media::source::ResolvedImage;
+
+use super::since::SinceConfigs;
+
+/// What pack already holds of images it may not need to export: the layer
+/// cache (records, configs and layers) and the `--since` bundles (configs
+/// and their images' layer lists, never layer bytes).
+#[derive(Clone, Copy)]
+pub struct Known<'a> {
+    /// The layer cache, if used.
+    pub cache: Option<&'a LayerCache>,
+    /// The configs the `--since` bundles carry.
+    pub since: &'a SinceConfigs,
+}
+
+impl Known<'_> {
+    /// What is recorded of the engine image `id`: a hint, checked on use.
+    fn image(&self, id: &Digest) -> Option<CachedImage> {
+        self.cache
+            .and_then(|cache| cache.image(id))
+            .or_else(|| self.since.image(id))
+    }
+
+    /// The config `digest`, checked against it.
+    fn config(&self, digest: &Digest) -> Option<Vec<u8>> {
+        self.cache
+            .and_then(|cache| cache.config(digest))
+            .or_else(|| self.since.config(digest))
+    }
+
+    /// The layer `digest`, checked; only the cache holds layer bytes.
+    fn layer(&self, digest: &Digest) -> Option<VerifiedLayer> {
+        self.cache?.layer(digest)
+    }
+}
 
 /// What the cache supplies and what the engine must export.
 #[derive(Default)]
@@ -22,32 +56,22 @@ pub struct CachePlan {
     pub layers: HashMap<Digest, VerifiedLayer>,
 }
 
-impl CachePlan {
-    /// Every image exported: no cache.
-    pub fn export_all(images: &[ResolvedImage]) -> Self {
-        Self {
-            exported: images.to_vec(),
-            ..Self::default()
-        }
-    }
-}
-
-/// Decides, image by image, whether `cache` (with the layers a delta
-/// leaves out) holds all a bundle needs of it. `patch_targets` are layers
+/// Decides, image by image, whether what is `known` (with the layers a
+/// delta leaves out) holds all a bundle needs of it. `patch_targets` are layers
 /// a delta may ship as patches, which must come from the export (a patch
 /// is made from the staged file). Only images the engine identified (ID
 /// and diff IDs from inspect) are taken from the cache, and only when the
-/// cache's record of that ID lists the same diff IDs and its config, by
-/// digest, lists them too.
+/// record of that ID lists the same diff IDs and its config, by digest,
+/// lists them too.
 pub fn plan(
-    cache: &LayerCache,
+    known: &Known<'_>,
     images: &[ResolvedImage],
     left_out: &HashSet<Digest>,
     patch_targets: &HashSet<Digest>,
 ) -> CachePlan {
     let mut plan = CachePlan::default();
     for (index, image) in images.iter().enumerate() {
-        match from_cache(cache, image, left_out, patch_targets, &mut plan.layers) {
+        match from_known(known, image, left_out, patch_targets, &mut plan.layers) {
             Some(record) => {
                 plan.cached.insert(index, record);
             }
@@ -57,8 +81,8 @@ pub fn plan(
     plan
 }
 
-fn from_cache(
-    cache: &LayerCache,
+fn from_known(
+    known: &Known<'_>,
     image: &ResolvedImage,
     left_out: &HashSet<Digest>,
     patch_targets: &HashSet<Digest>,
@@ -67,12 +91,12 @@ fn from_cache(
     let (Some(id), Some(diff_ids)) = (&image.id, &image.layers) else {
         return None;
     };
-    let recorded = cache.image(id)?;
+    let recorded = known.image(id)?;
     let recorded_ids: Vec<&Digest> = recorded.layers.iter().map(|l| &l.digest).collect();
     if recorded_ids != diff_ids.iter().collect::<Vec<_>>() {
         return None;
     }
-    let config = cache.config(&recorded.config)?;
+    let config = known.config(&recorded.config)?;
     if ConfigSummary::parse(&config).ok()?.rootfs.diff_ids != *diff_ids {
         return None;
     }
@@ -85,7 +109,7 @@ fn from_cache(
             complete = false;
             continue;
         }
-        match cache.layer(&layer.digest) {
+        match known.layer(&layer.digest) {
             Some(found) if found.size == layer.size => {
                 layers.insert(layer.digest.clone(), found);
             }
@@ -229,6 +253,85 @@ mod tests {
         let merged = merge(&images, cached, Vec::new());
         assert_eq!(merged.len(), 1);
         assert_eq!(merged[0].refs.len(), 2);
+    }
+
+    fn config_of(layers: &[u8]) -> Vec<u8> {
+        let diff_ids: Vec<String> = layers.iter().map(|n| format!("\"{}\"", d(*n))).collect();
+        format!(
+            r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":[{}]}}}}"#,
+            diff_ids.join(",")
+        )
+        .into_bytes()
+    }
+
+    /// An image as a graph-driver engine resolves it: its ID is its config's digest.
+    fn engine_image(reference: &str, layers: &[u8]) -> (ResolvedImage, Vec<u8>) {
+        let config = config_of(layers);
+        let image = ResolvedImage {
+            refs: vec![ImageRef::parse(reference).unwrap()],
+            id: Some(Digest::of(&config)),
+            layers: Some(layers.iter().map(|n| d(*n)).collect()),
+        };
+        (image, config)
+    }
+
+    fn blobs(layers: &[u8]) -> Vec<BlobRef> {
+        layers
+            .iter()
+            .map(|n| BlobRef {
+                digest: d(*n),
+                size: 10 + u64::from(*n),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn without_a_cache_a_since_config_spares_the_export_of_an_image_the_site_holds_whole() {
+        let (held, held_config) = engine_image("web:1", &[1, 2]);
+        let (changed, changed_config) = engine_image("app:2", &[1, 3]);
+        let (unknown, _) = engine_image("db:1", &[1, 2, 4]);
+        let mut since = SinceConfigs::default();
+        since.insert(
+            Digest::of(&held_config),
+            held_config.clone(),
+            blobs(&[1, 2]),
+        );
+        since.insert(Digest::of(&changed_config), changed_config, blobs(&[1, 3]));
+        // A config stored under another digest is never taken.
+        since.insert(d(250), config_of(&[1, 2, 4]), blobs(&[1, 2, 4]));
+        let known = Known {
+            cache: None,
+            since: &since,
+        };
+        let images = [held, changed, unknown];
+        let left_out = HashSet::from([d(1), d(2)]);
+        let plan = plan(&known, &images, &left_out, &HashSet::new());
+        let exported: Vec<&str> = plan
+            .exported
+            .iter()
+            .map(|i| i.refs[0].given.as_str())
+            .collect();
+        // app:2 carries layer 3, which only an export gives; db:1's config is unknown.
+        assert_eq!(exported, ["app:2", "db:1"]);
+        let record = &plan.cached[&0];
+        assert_eq!(record.config, held_config);
+        assert_eq!(record.config_digest, Digest::of(&held_config));
+        assert_eq!(record.layers, blobs(&[1, 2]));
+        assert_eq!(record.platform.architecture, "amd64");
+    }
+
+    #[test]
+    fn a_since_config_whose_layers_differ_from_the_engines_is_not_taken() {
+        let (image, config) = engine_image("web:1", &[1, 2]);
+        let mut since = SinceConfigs::default();
+        since.insert(Digest::of(&config), config, blobs(&[1, 5]));
+        let known = Known {
+            cache: None,
+            since: &since,
+        };
+        let left_out = HashSet::from([d(1), d(2), d(5)]);
+        let plan = plan(&known, &[image], &left_out, &HashSet::new());
+        assert_eq!(plan.exported.len(), 1);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 pub mod cached;
 mod ordered;
+pub mod since;
 pub mod survey;
 
 use std::collections::HashSet;
@@ -181,10 +182,16 @@ pub fn pack_with_stats(
     let left_out = writer.left_out().clone();
     let needs_staging = writer.needs_staging();
     let patch_targets: HashSet<_> = needs_staging.difference(&left_out).cloned().collect();
-    let from_cache = match cache {
-        Some(cache) => cached::plan(cache, &resolved, &left_out, &patch_targets),
-        None => cached::CachePlan::export_all(&resolved),
+    // Configs the earlier bundles carry spare exports with the cache off or cold.
+    let since = match &options.site {
+        Some(site) if source.reads_from_engine() => since::SinceConfigs::read(&site.bundles),
+        _ => since::SinceConfigs::default(),
     };
+    let known = cached::Known {
+        cache,
+        since: &since,
+    };
+    let from_cache = cached::plan(&known, &resolved, &left_out, &patch_targets);
     let stats = PackStats {
         images: resolved.len(),
         exported: from_cache.exported.len(),

@@ -337,15 +337,49 @@ fn a_delta_since_an_earlier_bundle_exports_only_the_changed_image() {
         run.stdout
     );
 
-    // The same delta as a pack that exports everything.
-    let (cold, _) = pack(
+    // Without the cache, the configs come from v1.zst: still one export.
+    proxy.clear();
+    let (uncached, run) = pack(
         &dir,
-        &connected.host,
-        "v2-cold.zst",
+        &proxy.host,
+        "v2-uncached.zst",
         &v2,
         &["--no-cache", "--since", "v1.zst"],
     );
+    let exports = proxy.exports();
+    assert_eq!(
+        exports.len(),
+        1,
+        "one export without the cache: {exports:?}"
+    );
+    assert!(exports[0].contains("fixture/app:2"), "{exports:?}");
+    for unchanged in ["fixture/web:1", "fixture/worker:1", "fixture/app:1"] {
+        assert!(!exports[0].contains(unchanged), "{unchanged}: {exports:?}");
+    }
+    assert!(
+        run.stdout.contains("exported 1 of 3 images"),
+        "{}",
+        run.stdout
+    );
+
+    // The same delta as a pack that exports everything: the site told by
+    // an inventory of what v1.zst holds, which carries no configs.
+    write_inventory_of(&dir.join("v1.zst"), &dir.join("site.json"));
+    proxy.clear();
+    let (cold, _) = pack(
+        &dir,
+        &proxy.host,
+        "v2-cold.zst",
+        &v2,
+        &["--no-cache", "--have", "site.json"],
+    );
+    let exports = proxy.exports();
+    assert!(
+        exports.iter().any(|e| v2.iter().all(|i| e.contains(i))),
+        "the reference pack exports every image: {exports:?}"
+    );
     assert_eq!(delta, cold, "the bundle is what it would have been");
+    assert_eq!(uncached, cold, "configs from v1.zst change no byte");
 
     offline.wipe();
     for bundle in ["v1.zst", "v2.zst"] {
@@ -365,6 +399,34 @@ fn a_delta_since_an_earlier_bundle_exports_only_the_changed_image() {
     }
     let (id, layers) = connected.inspect("fixture/app:2").unwrap();
     assert_eq!(offline.inspect("fixture/app:2").unwrap(), (id, layers));
+}
+
+/// Writes, as a site inventory, the images `bundle` holds.
+fn write_inventory_of(bundle: &Path, inventory: &Path) {
+    use airgap::delta::inventory::{
+        INVENTORY_MEDIA_TYPE, Inventory, InventoryEngine, InventoryImage,
+    };
+    let head = airgap::verify::read_head(bundle).unwrap();
+    let site = Inventory {
+        media_type: INVENTORY_MEDIA_TYPE.into(),
+        created: head.manifest.created.clone(),
+        tool: "test".into(),
+        engine: InventoryEngine {
+            product: "Docker Engine".into(),
+            store: airgap::media::docker::engine::ImageStore::Graph,
+        },
+        images: head
+            .manifest
+            .images
+            .iter()
+            .map(|image| InventoryImage {
+                id: image.config.digest.clone(),
+                tags: image.refs.iter().map(|r| r.given.clone()).collect(),
+                layers: image.layers.iter().map(|l| l.digest.clone()).collect(),
+            })
+            .collect(),
+    };
+    std::fs::write(inventory, site.to_bytes()).unwrap();
 }
 
 #[test]
