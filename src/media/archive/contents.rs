@@ -62,7 +62,7 @@ pub fn read_archive(
     let mut archive = tar::Archive::new(TarGuard::new(ProgressReader::new(buffered, progress)));
     let mut contents = ArchiveContents::default();
     let mut docker_manifest = None;
-    for (sequence, entry) in archive.entries().map_err(SourceError::Read)?.enumerate() {
+    for entry in archive.entries().map_err(SourceError::Read)? {
         let entry = entry.map_err(SourceError::Read)?;
         let raw_path = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
         let path = normalise(Path::new(&raw_path))
@@ -104,7 +104,17 @@ pub fn read_archive(
                         .files
                         .insert(path, ArchiveFile::Layer { digest, size });
                 } else {
-                    let staged_path = staging.join(format!("blob-{sequence}"));
+                    // A name of its own: several exports (a combined
+                    // source's members) stage into one directory, and a
+                    // layer may wait there for its turn in the bundle.
+                    let staged_path = tempfile::Builder::new()
+                        .prefix("blob-")
+                        .tempfile_in(staging)
+                        .and_then(|t| t.into_temp_path().keep().map_err(|e| e.error))
+                        .map_err(|source| SourceError::Stage {
+                            path: staging.to_owned(),
+                            source,
+                        })?;
                     let staged =
                         stage::stage(entry, &staged_path).map_err(|source| SourceError::Stage {
                             path: staged_path.clone(),
