@@ -128,17 +128,27 @@ pub fn merge(
     exported: Vec<ImageRecord>,
 ) -> Vec<ImageRecord> {
     let mut records: Vec<ImageRecord> = Vec::new();
+    let mut taken = vec![false; exported.len()];
     for (index, image) in images.iter().enumerate() {
         let record = match cached.remove(&index) {
             Some(record) => record,
             None => {
-                let Some(record) = exported
-                    .iter()
-                    .find(|r| image.refs.iter().any(|x| r.refs.contains(x)))
-                else {
+                // Several platforms of one index share their references:
+                // the layers tell them apart, and each record serves one image.
+                let fits = |r: &ImageRecord| {
+                    image.refs.iter().any(|x| r.refs.contains(x))
+                        && image.layers.as_ref().is_none_or(|layers| {
+                            r.layers.iter().map(|l| &l.digest).eq(layers.iter())
+                        })
+                };
+                let found = (0..exported.len())
+                    .find(|&i| !taken[i] && fits(&exported[i]))
+                    .or_else(|| (0..exported.len()).find(|&i| fits(&exported[i])));
+                let Some(found) = found else {
                     continue;
                 };
-                record.clone()
+                taken[found] = true;
+                exported[found].clone()
             }
         };
         match records
