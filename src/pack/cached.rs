@@ -134,16 +134,20 @@ pub fn merge(
             Some(record) => record,
             None => {
                 // Several platforms of one index share their references:
-                // the layers tell them apart, and each record serves one image.
-                let fits = |r: &ImageRecord| {
-                    image.refs.iter().any(|x| r.refs.contains(x))
-                        && image.layers.as_ref().is_none_or(|layers| {
-                            r.layers.iter().map(|l| &l.digest).eq(layers.iter())
-                        })
+                // the layers tell them apart, and a record serves one image
+                // where another fits.
+                let named = |r: &ImageRecord| image.refs.iter().any(|x| r.refs.contains(x));
+                let same_layers = |r: &ImageRecord| {
+                    image
+                        .layers
+                        .as_ref()
+                        .is_none_or(|layers| r.layers.iter().map(|l| &l.digest).eq(layers.iter()))
                 };
-                let found = (0..exported.len())
-                    .find(|&i| !taken[i] && fits(&exported[i]))
-                    .or_else(|| (0..exported.len()).find(|&i| fits(&exported[i])));
+                let first = |fits: &dyn Fn(usize) -> bool| (0..exported.len()).find(|&i| fits(i));
+                let found =
+                    first(&|i| !taken[i] && named(&exported[i]) && same_layers(&exported[i]))
+                        .or_else(|| first(&|i| !taken[i] && named(&exported[i])))
+                        .or_else(|| first(&|i| named(&exported[i])));
                 let Some(found) = found else {
                     continue;
                 };
@@ -224,6 +228,15 @@ mod tests {
         let merged = merge(&images, cached, exported);
         let names: Vec<&str> = merged.iter().map(|r| r.refs[0].given.as_str()).collect();
         assert_eq!(names, ["a:1", "b:1", "c:1"]);
+    }
+
+    #[test]
+    fn platforms_sharing_a_name_stay_apart_by_their_layers() {
+        let images = [resolved("multi:1", &[102]), resolved("multi:1", &[101])];
+        let exported = vec![record(&["multi:1"], 1), record(&["multi:1"], 2)];
+        let merged = merge(&images, HashMap::new(), exported);
+        let configs: Vec<&Digest> = merged.iter().map(|r| &r.config_digest).collect();
+        assert_eq!(configs, [&d(2), &d(1)]);
     }
 
     #[test]
