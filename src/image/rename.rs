@@ -320,22 +320,24 @@ impl Renaming {
                 holds,
             });
         }
-        let mut owners: HashMap<String, (usize, String)> = HashMap::new();
+        let mut owners: HashMap<String, (usize, &ImageRef)> = HashMap::new();
         let mut renamed = Vec::with_capacity(images.len());
         for (index, (key, refs)) in images.iter().enumerate() {
             let mut names: Vec<Renamed> = Vec::new();
             for reference in refs.iter() {
                 let to = self.rename(reference)?;
                 if let Some((owner, from)) = owners.get(&to.name) {
-                    if images[*owner].0 != *key {
+                    // A name several images share in the bundle already (the
+                    // platforms of one index) is no new clash.
+                    if images[*owner].0 != *key && from.name != reference.name {
                         return Err(RenameError::Collision {
                             target: to.given.clone(),
-                            first: from.clone(),
+                            first: from.given.clone(),
                             second: reference.given.clone(),
                         });
                     }
                 } else {
-                    owners.insert(to.name.clone(), (index, reference.given.clone()));
+                    owners.insert(to.name.clone(), (index, reference));
                 }
                 if !names.iter().any(|n| n.to.name == to.name) {
                     names.push(Renamed {

@@ -152,19 +152,27 @@ pub fn merge(
     exported: Vec<ImageRecord>,
 ) -> Vec<ImageRecord> {
     let mut records: Vec<ImageRecord> = Vec::new();
-    // Several images may share a reference (the platforms of one index):
-    // each takes the first record of its reference not yet taken, in the
-    // export's order, which is plan order.
     let mut taken = vec![false; exported.len()];
     for (index, image) in images.iter().enumerate() {
         let record = match cached.remove(&index) {
             Some(record) => record,
             None => {
-                let names = |r: &ImageRecord| image.refs.iter().any(|x| r.refs.contains(x));
-                let Some(found) = (0..exported.len())
-                    .find(|&i| !taken[i] && names(&exported[i]))
-                    .or_else(|| (0..exported.len()).find(|&i| names(&exported[i])))
-                else {
+                // Several platforms of one index share their references:
+                // the layers tell them apart, and a record serves one image
+                // where another fits.
+                let named = |r: &ImageRecord| image.refs.iter().any(|x| r.refs.contains(x));
+                let same_layers = |r: &ImageRecord| {
+                    image
+                        .layers
+                        .as_ref()
+                        .is_none_or(|layers| r.layers.iter().map(|l| &l.digest).eq(layers.iter()))
+                };
+                let first = |fits: &dyn Fn(usize) -> bool| (0..exported.len()).find(|&i| fits(i));
+                let found =
+                    first(&|i| !taken[i] && named(&exported[i]) && same_layers(&exported[i]))
+                        .or_else(|| first(&|i| !taken[i] && named(&exported[i])))
+                        .or_else(|| first(&|i| named(&exported[i])));
+                let Some(found) = found else {
                     continue;
                 };
                 taken[found] = true;
@@ -341,5 +349,14 @@ mod tests {
             carried_order(&images, &HashSet::from([d(1)])),
             vec![d(2), d(3), d(4)]
         );
+    }
+
+    #[test]
+    fn platforms_sharing_a_name_stay_apart_by_their_layers() {
+        let images = [resolved("multi:1", &[102]), resolved("multi:1", &[101])];
+        let exported = vec![record(&["multi:1"], 1), record(&["multi:1"], 2)];
+        let merged = merge(&images, HashMap::new(), exported);
+        let configs: Vec<&Digest> = merged.iter().map(|r| &r.config_digest).collect();
+        assert_eq!(configs, [&d(2), &d(1)]);
     }
 }

@@ -741,3 +741,93 @@ fn a_bundle_of_the_previous_format_still_verifies_and_unpacks() {
         "{names:?}"
     );
 }
+
+/// `skopeo inspect --config --raw` of `reference` for one architecture:
+/// the config an engine of that platform pulls through the tag.
+fn pulled_config(registry: &TestRegistry, reference: &str, architecture: &str) -> Vec<u8> {
+    let output = Command::new("skopeo")
+        .args(["inspect", "--config", "--raw", "--tls-verify=false"])
+        .args(["--override-os", "linux", "--override-arch", architecture])
+        .arg(format!("docker://{}/{reference}", registry.host))
+        .output()
+        .expect("skopeo runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output.stdout
+}
+
+#[test]
+fn the_platforms_of_one_index_are_pushed_under_an_index_of_their_own() {
+    let Some(registry) = TestRegistry::start(Serving::Plain) else {
+        return;
+    };
+    let (_keep, dir) = workdir_with_keys();
+    let (layout, [amd, arm], _) = multi_platform_layout(&dir);
+    let copied = Command::new("skopeo")
+        .args(["copy", "--all", "--dest-tls-verify=false"])
+        .arg(format!("oci:{}:1", layout.display()))
+        .arg(format!("docker://{}/team/multi:1", registry.host))
+        .output()
+        .expect("skopeo runs");
+    assert!(
+        copied.status.success(),
+        "{}",
+        String::from_utf8_lossy(&copied.stderr)
+    );
+    let (_, original) = raw_manifest(&registry, "team/multi:1");
+    let reference = vec![format!("{}/team/multi:1", registry.host)];
+    pull(&dir, &registry, &reference, &["--all-platforms"], "all.zst").success();
+    airgap(&dir, &["verify", "all.zst", "--key", "ops.pub.pem"]).success();
+
+    let unpack_to = |prefix: &str| {
+        let to = format!("registry://{}/{prefix}", registry.host);
+        airgap(
+            &dir,
+            &[
+                "unpack",
+                "all.zst",
+                "--key",
+                "ops.pub.pem",
+                "--to",
+                &to,
+                "--plain-http",
+                &registry.host,
+            ],
+        )
+        .success();
+    };
+    unpack_to("site");
+    let (index, digest) = raw_manifest(&registry, "site/team/multi:1");
+    assert_eq!(
+        index["mediaType"],
+        "application/vnd.oci.image.index.v1+json"
+    );
+    let architectures: Vec<&str> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["platform"]["architecture"].as_str().unwrap())
+        .collect();
+    assert_eq!(architectures, ["amd64", "arm64"], "{index}");
+    // The layers were compressed again, so the index is not the original...
+    assert_ne!(digest, original);
+    // ...but each platform pulls through the tag as packed.
+    for (architecture, image) in [("amd64", &amd), ("arm64", &arm)] {
+        let config = pulled_config(&registry, "site/team/multi:1", architecture);
+        assert_eq!(synthetic::digest(&config), synthetic::digest(&image.config));
+        let config: serde_json::Value = serde_json::from_slice(&config).unwrap();
+        let pulled: Vec<&str> = config["rootfs"]["diff_ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d.as_str().unwrap())
+            .collect();
+        assert_eq!(pulled, diff_ids(image), "{architecture}");
+    }
+    // The same bundle gives the same index.
+    unpack_to("again");
+    assert_eq!(raw_manifest(&registry, "again/team/multi:1").1, digest);
+}

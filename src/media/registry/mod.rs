@@ -12,6 +12,7 @@ pub mod access;
 pub mod address;
 mod compress;
 mod credentials;
+mod index;
 mod interrupt;
 pub mod manifest;
 mod pull;

@@ -5,7 +5,7 @@
 //! its manifest and its tags. One image's failure does not stop the others;
 //! the end names every image that failed and why.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -23,6 +23,7 @@ use crate::store::StagedLayers;
 
 use super::access::{AccessOptions, Client, Retry};
 use super::compress::{CompressError, PushCompression, compress};
+use super::index::{INDEX_MEDIA_TYPE, IndexGroup, PushedManifest, index_bytes, index_groups};
 use super::interrupt::Held;
 use super::state::UploadState;
 use super::upload::{Blobs, Content, Placed, push_scope};
@@ -44,12 +45,16 @@ pub struct RegistrySink {
     staging: PathBuf,
     /// By the bundle's manifest digest: what was pushed for that image.
     pushed: Mutex<HashMap<Digest, Pushed>>,
+    /// By repository and tag: the index pushed there over several platforms.
+    indexed: Mutex<HashMap<(String, String), Digest>>,
     notes: Mutex<Vec<String>>,
 }
 
 #[derive(Clone)]
 struct Pushed {
     manifest: Digest,
+    media_type: String,
+    size: u64,
     sent_anything: bool,
 }
 
@@ -77,6 +82,7 @@ impl RegistrySink {
             state,
             staging: std::env::temp_dir(),
             pushed: Mutex::new(HashMap::new()),
+            indexed: Mutex::new(HashMap::new()),
             notes: Mutex::new(Vec::new()),
         })
     }
@@ -254,6 +260,7 @@ impl RegistrySink {
         small: &HashMap<Digest, Vec<u8>>,
         compressed: &HashMap<Digest, BlobRef>,
         holders: &mut HashMap<Digest, Vec<String>>,
+        through_index: &BTreeMap<(String, String), IndexGroup>,
     ) -> Result<Pushed, RegistryError> {
         let destinations = self.destinations(image)?;
         if destinations.is_empty() {
@@ -287,13 +294,18 @@ impl RegistrySink {
             known.push(repository.to_owned());
             sent_anything |=
                 self.put_manifest(repository, digest.as_str(), &bytes, &media_type, &digest)?;
-            for destination in destinations.iter().filter(|d| d.repository == repository) {
+            for destination in destinations
+                .iter()
+                .filter(|d| d.repository == repository && !through_index.contains_key(&d.key()))
+            {
                 sent_anything |=
                     self.put_manifest(repository, &destination.tag, &bytes, &media_type, &digest)?;
             }
         }
         Ok(Pushed {
             manifest: digest,
+            size: bytes.len() as u64,
+            media_type,
             sent_anything,
         })
     }
@@ -304,6 +316,12 @@ impl RegistrySink {
             .expect("pushed lock")
             .get(&image.manifest.digest)
             .cloned()
+    }
+}
+
+impl Destination {
+    fn key(&self) -> (String, String) {
+        (self.repository.clone(), self.tag.clone())
     }
 }
 
@@ -383,18 +401,84 @@ impl Sink for RegistrySink {
         else {
             return Ok(false);
         };
-        let found = self
-            .manifest_digest(
-                &destination.repository,
-                &destination.tag,
+        let index = self
+            .indexed
+            .lock()
+            .expect("indexed lock")
+            .get(&destination.key())
+            .cloned();
+        let (expected, media_type) = match index {
+            Some(index) => (index, INDEX_MEDIA_TYPE),
+            None => (
+                pushed.manifest,
                 "application/vnd.oci.image.manifest.v1+json",
-            )
+            ),
+        };
+        let found = self
+            .manifest_digest(&destination.repository, &destination.tag, media_type)
             .map_err(|e| self.failed(e))?;
-        Ok(found.as_ref() == Some(&pushed.manifest))
+        Ok(found.as_ref() == Some(&expected))
     }
 }
 
 impl RegistrySink {
+    /// Puts the index over a group's pushed platform manifests by digest,
+    /// then tags it; refused when one of them was not pushed, so the tag
+    /// never names an index missing a platform.
+    fn push_index(
+        &self,
+        repository: &str,
+        tag: &str,
+        images: &[&BundleImage],
+        group: &IndexGroup,
+    ) -> Result<(), RegistryError> {
+        let mut members = Vec::new();
+        for &position in &group.images {
+            let image = images[position];
+            let pushed = self.pushed(image).ok_or_else(|| {
+                RegistryError::Usage(format!(
+                    "not pushed, since its {} image {} was not",
+                    group.platforms[members.len()]
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    image_name(image)
+                ))
+            })?;
+            members.push(pushed);
+        }
+        let manifests: Vec<(PushedManifest<'_>, &[crate::image::Platform])> = members
+            .iter()
+            .zip(&group.platforms)
+            .map(|(pushed, platforms)| {
+                (
+                    PushedManifest {
+                        media_type: &pushed.media_type,
+                        digest: &pushed.manifest,
+                        size: pushed.size,
+                    },
+                    platforms.as_slice(),
+                )
+            })
+            .collect();
+        let bytes = index_bytes(&manifests);
+        let digest = Digest::of(&bytes);
+        self.put_manifest(
+            repository,
+            digest.as_str(),
+            &bytes,
+            INDEX_MEDIA_TYPE,
+            &digest,
+        )?;
+        self.put_manifest(repository, tag, &bytes, INDEX_MEDIA_TYPE, &digest)?;
+        self.indexed
+            .lock()
+            .expect("indexed lock")
+            .insert((repository.to_owned(), tag.to_owned()), digest);
+        Ok(())
+    }
+
     fn write_all(
         &self,
         blobs: &Blobs<'_>,
@@ -467,6 +551,17 @@ impl RegistrySink {
             }
             Ok(())
         })?;
+        let mut keys = Vec::new();
+        for image in images {
+            let destinations = self.destinations(image).map_err(|e| self.failed(e))?;
+            keys.push(
+                destinations
+                    .iter()
+                    .map(Destination::key)
+                    .collect::<Vec<_>>(),
+            );
+        }
+        let groups = index_groups(images, &keys, &finished.bundle().manifest().origins);
         let mut failures = Vec::new();
         for image in images {
             let destinations = self.destinations(image).map_err(|e| self.failed(e))?;
@@ -479,7 +574,7 @@ impl RegistrySink {
                 failures.push(format!("{}: {reason}", image_name(image)));
                 continue;
             }
-            match self.push_image(blobs, image, &small, &compressed, &mut holders) {
+            match self.push_image(blobs, image, &small, &compressed, &mut holders, &groups) {
                 Ok(pushed) => {
                     self.pushed
                         .lock()
@@ -488,6 +583,13 @@ impl RegistrySink {
                 }
                 Err(error) if error.stops_everything() => return Err(self.failed(error)),
                 Err(error) => failures.push(format!("{}: {error}", image_name(image))),
+            }
+        }
+        for ((repository, tag), group) in &groups {
+            match self.push_index(repository, tag, images, group) {
+                Ok(()) => {}
+                Err(error) if error.stops_everything() => return Err(self.failed(error)),
+                Err(error) => failures.push(format!("index {repository}:{tag}: {error}")),
             }
         }
         if failures.is_empty() {
