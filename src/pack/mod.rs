@@ -232,9 +232,13 @@ pub fn pack_with_stats(
     let exported_records = records?;
     if let Some(cache) = cache {
         for image in exported {
-            let record = exported_records
-                .iter()
-                .find(|r| image.refs.iter().any(|x| r.refs.contains(x)));
+            let record = exported_records.iter().find(|r| {
+                image.refs.iter().any(|x| r.refs.contains(x))
+                    && image
+                        .layers
+                        .as_ref()
+                        .is_none_or(|layers| r.layers.iter().map(|l| &l.digest).eq(layers.iter()))
+            });
             if let (Some(id), Some(record)) = (&image.id, record) {
                 cached::remember(cache, id, record);
             }
