@@ -22,6 +22,8 @@ pub enum Task {
     /// The target engine has every byte and commits the images; nothing
     /// more arrives to count.
     Committing,
+    /// Sending images to a registry.
+    Pushing,
 }
 
 impl fmt::Display for Task {
@@ -33,6 +35,7 @@ impl fmt::Display for Task {
             Task::Loading => "loading",
             Task::Preparing => "the engine is preparing the export",
             Task::Committing => "the engine is committing the images",
+            Task::Pushing => "pushing",
         })
     }
 }
@@ -54,6 +57,37 @@ impl Progress for NoProgress {
     fn start(&self, _: Task, _: Option<u64>) {}
     fn advance(&self, _: u64) {}
     fn finish(&self) {}
+}
+
+/// Progress reported as `task` where the code below calls it loading:
+/// the same bundle read feeds an engine or a registry.
+pub struct LoadingAs<'a> {
+    inner: &'a dyn Progress,
+    task: Task,
+}
+
+impl<'a> LoadingAs<'a> {
+    /// Reports `inner`'s loading as `task`.
+    pub fn new(inner: &'a dyn Progress, task: Task) -> Self {
+        Self { inner, task }
+    }
+}
+
+impl Progress for LoadingAs<'_> {
+    fn start(&self, task: Task, total: Option<u64>) {
+        let task = if task == Task::Loading {
+            self.task
+        } else {
+            task
+        };
+        self.inner.start(task, total);
+    }
+    fn advance(&self, bytes: u64) {
+        self.inner.advance(bytes);
+    }
+    fn finish(&self) {
+        self.inner.finish();
+    }
 }
 
 /// Reports every byte read through it as progress.
@@ -140,6 +174,18 @@ mod tests {
         assert_eq!(
             *recorded.0.lock().unwrap(),
             [(Task::Preparing, Some(10)), (Task::Saving, Some(10))]
+        );
+    }
+
+    #[test]
+    fn a_push_shows_pushing_where_the_bundle_read_says_loading() {
+        let recorded = Recorded::default();
+        let pushing = LoadingAs::new(&recorded, Task::Pushing);
+        pushing.start(Task::Verifying, Some(5));
+        pushing.start(Task::Loading, Some(7));
+        assert_eq!(
+            *recorded.0.lock().unwrap(),
+            [(Task::Verifying, Some(5)), (Task::Pushing, Some(7))]
         );
     }
 }

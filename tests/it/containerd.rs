@@ -186,8 +186,15 @@ fn malformed_containerd_addresses_are_usage_errors() {
 #[test]
 fn an_absent_socket_is_an_engine_failure_naming_it() {
     let (_keep, dir) = workdir_with_keys();
-    let bundle = dir.join("empty.zst");
-    std::fs::write(&bundle, b"").unwrap();
+    // A real bundle: a file that is none is named before any target is reached.
+    std::fs::copy(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/bundles/v1.4-minimal.zst"
+        ),
+        dir.join("b.zst"),
+    )
+    .unwrap();
     let socket = dir.join("absent.sock");
     let to = format!("containerd://{}", socket.display());
     let run = airgap(&dir, &["inventory", "--from", &to]).failure(5);
@@ -196,7 +203,11 @@ fn an_absent_socket_is_an_engine_failure_naming_it() {
         "{}",
         run.stderr
     );
-    let run = airgap(&dir, &["unpack", "empty.zst", "--to", &to]).failure(5);
+    let key = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/bundles/v1.4-signer.pub.pem"
+    );
+    let run = airgap(&dir, &["unpack", "b.zst", "--key", key, "--to", &to]).failure(5);
     assert!(run.stderr.contains("does not exist"), "{}", run.stderr);
 }
 

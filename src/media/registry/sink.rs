@@ -367,7 +367,8 @@ impl Sink for RegistrySink {
     fn write(&self, images: &FinishedImages<'_>, progress: &dyn Progress) -> Result<(), SinkError> {
         let held = Held::new();
         let blobs = Blobs::new(&self.client, &self.state, &held);
-        let result = self.write_all(&blobs, images, progress);
+        let pushing = crate::progress::LoadingAs::new(progress, crate::progress::Task::Pushing);
+        let result = self.write_all(&blobs, images, &pushing);
         self.notes
             .lock()
             .expect("notes lock")
