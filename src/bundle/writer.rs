@@ -68,10 +68,12 @@ impl Compression {
     /// Jobs far smaller than zstd's default (four windows) let every worker
     /// compress a single large layer; they overlap by part of the window so
     /// long-distance matches across jobs survive. Higher levels get a smaller
-    /// window to stay within the same memory.
+    /// window to stay within the same memory. 12 MiB rather than 16: each
+    /// worker holds its jobs' buffers, and 16 MiB passed 200 MB on a stack
+    /// of large layers for 0.1 % of bundle size (docs/BENCHMARKS.md).
     fn window_and_job(&self) -> (u32, u32) {
         if self.level <= 9 {
-            (WINDOW_LOG_MAX - 1, 16 << 20)
+            (WINDOW_LOG_MAX - 1, 12 << 20)
         } else {
             (WINDOW_LOG_MAX - 2, 8 << 20)
         }
