@@ -13,7 +13,7 @@ use std::path::Path;
 use crate::bundle::BundleManifest;
 use crate::bundle::inspect::summarize;
 use crate::digest::Digest;
-use crate::display;
+use crate::display::{self, bytes};
 use crate::files::untrusted;
 use crate::verify::Report;
 
@@ -57,22 +57,6 @@ fn text(value: &str) -> String {
         }
     }
     out
-}
-
-/// Bytes in the units the terminal output uses (kB, MB, GB: powers of 1000).
-fn bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
-    let mut value = n as f64;
-    let mut unit = 0;
-    while value >= 1000.0 && unit < UNITS.len() - 1 {
-        value /= 1000.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
 }
 
 const STYLE: &str = "

@@ -8,9 +8,9 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use crate::support::cmd::{Run, airgap, state_dir, workdir_with_keys};
+use crate::support::cmd::{Run, airgap, run_with_stdin, state_dir, workdir_with_keys};
 use crate::support::engine::Engines;
 use crate::support::registry::{PASSWORD, Serving, TestRegistry, USER};
 use crate::support::synthetic::{self, Image, layer};
@@ -30,32 +30,18 @@ fn images() -> Vec<Image> {
 /// Runs airgap in `dir` with `stdin`, HOME at `dir` (no Docker config of
 /// the host's) and DOCKER_HOST and --host naming a socket that does not exist.
 fn airgap_without_engine(dir: &Path, args: &[&str], stdin: &str) -> Run {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_airgap"))
-        .arg("--host")
-        .arg(NO_ENGINE)
-        .args(args)
-        .current_dir(dir)
-        .env("DOCKER_HOST", NO_ENGINE)
-        .env("AIRGAP_STATE_DIR", state_dir())
-        .env("HOME", dir)
-        .env_remove("DOCKER_CONFIG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+    run_with_stdin(
+        Command::new(env!("CARGO_BIN_EXE_airgap"))
+            .arg("--host")
+            .arg(NO_ENGINE)
+            .args(args)
+            .current_dir(dir)
+            .env("DOCKER_HOST", NO_ENGINE)
+            .env("AIRGAP_STATE_DIR", state_dir())
+            .env("HOME", dir)
+            .env_remove("DOCKER_CONFIG"),
+        stdin,
+    )
 }
 
 /// Pushes `images` (through a bundle packed from a docker-save archive)

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::cmd::{Run, airgap, state_dir, workdir_with_keys};
+use crate::support::cmd::{Run, airgap, run_with_stdin, state_dir, workdir_with_keys};
 use crate::support::engine::Engines;
 use crate::support::registry::{PASSWORD, Serving, TestRegistry, USER};
 use crate::support::synthetic::{self, Image, layer, noise};
@@ -240,30 +240,15 @@ fn a_prefix_in_the_address_names_the_repositories_and_zstd_and_none_push_as_aske
 
 /// Runs airgap with `stdin` on standard input.
 fn airgap_with_stdin(dir: &Path, args: &[String], stdin: &str) -> Run {
-    use std::io::Write;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_airgap"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("DOCKER_HOST")
-        .env("AIRGAP_STATE_DIR", state_dir())
-        .env("HOME", dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+    run_with_stdin(
+        Command::new(env!("CARGO_BIN_EXE_airgap"))
+            .args(args)
+            .current_dir(dir)
+            .env_remove("DOCKER_HOST")
+            .env("AIRGAP_STATE_DIR", state_dir())
+            .env("HOME", dir),
+        stdin,
+    )
 }
 
 #[track_caller]

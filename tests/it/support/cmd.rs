@@ -1,7 +1,8 @@
 //! Running the airgap binary.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
 /// Result of one airgap run.
@@ -59,11 +60,7 @@ pub fn airgap(dir: &Path, args: &[&str]) -> Run {
         .env("AIRGAP_STATE_DIR", state_dir())
         .output()
         .expect("airgap runs");
-    Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+    output.into()
 }
 
 /// A fresh directory with a key pair `ops.pem` / `ops.pub.pem`.
@@ -101,9 +98,33 @@ pub fn airgap_clean_env(dir: &Path, args: &[&str], vars: &[(String, String)]) ->
         .envs(vars.iter().map(|(k, v)| (k, v)))
         .output()
         .expect("airgap runs");
-    Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    output.into()
+}
+
+impl From<Output> for Run {
+    fn from(output: Output) -> Self {
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
     }
+}
+
+/// Runs `command` with `stdin` on its standard input (a password given with
+/// --registry-password-stdin) and collects what it printed.
+pub fn run_with_stdin(command: &mut Command, stdin: &str) -> Run {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("airgap runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap().into()
 }
