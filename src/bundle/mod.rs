@@ -2,6 +2,7 @@
 //! errors, a writer that produces it and a streaming reader that checks every
 //! entry against the manifest as it passes. Trust decisions live in `verify`.
 
+mod body;
 pub mod in_place;
 pub mod inspect;
 pub mod layout;

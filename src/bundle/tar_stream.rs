@@ -25,6 +25,12 @@ where
     pad(out, size)
 }
 
+/// The bytes [`append`] writes for an entry of `size` bytes: header,
+/// content and padding.
+pub fn entry_len(size: u64) -> u64 {
+    BLOCK as u64 + size.div_ceil(BLOCK as u64) * BLOCK as u64
+}
+
 /// Writes one regular-file entry holding `bytes`.
 pub fn append_bytes<W: Write + ?Sized>(out: &mut W, path: &str, bytes: &[u8]) -> io::Result<()> {
     append(out, path, bytes.len() as u64, &mut &bytes[..])
@@ -78,6 +84,8 @@ mod tests {
             })
             .collect();
         assert_eq!(entries, vec![("a/b.txt".to_owned(), 5), (long, 1000)]);
+        assert_eq!(out.len() as u64, entry_len(5) + entry_len(1000) + 1024);
+        assert_eq!(entry_len(512), 1024);
     }
 
     #[test]

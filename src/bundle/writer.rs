@@ -1,4 +1,4 @@
-//! Writes a bundle. Layers are compressed into a body frame as they arrive;
+//! Writes a bundle. Layers are compressed into body frames as they arrive;
 //! the signed manifest can only be written once every digest is known, so at
 //! the end a head frame (manifest, signature, metadata) goes in front of the
 //! body (into room left for it, or by copying the body behind it) in a
@@ -13,11 +13,13 @@ use std::path::{Path, PathBuf};
 
 use zstd::stream::raw::CParameter;
 
+use crate::cache::{CachedFrame, FrameIngest, LayerCache};
 use crate::digest::{Digest, HashingReader, HashingWriter};
 use crate::files::cleanup;
 use crate::image::{BlobRef, ImageRecord};
 use crate::trust::keys::{Fingerprint, PrivateKey};
 
+use super::body::Body;
 use super::in_place::{BodyFile, InPlaceFile};
 use super::layout;
 pub use super::layout::MetadataEntry;
@@ -40,15 +42,18 @@ pub struct Compression {
     pub threads: u32,
 }
 
-/// The default level: with the window, job sizes and match finder below, the
-/// smallest bundle that still keeps up with an engine's export on two cores
-/// (measured in `bench/`, docs/BENCHMARKS.md). Level 4 is 0.2–0.3 % smaller
-/// but takes a quarter more CPU, which on two cores the engine's own export
-/// needs.
-pub const DEFAULT_LEVEL: i32 = 3;
+/// The default level. Every layer is a frame of its own (see
+/// `bundle::body`), which loses the matches across layers a single stream
+/// finds; level 6 wins them back (0.89 × and 0.86 × `docker save | zstd
+/// -3` on the two bench stacks, where level 3 gives 0.94 × and 0.89 ×) for
+/// twice level 3's CPU, paid once per layer: the layer cache keeps frames.
+pub const DEFAULT_LEVEL: i32 = 6;
 /// The highest level offered. Above it zstd's match tables alone pass the
 /// memory budget (200 MB for a whole pack), for bundles about 5% smaller.
 pub const MAX_LEVEL: i32 = 16;
+/// Bumped whenever a change here (window, jobs, match finder) changes the
+/// bytes of a frame, so the layer cache never splices frames made otherwise.
+const FRAME_SETTINGS: u32 = 1;
 /// Every worker holds its own job buffers and match tables, so memory
 /// grows with their number; past four the export, not compression, limits.
 const MAX_DEFAULT_THREADS: u32 = 4;
@@ -64,6 +69,18 @@ impl Default for Compression {
 }
 
 impl Compression {
+    /// A name for what fixes a layer frame's bytes: zstd's version and
+    /// these settings (any number of workers gives the same bytes, none
+    /// does not). The layer cache keeps frames under it.
+    pub fn frame_profile(&self) -> String {
+        let one_thread = if self.threads == 0 { "-t0" } else { "" };
+        format!(
+            "zstd{}-l{}-r{FRAME_SETTINGS}{one_thread}",
+            zstd::zstd_safe::version_number(),
+            self.level
+        )
+    }
+
     /// zstd's window (log2 bytes) and multithreading job size for this level.
     /// Jobs far smaller than zstd's default (four windows) let every worker
     /// compress a single large layer; they overlap by part of the window so
@@ -71,7 +88,7 @@ impl Compression {
     /// window to stay within the same memory. 12 MiB rather than 16: each
     /// worker holds its jobs' buffers, and 16 MiB passed 200 MB on a stack
     /// of large layers for 0.1 % of bundle size (docs/BENCHMARKS.md).
-    fn window_and_job(&self) -> (u32, u32) {
+    pub(super) fn window_and_job(&self) -> (u32, u32) {
         if self.level <= 9 {
             (WINDOW_LOG_MAX - 1, 12 << 20)
         } else {
@@ -79,20 +96,11 @@ impl Compression {
         }
     }
 
-    /// zstd parameters set on top of the level's own, for a window of
-    /// `window_log`.
-    fn match_finder(&self, window_log: u32) -> Vec<CParameter> {
+    /// zstd parameters set on top of the level's own. (A larger
+    /// long-distance table, which found matches between the layers of a
+    /// single stream, only costs time within one layer's frame.)
+    pub(super) fn match_finder(&self) -> Vec<CParameter> {
         let mut tuning = Vec::new();
-        if self.level <= 9 {
-            // The images of one stack install the same libraries and data
-            // files in layers tens of MB apart. A long-distance table of
-            // 2^(window - 6) entries, twice zstd's default for these levels
-            // (so it also samples every 64 bytes instead of every 128), taking
-            // matches from 32 bytes instead of 64, finds more of them (about
-            // 1 MB on the bench stack) for 4 MiB.
-            tuning.push(CParameter::LdmHashLog(window_log - 6));
-            tuning.push(CParameter::LdmMinMatch(32));
-        }
         if self.level == 3 {
             // Twice level 3's short-match table (half of level 4's) buys most
             // of the size level 4 has over level 3, at level 3's CPU.
@@ -137,16 +145,18 @@ pub struct WrittenBundle {
     pub signer: Option<Fingerprint>,
 }
 
-type BodyEncoder = zstd::stream::write::Encoder<'static, BufWriter<BodyFile>>;
-
 /// A bundle being written.
 pub struct BundleWriter {
     output: Output,
     // Declared before `workdir` so it is deregistered only after removal.
     workdir: tempfile::TempDir,
     _workdir_registration: cleanup::Registration,
-    body: BodyEncoder,
+    body: Body,
     body_path: PathBuf,
+    // Where layer frames are kept for later packs, and those waiting for
+    // the bundle to be finished (only then is every layer known sound).
+    frame_cache: Option<LayerCache>,
+    pending_frames: Vec<(FrameIngest, u64)>,
     // The bundle's own file, when the body is written straight into it.
     in_place: Option<InPlaceFile>,
     body_entries: Vec<Entry>,
@@ -202,13 +212,7 @@ impl BundleWriter {
                 (BodyFile::plain(file), body_path, None)
             }
         };
-        let body = body_encoder(BufWriter::with_capacity(1 << 20, file), compression).map_err(
-            |source| BundleError::Io {
-                action: "writing",
-                path: body_path.clone(),
-                source,
-            },
-        )?;
+        let body = Body::new(file, compression);
         let workdir_registration = cleanup::register(workdir.path());
         Ok(Self {
             output: output.clone(),
@@ -216,6 +220,8 @@ impl BundleWriter {
             _workdir_registration: workdir_registration,
             body,
             body_path,
+            frame_cache: None,
+            pending_frames: Vec::new(),
             in_place,
             body_entries: Vec::new(),
             layers: HashSet::new(),
@@ -233,19 +239,28 @@ impl BundleWriter {
         self.created = Some(created);
     }
 
-    /// Appends a layer whose `content` was checked against `digest` just
-    /// before (a layer cache entry, opened once and hashed), unless one
-    /// with this digest is already in or the site holds it.
-    pub fn add_checked_layer(
+    /// Keeps the frame of every layer written from now on in `cache`
+    /// (once the bundle is finished), unless it has one already.
+    pub fn keep_frames_in(&mut self, cache: LayerCache) {
+        self.frame_cache = Some(cache);
+    }
+
+    /// Appends a layer's frame from the layer cache (checked when it was
+    /// opened, made with this writer's settings), unless one with this
+    /// digest is already in or the site holds it.
+    pub fn add_cached_frame(
         &mut self,
         digest: &Digest,
-        size: u64,
-        content: &mut dyn Read,
+        frame: &mut CachedFrame,
     ) -> Result<(), BundleError> {
         if !self.layers.insert(digest.clone()) || self.left_out.contains(digest) {
             return Ok(());
         }
-        self.append_layer(digest, size, content)
+        self.body
+            .splice(&mut frame.frame())
+            .map_err(|source| self.body_error(source))?;
+        self.record_layer(digest.blob_path(), frame.size, digest);
+        Ok(())
     }
 
     /// The work directory, where callers may stage blobs too; removed with the writer.
@@ -277,12 +292,15 @@ impl BundleWriter {
         }
         let path = digest.blob_path();
         let mut hashing = HashingReader::new(content);
-        tar_stream::append(&mut self.body, &path, size, &mut hashing)
+        let mut keep = self.frame_ingest(digest);
+        self.body
+            .entry(&path, size, &mut hashing, keep_as_copy(&mut keep))
             .map_err(|source| self.body_error(source))?;
         let (actual, _) = hashing.finish();
         if &actual != digest {
             return Err(BundleError::DigestMismatch { path });
         }
+        self.keep_frame(keep, size);
         self.record_layer(path, size, digest);
         Ok(())
     }
@@ -359,10 +377,30 @@ impl BundleWriter {
         content: &mut dyn Read,
     ) -> Result<(), BundleError> {
         let entry = digest.blob_path();
-        tar_stream::append(&mut self.body, &entry, size, content)
+        let mut keep = self.frame_ingest(digest);
+        self.body
+            .entry(&entry, size, content, keep_as_copy(&mut keep))
             .map_err(|source| self.body_error(source))?;
+        self.keep_frame(keep, size);
         self.record_layer(entry, size, digest);
         Ok(())
+    }
+
+    /// Where the frame of layer `digest` is to be copied, if the cache
+    /// keeps frames and lacks this one; a cache that cannot take it costs
+    /// only the next pack's time.
+    fn frame_ingest(&self, digest: &Digest) -> Option<FrameIngest> {
+        let cache = self.frame_cache.as_ref()?;
+        if cache.has_layer(digest) {
+            return None;
+        }
+        cache.frame_ingest(digest).ok()
+    }
+
+    fn keep_frame(&mut self, keep: Option<FrameIngest>, size: u64) {
+        if let Some(ingest) = keep {
+            self.pending_frames.push((ingest, size));
+        }
     }
 
     /// Layers the receiving site holds, which the bundle lists as required.
@@ -406,7 +444,8 @@ impl BundleWriter {
                 self.layers.insert(digest.clone());
                 let entry = super::manifest::patch_entry(digest);
                 let mut hashing = HashingReader::new(File::open(&patch_file).map_err(io_error)?);
-                tar_stream::append(&mut self.body, &entry, patch_size, &mut hashing)
+                self.body
+                    .entry(&entry, patch_size, &mut hashing, None)
                     .map_err(|source| self.body_error(source))?;
                 let (sha256, _) = hashing.finish();
                 self.body_entries.push(Entry {
@@ -465,12 +504,8 @@ impl BundleWriter {
                 }
             }
         }
-        tar_stream::finish(&mut self.body).map_err(|source| self.body_error(source))?;
-        let body_file = self
-            .body
-            .finish()
-            .and_then(|w| w.into_inner().map_err(|e| e.into_error()))
-            .and_then(BodyFile::into_file);
+        let pending_frames = std::mem::take(&mut self.pending_frames);
+        let body_file = self.body.finish().and_then(BodyFile::into_file);
         let mut body_file = body_file.map_err(|source| BundleError::Io {
             action: "writing",
             path: self.body_path.clone(),
@@ -542,6 +577,10 @@ impl BundleWriter {
                 deliver(&self.output, assemble, key)?
             }
         };
+        for (frame, size) in pending_frames {
+            // A cache that cannot take it costs only the next pack's time.
+            let _ = frame.commit(size);
+        }
         let signer = key.map(|k| k.public().fingerprint().clone());
         Ok(WrittenBundle {
             path: self.output.path(),
@@ -555,23 +594,8 @@ impl BundleWriter {
     }
 }
 
-fn body_encoder(file: BufWriter<BodyFile>, compression: &Compression) -> io::Result<BodyEncoder> {
-    let mut encoder = zstd::stream::write::Encoder::new(file, compression.level)?;
-    let (window_log, job_size) = compression.window_and_job();
-    // zstd's output is the same for any number of workers, but not with
-    // none: one worker, not the calling thread, keeps a one-core machine's
-    // bundle byte for byte the same as a four-core one's.
-    if compression.threads >= 1 {
-        encoder.multithread(compression.threads)?;
-        encoder.set_parameter(CParameter::JobSize(job_size))?;
-    }
-    encoder.long_distance_matching(true)?;
-    encoder.window_log(window_log)?;
-    for parameter in compression.match_finder(window_log) {
-        encoder.set_parameter(parameter)?;
-    }
-    encoder.include_checksum(true)?;
-    Ok(encoder)
+fn keep_as_copy(keep: &mut Option<FrameIngest>) -> Option<&mut dyn Write> {
+    keep.as_mut().map(|ingest| ingest as &mut dyn Write)
 }
 
 /// The head frame: manifest, signature, then the small metadata entries,

@@ -241,10 +241,13 @@ pub fn run(args: PackArgs, context: &Context) -> anyhow::Result<()> {
             }
         }
         if !args.no_cache {
-            cache = Some(super::cache::open(
-                args.cache_dir.as_deref(),
-                args.cache_max.unwrap_or(airgap::cache::DEFAULT_MAX),
-            )?);
+            cache = Some(
+                super::cache::open(
+                    args.cache_dir.as_deref(),
+                    args.cache_max.unwrap_or(airgap::cache::DEFAULT_MAX),
+                )?
+                .with_profile(compression.frame_profile()),
+            );
         }
         members.push(Box::new(daemon));
     }

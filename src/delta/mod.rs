@@ -239,25 +239,16 @@ fn missing(wanted: &HashSet<Digest>, staged: &[&StagedLayers]) -> HashSet<Digest
 fn from_cache(cache: &LayerCache, wanted: &HashSet<Digest>) -> Result<StagedLayers, Error> {
     let mut staged = StagedLayers::none().map_err(SourceError::from)?;
     for digest in wanted {
-        let Some(mut layer) = cache.layer(digest) else {
-            continue;
-        };
         let path = staged.dir().join(format!("cache-{}", digest.hex()));
-        let copied = std::fs::File::create_new(&path)
-            .and_then(|mut file| std::io::copy(&mut layer.file, &mut file));
-        match copied {
-            Ok(size) if size == layer.size => {
-                staged.layers.insert(
-                    digest.clone(),
-                    StagedLayer {
-                        path,
-                        digest: digest.clone(),
-                        size,
-                    },
-                );
-            }
-            Ok(_) => {}
-            Err(source) => return Err(SourceError::Stage { path, source }.into()),
+        if let Some(size) = cache.extract_layer(digest, &path) {
+            staged.layers.insert(
+                digest.clone(),
+                StagedLayer {
+                    path,
+                    digest: digest.clone(),
+                    size,
+                },
+            );
         }
     }
     Ok(staged)

@@ -6,7 +6,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::cache::{CachedImage, LayerCache, VerifiedLayer};
+use crate::cache::{CachedFrame, CachedImage, LayerCache};
 use crate::digest::Digest;
 use crate::image::{ConfigSummary, ImageRecord};
 use crate::media::source::ResolvedImage;
@@ -40,7 +40,7 @@ impl Known<'_> {
     }
 
     /// The layer `digest`, checked; only the cache holds layer bytes.
-    fn layer(&self, digest: &Digest) -> Option<VerifiedLayer> {
+    fn layer(&self, digest: &Digest) -> Option<CachedFrame> {
         self.cache?.layer(digest)
     }
 }
@@ -53,7 +53,7 @@ pub struct CachePlan {
     /// Records of the images not exported, by their index in the plan.
     pub cached: HashMap<usize, ImageRecord>,
     /// Checked layers the cache supplies.
-    pub layers: HashMap<Digest, VerifiedLayer>,
+    pub layers: HashMap<Digest, CachedFrame>,
 }
 
 /// Decides, image by image, whether what is `known` (with the layers a
@@ -86,7 +86,7 @@ fn from_known(
     image: &ResolvedImage,
     left_out: &HashSet<Digest>,
     patch_targets: &HashSet<Digest>,
-    layers: &mut HashMap<Digest, VerifiedLayer>,
+    layers: &mut HashMap<Digest, CachedFrame>,
 ) -> Option<ImageRecord> {
     let (Some(id), Some(diff_ids)) = (&image.id, &image.layers) else {
         return None;

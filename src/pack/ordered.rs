@@ -1,7 +1,7 @@
 //! Layers into the bundle in one fixed order, whatever order the engine
 //! exports them in and whichever the cache supplies: a layer that arrives
-//! before its turn waits staged on disk. Every layer read from the engine
-//! is also put in the layer cache as it passes.
+//! before its turn waits staged on disk. The frame of every layer the
+//! bundle carries is kept in the layer cache as it is written.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
@@ -9,7 +9,7 @@ use std::io::{self, Read};
 
 use crate::bundle::BundleError;
 use crate::bundle::writer::BundleWriter;
-use crate::cache::{LayerCache, Tee, VerifiedLayer};
+use crate::cache::{CachedFrame, LayerCache};
 use crate::digest::Digest;
 use crate::store::StagedLayer;
 
@@ -18,29 +18,31 @@ pub struct Order<'c> {
     /// The layers the bundle carries, in the order it carries them.
     pub layers: Vec<Digest>,
     /// Checked cache entries for some of them.
-    pub cached: HashMap<Digest, VerifiedLayer>,
-    /// Where layers read from the engine are kept for later packs.
+    pub cached: HashMap<Digest, CachedFrame>,
+    /// Where the frames of the layers written are kept for later packs.
     pub cache: Option<&'c LayerCache>,
 }
 
 enum Waiting {
     Staged(StagedLayer),
-    Cached(VerifiedLayer),
+    Cached(CachedFrame),
 }
 
 /// A bundle writer fed in order.
-pub struct Ordered<'c> {
+pub struct Ordered {
     writer: BundleWriter,
     order: Vec<Digest>,
     in_order: HashSet<Digest>,
     next: usize,
     waiting: HashMap<Digest, Waiting>,
-    cache: Option<&'c LayerCache>,
 }
 
-impl<'c> Ordered<'c> {
+impl Ordered {
     /// Feeds `writer` in `order`.
-    pub fn new(writer: BundleWriter, order: Order<'c>) -> Self {
+    pub fn new(mut writer: BundleWriter, order: Order<'_>) -> Self {
+        if let Some(cache) = order.cache {
+            writer.keep_frames_in(cache.clone());
+        }
         Self {
             writer,
             in_order: order.layers.iter().cloned().collect(),
@@ -51,7 +53,6 @@ impl<'c> Ordered<'c> {
                 .into_iter()
                 .map(|(digest, layer)| (digest, Waiting::Cached(layer)))
                 .collect(),
-            cache: order.cache,
         }
     }
 
@@ -67,12 +68,6 @@ impl<'c> Ordered<'c> {
     /// A layer the source staged.
     pub fn staged(&mut self, layer: StagedLayer) -> Result<(), BundleError> {
         self.write_waiting()?;
-        if let Some(cache) = self.cache {
-            if !cache.has_layer(&layer.digest) {
-                // Failing to cache costs only the next pack's time.
-                let _ = cache.put_layer_file(&layer.digest, &layer.path);
-            }
-        }
         let digest = layer.digest.clone();
         if !self.in_order.contains(&digest) || self.wanted_now(&digest) {
             // Left out, or its turn: the writer decides (and removes the file).
@@ -96,26 +91,17 @@ impl<'c> Ordered<'c> {
         content: &mut dyn Read,
     ) -> Result<(), BundleError> {
         self.write_waiting()?;
-        let ingest = self
-            .cache
-            .filter(|cache| !cache.has_layer(digest))
-            .and_then(|cache| cache.ingest(digest).ok());
-        let mut tee = Tee::new(content, ingest);
-        let outcome = if !self.in_order.contains(digest) || self.wanted_now(digest) {
+        if !self.in_order.contains(digest) || self.wanted_now(digest) {
             self.writer
-                .add_streamed_layer(digest, size, &mut tee)
+                .add_streamed_layer(digest, size, content)
                 .and_then(|()| self.write_waiting())
         } else if self.had(digest) {
-            io::copy(&mut tee, &mut io::sink())
+            io::copy(content, &mut io::sink())
                 .map(drop)
                 .map_err(|source| self.stage_error(digest, source))
         } else {
-            self.stage(digest, size, &mut tee)
-        };
-        if outcome.is_ok() {
-            tee.finish();
+            self.stage(digest, size, content)
         }
-        outcome
     }
 
     /// Keeps a layer that came before its turn in the writer's work directory.
@@ -178,10 +164,7 @@ impl<'c> Ordered<'c> {
                 self.writer
                     .add_staged_layer(&layer.digest, layer.size, &layer.path)
             }
-            Waiting::Cached(mut layer) => {
-                self.writer
-                    .add_checked_layer(digest, layer.size, &mut layer.file)
-            }
+            Waiting::Cached(mut frame) => self.writer.add_cached_frame(digest, &mut frame),
         }
     }
 

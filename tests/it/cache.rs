@@ -226,6 +226,33 @@ fn a_warm_cache_packs_the_same_bytes_as_a_cold_pack_without_an_export() {
     warm_cache_packs_the_same_bytes_without_an_export(&b);
 }
 
+/// The cache's frame entry of layer `hex` (named HEX.PROFILE).
+fn frame_entry(cache: &Path, hex: &str) -> PathBuf {
+    let found: Vec<PathBuf> = std::fs::read_dir(cache.join("frames"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(&format!("{hex}."))
+        })
+        .collect();
+    assert_eq!(found.len(), 1, "{found:?}");
+    found[0].clone()
+}
+
+/// The digest of the layer a frame entry holds: the entry is a zstd
+/// stream (the frame, then a skippable trailer) of the layer's tar entry.
+fn layer_digest_in_frame(path: &Path) -> String {
+    let decoded = zstd::stream::decode_all(std::fs::File::open(path).unwrap()).unwrap();
+    let mut archive = tar::Archive::new(&decoded[..]);
+    let mut entry = archive.entries().unwrap().next().unwrap().unwrap();
+    let mut layer = Vec::new();
+    std::io::Read::read_to_end(&mut entry, &mut layer).unwrap();
+    airgap::digest::Digest::of(&layer).hex().to_owned()
+}
+
 /// Flips a byte in the middle of a cache entry, keeping its size.
 fn damage(path: &Path) {
     let mut bytes = std::fs::read(path).unwrap();
@@ -246,7 +273,7 @@ fn a_damaged_cache_entry_is_read_again_from_the_engine_and_never_shipped() {
 
     let (_, app_layers) = connected.inspect("fixture/app:1").unwrap();
     let top = app_layers.last().unwrap().trim_start_matches("sha256:");
-    let entry = dir.join("cache/layers").join(top);
+    let entry = frame_entry(&dir.join("cache"), top);
     damage(&entry);
     let proxy = EngineProxy::start(&connected);
     let (again, run) = pack(&dir, &proxy.host, "again.zst", &images, &cache);
@@ -261,7 +288,7 @@ fn a_damaged_cache_entry_is_read_again_from_the_engine_and_never_shipped() {
     );
     assert_eq!(again, cold, "the damaged entry was not shipped");
     assert_eq!(
-        sha256(&entry),
+        layer_digest_in_frame(&frame_entry(&dir.join("cache"), top)),
         top,
         "the entry was read again from the engine"
     );
@@ -450,7 +477,11 @@ fn the_creation_time_comes_from_created_or_source_date_epoch() {
 }
 
 fn write_entry(cache: &Path, kind: &str, fill: u8, size: usize, age_days: u64) -> PathBuf {
-    let path = cache.join(kind).join(format!("{fill:02x}").repeat(32));
+    let mut name = format!("{fill:02x}").repeat(32);
+    if kind == "frames" {
+        name.push_str(".zstd10504-l6-r1");
+    }
+    let path = cache.join(kind).join(name);
     std::fs::write(&path, vec![fill; size]).unwrap();
     let when = std::time::SystemTime::now() - std::time::Duration::from_secs(age_days * 86400);
     std::fs::File::options()
@@ -472,9 +503,9 @@ fn cache_ls_lists_and_prune_evicts_the_least_recently_used() {
     let mode = std::fs::metadata(&cache).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o700, "made private");
 
-    let oldest = write_entry(&cache, "layers", 0xaa, 3000, 3);
+    let oldest = write_entry(&cache, "frames", 0xaa, 3000, 3);
     let middle = write_entry(&cache, "configs", 0xbb, 2000, 2);
-    let newest = write_entry(&cache, "layers", 0xcc, 1000, 1);
+    let newest = write_entry(&cache, "frames", 0xcc, 1000, 1);
     let listed = airgap(dir.path(), &["cache", "ls", "--cache-dir", "cache"]).success();
     let lines: Vec<&str> = listed.stdout.lines().collect();
     assert_eq!(lines.len(), 4, "{}", listed.stdout);

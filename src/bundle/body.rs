@@ -1,0 +1,114 @@
+//! The bundle's body: one zstd frame per tar entry (its header, bytes and
+//! padding), then one for the end-of-archive marker. A layer's frame thus
+//! depends on that layer and the compression settings alone, so the layer
+//! cache can keep it and a later pack copy it in without compressing
+//! anything, byte for byte what compressing it again would give.
+//!
+//! Frames compressed alone lose the matches a single stream finds between
+//! the layers of a stack; a higher level than a single stream would need
+//! wins that back (docs/BENCHMARKS.md: level 6 alone per layer against
+//! level 3 across the stack).
+
+use std::io::{self, BufWriter, Read, Write};
+
+use zstd::stream::raw::CParameter;
+
+use super::in_place::BodyFile;
+use super::tar_stream;
+use super::writer::Compression;
+
+/// The body file being written.
+pub(super) struct Body {
+    out: BufWriter<BodyFile>,
+    compression: Compression,
+}
+
+impl Body {
+    pub(super) fn new(file: BodyFile, compression: &Compression) -> Self {
+        Self {
+            out: BufWriter::with_capacity(1 << 20, file),
+            compression: compression.clone(),
+        }
+    }
+
+    /// Appends the tar entry `path` of `size` bytes from `content` as a
+    /// frame of its own, also written to `copy` (the layer cache) if given.
+    pub(super) fn entry(
+        &mut self,
+        path: &str,
+        size: u64,
+        content: &mut dyn Read,
+        copy: Option<&mut dyn Write>,
+    ) -> io::Result<()> {
+        let tee = Tee {
+            out: &mut self.out,
+            copy,
+        };
+        let mut encoder = frame_encoder(tee, &self.compression, tar_stream::entry_len(size))?;
+        tar_stream::append(&mut encoder, path, size, content)?;
+        encoder.finish()?;
+        Ok(())
+    }
+
+    /// Appends a frame made earlier by [`Body::entry`] with the same
+    /// settings, as it is.
+    pub(super) fn splice(&mut self, frame: &mut dyn Read) -> io::Result<u64> {
+        io::copy(frame, &mut self.out)
+    }
+
+    /// Ends the tar archive and hands the file back.
+    pub(super) fn finish(mut self) -> io::Result<BodyFile> {
+        let mut marker = Vec::new();
+        tar_stream::finish(&mut marker)?;
+        let mut compressor = zstd::bulk::Compressor::new(self.compression.level)?;
+        compressor.set_parameter(CParameter::ChecksumFlag(true))?;
+        self.out.write_all(&compressor.compress(&marker)?)?;
+        self.out.into_inner().map_err(|e| e.into_error())
+    }
+}
+
+/// Writes to the body and, for a layer the cache keeps, to its entry.
+struct Tee<'a, 'b> {
+    out: &'a mut BufWriter<BodyFile>,
+    copy: Option<&'a mut (dyn Write + 'b)>,
+}
+
+impl Write for Tee<'_, '_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.out.write(buf)?;
+        if let Some(copy) = &mut self.copy {
+            copy.write_all(&buf[..n])?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+fn frame_encoder<W: Write>(
+    out: W,
+    compression: &Compression,
+    len: u64,
+) -> io::Result<zstd::stream::write::Encoder<'static, W>> {
+    let mut encoder = zstd::stream::write::Encoder::new(out, compression.level)?;
+    let (window_log, job_size) = compression.window_and_job();
+    // zstd's output is the same for any number of workers, but not with
+    // none: one worker, not the calling thread, keeps a one-core machine's
+    // bundle byte for byte the same as a four-core one's.
+    if compression.threads >= 1 {
+        encoder.multithread(compression.threads)?;
+        encoder.set_parameter(CParameter::JobSize(job_size))?;
+    }
+    encoder.long_distance_matching(true)?;
+    encoder.window_log(window_log)?;
+    for parameter in compression.match_finder() {
+        encoder.set_parameter(parameter)?;
+    }
+    encoder.include_checksum(true)?;
+    // A known length lets zstd size its window and tables to a small entry
+    // and records the length in the frame header.
+    encoder.set_pledged_src_size(Some(len))?;
+    Ok(encoder)
+}
