@@ -81,19 +81,16 @@ impl Compression {
         )
     }
 
-    /// zstd's window (log2 bytes) and multithreading job size for this level.
-    /// Jobs far smaller than zstd's default (four windows) let every worker
-    /// compress a single large layer; they overlap by part of the window so
-    /// long-distance matches across jobs survive. Higher levels get a smaller
-    /// window to stay within the same memory. 12 MiB rather than 16: each
-    /// worker holds its jobs' buffers, and 16 MiB passed 200 MB on a stack
-    /// of large layers for 0.1 % of bundle size (docs/BENCHMARKS.md).
+    /// zstd's window (log2 bytes) and multithreading job size. Jobs far
+    /// smaller than zstd's default (four windows) let every worker compress
+    /// a single large layer. With long-distance matching zstd's input
+    /// buffer holds a whole window besides the jobs, so window and jobs are
+    /// what memory follows: 32 MiB and 4 MiB jobs take 63 MB for a 1 GiB
+    /// layer with one worker and 77 MB with two, where 64 MiB and 12 MiB
+    /// took 135 and 157 MB, for frames 0.6 % (first bench stack) to 1.6 %
+    /// (second) larger (docs/BENCHMARKS.md).
     pub(super) fn window_and_job(&self) -> (u32, u32) {
-        if self.level <= 9 {
-            (WINDOW_LOG_MAX - 1, 12 << 20)
-        } else {
-            (WINDOW_LOG_MAX - 2, 8 << 20)
-        }
+        (WINDOW_LOG_MAX - 2, 4 << 20)
     }
 
     /// zstd parameters set on top of the level's own. (A larger

@@ -173,6 +173,11 @@ pub fn run(args: PackArgs, context: &Context) -> anyhow::Result<()> {
     };
     if let Some(threads) = args.threads {
         compression.threads = threads;
+    } else if from_registry {
+        // A pull feeds the compressor no faster than the network; one
+        // worker (the same bytes as any number) keeps a pull of any layer
+        // under 100 MB.
+        compression.threads = 1;
     }
     let created = airgap::pack::creation_time(
         args.created.as_deref(),
