@@ -31,6 +31,11 @@ impl Body {
         }
     }
 
+    /// The name the layer cache keeps this body's frames under.
+    pub(super) fn frame_profile(&self) -> String {
+        self.compression.frame_profile()
+    }
+
     /// Appends the tar entry `path` of `size` bytes from `content` as a
     /// frame of its own, also written to `copy` (the layer cache) if given.
     pub(super) fn entry(

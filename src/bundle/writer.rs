@@ -239,7 +239,8 @@ impl BundleWriter {
     /// Keeps the frame of every layer written from now on in `cache`
     /// (once the bundle is finished), unless it has one already.
     pub fn keep_frames_in(&mut self, cache: LayerCache) {
-        self.frame_cache = Some(cache);
+        // Named after this writer's settings, whatever the cache was opened for.
+        self.frame_cache = Some(cache.with_profile(self.body.frame_profile()));
     }
 
     /// Appends a layer's frame from the layer cache (checked when it was
