@@ -117,3 +117,67 @@ fn frame_encoder<W: Write>(
     encoder.set_pledged_src_size(Some(len))?;
     Ok(encoder)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Seek};
+
+    use super::*;
+
+    /// Writes `before` then `layer` as entries; gives the body's bytes and
+    /// the frame the layer's copy received.
+    fn body_with(before: &[u8], layer: &[u8]) -> (Vec<u8>, Vec<u8>) {
+        let compression = Compression {
+            level: 3,
+            threads: 2,
+        };
+        let mut body = Body::new(BodyFile::plain(tempfile::tempfile().unwrap()), &compression);
+        body.entry("before", before.len() as u64, &mut &before[..], None)
+            .unwrap();
+        let mut copy = Vec::new();
+        body.entry(
+            "layer",
+            layer.len() as u64,
+            &mut &layer[..],
+            Some(&mut copy),
+        )
+        .unwrap();
+        let mut file = body.finish().unwrap().into_file().unwrap();
+        file.rewind().unwrap();
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).unwrap();
+        (bytes, copy)
+    }
+
+    #[test]
+    fn a_layers_frame_is_the_same_whatever_came_before_it() {
+        let layer: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        let (first_body, first) = body_with(b"one thing", &layer);
+        let (second_body, second) = body_with(&layer[..5000], &layer);
+        assert_eq!(first, second, "the frame depends on the layer alone");
+        assert!(
+            first_body.windows(first.len()).any(|w| w == first),
+            "the copy is what the body holds"
+        );
+
+        let decoded = zstd::stream::decode_all(&second_body[..]).unwrap();
+        let mut archive = tar::Archive::new(&decoded[..]);
+        let entries: Vec<(String, Vec<u8>)> = archive
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let mut e = e.unwrap();
+                let mut content = Vec::new();
+                e.read_to_end(&mut content).unwrap();
+                (e.path().unwrap().to_string_lossy().into_owned(), content)
+            })
+            .collect();
+        assert_eq!(
+            entries,
+            vec![
+                ("before".to_owned(), layer[..5000].to_vec()),
+                ("layer".to_owned(), layer.clone())
+            ]
+        );
+    }
+}
