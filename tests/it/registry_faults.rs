@@ -64,6 +64,9 @@ impl FaultProxy {
             .arg(dir.path().join("proxy.log"))
             .args(options)
             .stdout(Stdio::null())
+            // A client hanging up mid-answer makes the server print a
+            // traceback; kept out of the test's output.
+            .stderr(std::fs::File::create(dir.path().join("proxy.err")).unwrap())
             .spawn()
             .expect("python3 runs the fault proxy");
         let proxy = Self { child, dir, host };
