@@ -28,6 +28,7 @@ mod podman_names;
 mod project;
 mod recognise;
 mod record;
+mod registry_faults;
 mod registry_pull;
 mod registry_push;
 mod rename;

@@ -2,9 +2,9 @@
 //! roots, plus `--registry-ca`), plain HTTP or unverified TLS only for a
 //! host named by `--plain-http` / `--insecure-skip-verify`, credentials
 //! (see [`super::credentials`]), token and Basic auth, and bounded retries
-//! of transient failures. Nothing is sent anywhere but the registry named:
-//! redirects are not followed, and a token realm or upload location on
-//! another host is refused. Shared by every command that talks to a registry.
+//! of transient failures. Nothing is sent anywhere but the registry named,
+//! except a download's redirect to another host (over HTTPS only, without
+//! credentials); a token realm or upload location on another host is refused. Shared by every command that talks to a registry.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -252,7 +252,10 @@ impl Client {
             return self.send(what, &[], Retry::Yes, &|http| adjust(http.get(url.clone())));
         }
         if url.scheme() != "https" {
-            return Err(elsewhere());
+            return Err(RegistryError::PlainRedirect {
+                registry: self.host.clone(),
+                url: crate::display::escape(url.as_str()).into_owned(),
+            });
         }
         let mut attempt = 0;
         loop {

@@ -106,6 +106,17 @@ pub enum RegistryError {
         /// Where it pointed.
         url: String,
     },
+    /// A registry redirected a download to another host over plain HTTP,
+    /// where the blob is followed only over HTTPS.
+    #[error(
+        "registry {registry} redirected a download to {url}, another host over plain HTTP; airgap follows a redirect elsewhere only over HTTPS: serve the registry's storage over HTTPS"
+    )]
+    PlainRedirect {
+        /// HOST[:PORT].
+        registry: String,
+        /// Where it redirected.
+        url: String,
+    },
     /// A TLS registry named a token service over plain HTTP, where the
     /// credentials would travel in clear text.
     #[error(
@@ -204,6 +215,7 @@ impl RegistryError {
                 | Self::Unauthorized { status: 401, .. }
                 | Self::Interrupted
                 | Self::Elsewhere { .. }
+                | Self::PlainRedirect { .. }
                 | Self::PlainRealm { .. }
         )
     }
