@@ -33,7 +33,9 @@ pub enum PushCompression {
     None,
 }
 
-const GZIP_LEVEL: u32 = 6;
+/// zlib-rs level 4 took 20 % less time than 6 for 1.5 % more bytes on the
+/// bench stack's layers (5: 10 %, 0.2 %), still 1.5 % fewer than skopeo's.
+const GZIP_LEVEL: u32 = 4;
 const ZSTD_LEVEL: i32 = 3;
 /// Layer bytes deflated as one piece: fixed, so that the output does not
 /// depend on how many threads share the work.
