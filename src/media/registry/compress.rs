@@ -125,6 +125,7 @@ pub fn compress(
             CompressError::Io(error)
         });
     }
+    give_back_freed_memory();
     let (digest, size, mut writer) = out.finish();
     writer.flush()?;
     writer.get_ref().sync_all()?;
@@ -142,7 +143,8 @@ pub fn compress(
 /// of each thread's heap up to a threshold it raises as large buffers are
 /// freed; with blocks and deflaters passing between threads that held
 /// 7–15 MB more at the peak of a push than compressing on one thread did.
-/// Trimming every few MiB of layer costs far less than a millisecond.
+/// Trimming every few MiB of layer and after each layer costs far less than
+/// a millisecond a time.
 fn give_back_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only releases free memory; it takes no pointers.
