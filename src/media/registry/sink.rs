@@ -8,7 +8,8 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, mpsc};
 
 use oci_spec::distribution::Reference;
 use reqwest::StatusCode;
@@ -22,7 +23,7 @@ use crate::progress::Progress;
 use crate::store::StagedLayers;
 
 use super::access::{AccessOptions, Client, Retry};
-use super::compress::{CompressError, PushCompression, compress};
+use super::compress::{CompressError, Compressed, PushCompression, compress};
 use super::index::{INDEX_MEDIA_TYPE, IndexGroup, PushedManifest, index_bytes, index_groups};
 use super::interrupt::Held;
 use super::state::UploadState;
@@ -56,6 +57,15 @@ struct Pushed {
     media_type: String,
     size: u64,
     sent_anything: bool,
+}
+
+/// What the layer uploads leave behind.
+struct Uploaded {
+    /// By compressed digest: the repositories known to hold it.
+    holders: HashMap<Digest, Vec<String>>,
+    /// By layer and repository: a repository that refuses a layer fails
+    /// only the images going there.
+    layer_failures: HashMap<(Digest, String), String>,
 }
 
 /// One image's destination: a repository and a tag there.
@@ -480,6 +490,68 @@ impl RegistrySink {
         Ok(())
     }
 
+    /// Compresses a layer read from the bundle into a temporary file.
+    fn compress(
+        &self,
+        blob: &BlobRef,
+        content: &mut dyn Read,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Compressed, SinkError> {
+        compress(content, blob, self.compression, &self.staging, stop).map_err(
+            |error| match error {
+                CompressError::Changed { found } => {
+                    BundleError::Corrupt(std::io::Error::other(format!(
+                        "layer {} reads as {found} since it was verified",
+                        blob.digest
+                    )))
+                    .into()
+                }
+                CompressError::Io(source) => self.failed(RegistryError::Io {
+                    what: format!("compressing layer {}", blob.digest.short()),
+                    source,
+                }),
+                // Stopped because the uploader stopped, whose error says why.
+                CompressError::Stopped => self.failed(RegistryError::Interrupted),
+            },
+        )
+    }
+
+    /// Puts each compressed layer handed over into every repository that
+    /// wants it, until the hand-over ends or an error stops everything.
+    fn upload_layers(
+        &self,
+        blobs: &Blobs<'_>,
+        wanted_in: &HashMap<Digest, Vec<String>>,
+        layers: mpsc::Receiver<(BlobRef, Compressed)>,
+    ) -> Result<Uploaded, RegistryError> {
+        let mut holders: HashMap<Digest, Vec<String>> = HashMap::new();
+        let mut layer_failures = HashMap::new();
+        for (blob, layer) in layers {
+            let known = holders.entry(layer.blob.digest.clone()).or_default();
+            for repository in wanted_in.get(&blob.digest).into_iter().flatten() {
+                match blobs.place(
+                    repository,
+                    &layer.blob,
+                    known,
+                    Content::File(layer.file.path()),
+                ) {
+                    Ok(_) => known.push(repository.clone()),
+                    Err(error) if error.stops_everything() => return Err(error),
+                    Err(error) => {
+                        layer_failures.insert(
+                            (blob.digest.clone(), repository.clone()),
+                            format!("layer {}: {error}", blob.digest.short()),
+                        );
+                    }
+                }
+            }
+        }
+        Ok(Uploaded {
+            holders,
+            layer_failures,
+        })
+    }
+
     fn write_all(
         &self,
         blobs: &Blobs<'_>,
@@ -506,52 +578,42 @@ impl RegistrySink {
         }
         let mut small: HashMap<Digest, Vec<u8>> = HashMap::new();
         let mut compressed: HashMap<Digest, BlobRef> = HashMap::new();
-        let mut holders: HashMap<Digest, Vec<String>> = HashMap::new();
-        // By layer and repository: a repository that refuses a layer fails
-        // only the images going there.
-        let mut layer_failures: HashMap<(Digest, String), String> = HashMap::new();
-        finished.for_each_blob(progress, &mut |blob: &BlobRef, content: &mut dyn Read| {
-            if small_digests.contains(&blob.digest) {
-                small.insert(blob.digest.clone(), read_small(blob, content)?);
-                return Ok(());
-            }
-            let layer = match compress(content, blob, self.compression, &self.staging) {
-                Ok(layer) => layer,
-                Err(CompressError::Changed { found }) => {
-                    return Err(BundleError::Corrupt(std::io::Error::other(format!(
-                        "layer {} reads as {found} since it was verified",
-                        blob.digest
-                    )))
-                    .into());
-                }
-                Err(CompressError::Io(source)) => {
-                    return Err(self.failed(RegistryError::Io {
-                        what: format!("compressing layer {}", blob.digest.short()),
-                        source,
-                    }));
-                }
-            };
-            compressed.insert(blob.digest.clone(), layer.blob.clone());
-            let known = holders.entry(layer.blob.digest.clone()).or_default();
-            for repository in wanted_in.get(&blob.digest).into_iter().flatten() {
-                match blobs.place(
-                    repository,
-                    &layer.blob,
-                    known,
-                    Content::File(layer.file.path()),
-                ) {
-                    Ok(_) => known.push(repository.clone()),
-                    Err(error) if error.stops_everything() => return Err(self.failed(error)),
-                    Err(error) => {
-                        layer_failures.insert(
-                            (blob.digest.clone(), repository.clone()),
-                            format!("layer {}: {error}", blob.digest.short()),
-                        );
+        // Layer N is uploaded while layer N+1 is compressed, never more:
+        // the hand-over waits until the uploader takes the next one.
+        let (hand_over, layers) = mpsc::sync_channel::<(BlobRef, Compressed)>(0);
+        let uploader_stopped = AtomicBool::new(false);
+        let stop = || uploader_stopped.load(Ordering::SeqCst) || blobs.interrupted();
+        let (read, uploaded) = std::thread::scope(|scope| {
+            let uploader = scope.spawn(|| {
+                let uploaded = self.upload_layers(blobs, &wanted_in, layers);
+                uploader_stopped.store(true, Ordering::SeqCst);
+                uploaded
+            });
+            let read =
+                finished.for_each_blob(progress, &mut |blob: &BlobRef, content: &mut dyn Read| {
+                    if small_digests.contains(&blob.digest) {
+                        small.insert(blob.digest.clone(), read_small(blob, content)?);
+                        return Ok(());
                     }
-                }
-            }
-            Ok(())
-        })?;
+                    let layer = self.compress(blob, content, &stop)?;
+                    compressed.insert(blob.digest.clone(), layer.blob.clone());
+                    // Refused only once the uploader stopped, whose error says why.
+                    hand_over
+                        .send((blob.clone(), layer))
+                        .map_err(|_| self.failed(RegistryError::Interrupted))
+                });
+            drop(hand_over);
+            let uploaded = uploader
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (read, uploaded)
+        });
+        // The uploader's error first: reading stops because of it.
+        let Uploaded {
+            mut holders,
+            layer_failures,
+        } = uploaded.map_err(|e| self.failed(e))?;
+        read?;
         let mut keys = Vec::new();
         for image in images {
             let destinations = self.destinations(image).map_err(|e| self.failed(e))?;

@@ -99,6 +99,11 @@ impl<'a> Blobs<'a> {
         }
     }
 
+    /// True once Ctrl-C or SIGTERM asked the push to stop.
+    pub fn interrupted(&self) -> bool {
+        self.held.asked()
+    }
+
     fn note(&self, text: String) {
         self.notes.lock().expect("notes lock").push(text);
     }
