@@ -45,14 +45,21 @@ impl Body {
         content: &mut dyn Read,
         copy: Option<&mut dyn Write>,
     ) -> io::Result<()> {
-        let tee = Tee {
-            out: &mut self.out,
-            copy,
-        };
-        let mut encoder = frame_encoder(tee, &self.compression, tar_stream::entry_len(size))?;
-        tar_stream::append(&mut encoder, path, size, content)?;
-        encoder.finish()?;
-        Ok(())
+        write_frame(&mut self.out, &self.compression, path, size, content, copy)
+    }
+
+    /// Compresses the tar entry `path` into `out` as [`Body::entry`] would,
+    /// for a layer that arrives before its turn: spliced in later, it gives
+    /// the same bytes.
+    pub(super) fn frame_aside(
+        &self,
+        out: &mut dyn Write,
+        path: &str,
+        size: u64,
+        content: &mut dyn Read,
+        copy: Option<&mut dyn Write>,
+    ) -> io::Result<()> {
+        write_frame(out, &self.compression, path, size, content, copy)
     }
 
     /// Appends a frame made earlier by [`Body::entry`] with the same
@@ -72,9 +79,25 @@ impl Body {
     }
 }
 
+/// Writes one tar entry as one frame into `out` (and `copy`).
+fn write_frame(
+    out: &mut dyn Write,
+    compression: &Compression,
+    path: &str,
+    size: u64,
+    content: &mut dyn Read,
+    copy: Option<&mut dyn Write>,
+) -> io::Result<()> {
+    let tee = Tee { out, copy };
+    let mut encoder = frame_encoder(tee, compression, tar_stream::entry_len(size))?;
+    tar_stream::append(&mut encoder, path, size, content)?;
+    encoder.finish()?;
+    Ok(())
+}
+
 /// Writes to the body and, for a layer the cache keeps, to its entry.
 struct Tee<'a, 'b> {
-    out: &'a mut BufWriter<BodyFile>,
+    out: &'a mut dyn Write,
     copy: Option<&'a mut (dyn Write + 'b)>,
 }
 

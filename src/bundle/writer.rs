@@ -123,6 +123,20 @@ pub struct Contents<'a> {
     pub origins: Vec<crate::bundle::ImageOrigin>,
 }
 
+/// A layer compressed before its turn (see [`BundleWriter::frame_aside`]).
+pub struct FramedLayer {
+    path: PathBuf,
+    size: u64,
+    keep: Option<FrameIngest>,
+}
+
+impl FramedLayer {
+    /// Removes its file, for a layer that is never written.
+    pub fn discard(self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
 /// What was written.
 #[derive(Debug)]
 pub struct WrittenBundle {
@@ -382,6 +396,68 @@ impl BundleWriter {
         self.keep_frame(keep, size);
         self.record_layer(entry, size, digest);
         Ok(())
+    }
+
+    /// Compresses a layer that came before its turn into a frame of its
+    /// own in the work directory, so compression keeps pace with the
+    /// export instead of waiting for the layers before it; spliced in at
+    /// its turn by [`Self::add_framed_layer`], it gives the bytes
+    /// compressing it then would. `content` is checked as for
+    /// [`Self::add_staged_layer`] or [`Self::add_streamed_layer`].
+    pub fn frame_aside(
+        &mut self,
+        digest: &Digest,
+        size: u64,
+        content: &mut dyn Read,
+    ) -> Result<FramedLayer, BundleError> {
+        let path = self.workdir.path().join(format!("frame-{}", digest.hex()));
+        let io_error = |source| BundleError::Io {
+            action: "compressing a layer into",
+            path: path.clone(),
+            source,
+        };
+        let mut keep = self.frame_ingest(digest);
+        let mut out = BufWriter::new(File::create_new(&path).map_err(io_error)?);
+        let written = self
+            .body
+            .frame_aside(
+                &mut out,
+                &digest.blob_path(),
+                size,
+                content,
+                keep_as_copy(&mut keep),
+            )
+            .and_then(|()| out.flush());
+        if let Err(source) = written {
+            let _ = fs::remove_file(&path);
+            return Err(io_error(source));
+        }
+        Ok(FramedLayer { path, size, keep })
+    }
+
+    /// Appends a layer [`Self::frame_aside`] compressed, unless one with
+    /// this digest is already in or the site holds it; removes its file.
+    pub fn add_framed_layer(
+        &mut self,
+        digest: &Digest,
+        framed: FramedLayer,
+    ) -> Result<(), BundleError> {
+        let FramedLayer { path, size, keep } = framed;
+        let added = if !self.layers.insert(digest.clone()) || self.left_out.contains(digest) {
+            Ok(())
+        } else {
+            let spliced = File::open(&path).and_then(|mut file| self.body.splice(&mut file));
+            match spliced {
+                Ok(_) => {
+                    self.keep_frame(keep, size);
+                    self.record_layer(digest.blob_path(), size, digest);
+                    Ok(())
+                }
+                Err(source) => Err(self.body_error(source)),
+            }
+        };
+        let _ = fs::remove_file(&path);
+        added
     }
 
     /// Where the frame of layer `digest` is to be copied, if the cache

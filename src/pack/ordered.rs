@@ -1,6 +1,9 @@
 //! Layers into the bundle in one fixed order, whatever order the engine
 //! exports them in and whichever the cache supplies: a layer that arrives
-//! before its turn waits staged on disk. The frame of every layer the
+//! before its turn is compressed at once into a frame of its own, which
+//! waits on disk (compression keeps pace with the export; the containerd
+//! store, for one, exports blobs in digest order), or waits uncompressed
+//! if a patch is to be made of it. The frame of every layer the
 //! bundle carries is kept in the layer cache as it is written.
 
 use std::collections::{HashMap, HashSet};
@@ -8,7 +11,7 @@ use std::fs::File;
 use std::io::{self, Read};
 
 use crate::bundle::BundleError;
-use crate::bundle::writer::BundleWriter;
+use crate::bundle::writer::{BundleWriter, FramedLayer};
 use crate::cache::{CachedFrame, LayerCache};
 use crate::digest::Digest;
 use crate::store::StagedLayer;
@@ -25,6 +28,7 @@ pub struct Order<'c> {
 
 enum Waiting {
     Staged(StagedLayer),
+    Framed(FramedLayer),
     Cached(CachedFrame),
 }
 
@@ -79,7 +83,15 @@ impl Ordered {
             let _ = std::fs::remove_file(&layer.path);
             return Ok(());
         }
-        self.waiting.insert(digest, Waiting::Staged(layer));
+        if self.writer.needs_staging().contains(&digest) {
+            self.waiting.insert(digest, Waiting::Staged(layer));
+            return Ok(());
+        }
+        let framed = File::open(&layer.path)
+            .map_err(|source| self.stage_error(&digest, source))
+            .and_then(|mut file| self.writer.frame_aside(&digest, layer.size, &mut file));
+        let _ = std::fs::remove_file(&layer.path);
+        self.waiting.insert(digest, Waiting::Framed(framed?));
         Ok(())
     }
 
@@ -99,8 +111,12 @@ impl Ordered {
             io::copy(content, &mut io::sink())
                 .map(drop)
                 .map_err(|source| self.stage_error(digest, source))
-        } else {
+        } else if self.writer.needs_staging().contains(digest) {
             self.stage(digest, size, content)
+        } else {
+            let framed = self.writer.frame_aside(digest, size, content)?;
+            self.waiting.insert(digest.clone(), Waiting::Framed(framed));
+            Ok(())
         }
     }
 
@@ -164,6 +180,7 @@ impl Ordered {
                 self.writer
                     .add_staged_layer(&layer.digest, layer.size, &layer.path)
             }
+            Waiting::Framed(framed) => self.writer.add_framed_layer(digest, framed),
             Waiting::Cached(mut frame) => self.writer.add_cached_frame(digest, &mut frame),
         }
     }
@@ -178,8 +195,12 @@ impl Ordered {
             }
         }
         for (_, waiting) in self.waiting.drain() {
-            if let Waiting::Staged(layer) = waiting {
-                let _ = std::fs::remove_file(&layer.path);
+            match waiting {
+                Waiting::Staged(layer) => {
+                    let _ = std::fs::remove_file(&layer.path);
+                }
+                Waiting::Framed(framed) => framed.discard(),
+                Waiting::Cached(_) => {}
             }
         }
         Ok(self.writer)
