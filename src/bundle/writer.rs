@@ -268,10 +268,24 @@ impl BundleWriter {
         if !self.layers.insert(digest.clone()) || self.left_out.contains(digest) {
             return Ok(());
         }
+        let size = frame.size;
+        self.splice_layer(digest, size, &mut frame.frame(), None)
+    }
+
+    /// Appends a layer's frame made with this writer's settings as it is,
+    /// keeping it in the cache through `keep`.
+    fn splice_layer(
+        &mut self,
+        digest: &Digest,
+        size: u64,
+        frame: &mut dyn Read,
+        keep: Option<FrameIngest>,
+    ) -> Result<(), BundleError> {
         self.body
-            .splice(&mut frame.frame())
+            .splice(frame)
             .map_err(|source| self.body_error(source))?;
-        self.record_layer(digest.blob_path(), frame.size, digest);
+        self.keep_frame(keep, size);
+        self.record_layer(digest.blob_path(), size, digest);
         Ok(())
     }
 
@@ -446,13 +460,8 @@ impl BundleWriter {
         let added = if !self.layers.insert(digest.clone()) || self.left_out.contains(digest) {
             Ok(())
         } else {
-            let spliced = File::open(&path).and_then(|mut file| self.body.splice(&mut file));
-            match spliced {
-                Ok(_) => {
-                    self.keep_frame(keep, size);
-                    self.record_layer(digest.blob_path(), size, digest);
-                    Ok(())
-                }
+            match File::open(&path) {
+                Ok(mut file) => self.splice_layer(digest, size, &mut file, keep),
                 Err(source) => Err(self.body_error(source)),
             }
         };
@@ -490,6 +499,11 @@ impl BundleWriter {
             .chain(self.patch_bases.keys())
             .cloned()
             .collect()
+    }
+
+    /// True when `digest` is one of [`Self::needs_staging`].
+    pub fn must_stay_staged(&self, digest: &Digest) -> bool {
+        self.left_out.contains(digest) || self.patch_bases.contains_key(digest)
     }
 
     /// Layers to ship as patches when worth it: each layer digest with the

@@ -83,7 +83,7 @@ impl Ordered {
             let _ = std::fs::remove_file(&layer.path);
             return Ok(());
         }
-        if self.writer.needs_staging().contains(&digest) {
+        if self.writer.must_stay_staged(&digest) {
             self.waiting.insert(digest, Waiting::Staged(layer));
             return Ok(());
         }
@@ -111,7 +111,7 @@ impl Ordered {
             io::copy(content, &mut io::sink())
                 .map(drop)
                 .map_err(|source| self.stage_error(digest, source))
-        } else if self.writer.needs_staging().contains(digest) {
+        } else if self.writer.must_stay_staged(digest) {
             self.stage(digest, size, content)
         } else {
             let framed = self.writer.frame_aside(digest, size, content)?;
