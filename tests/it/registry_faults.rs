@@ -15,7 +15,7 @@ use crate::support::cmd::{
     Run, airgap, airgap_clean_env, bundle_entries, run_with_stdin, state_dir, workdir_with_keys,
 };
 use crate::support::containerd::{TestContainerd, Version};
-use crate::support::registry::{PASSWORD, Serving, TestRegistry, USER};
+use crate::support::registry::{PASSWORD, Serving, TestRegistry, USER, make_test_tls, push_images};
 use crate::support::synthetic::{self, Image, layer, noise};
 
 /// Where no engine listens: a pull must not need one.
@@ -95,41 +95,6 @@ impl Drop for FaultProxy {
     }
 }
 
-/// Pushes `images` (through a bundle packed from a docker-save archive)
-/// under `registry://HOST/site`, layers gzip.
-fn push(dir: &Path, registry: &TestRegistry, images: &[Image]) {
-    std::fs::write(dir.join("images.tar"), synthetic::legacy_archive(images)).unwrap();
-    airgap(
-        dir,
-        &[
-            "pack",
-            "-q",
-            "--key",
-            "ops.pem",
-            "--archive",
-            "images.tar",
-            "-o",
-            "images.zst",
-        ],
-    )
-    .success();
-    let to = format!("registry://{}/site", registry.host);
-    airgap(
-        dir,
-        &[
-            "unpack",
-            "images.zst",
-            "--key",
-            "ops.pub.pem",
-            "--to",
-            &to,
-            "--plain-http",
-            &registry.host,
-        ],
-    )
-    .success();
-}
-
 /// `pack --from-registry HOST/site/fixture/big:1` with no engine reachable,
 /// HOME at `dir` (no Docker config of the host's), `extra` options and
 /// `stdin`, into `out`.
@@ -191,7 +156,13 @@ fn a_dropped_blob_download_resumes_from_the_byte_it_stopped_at() {
     };
     let (_keep, dir) = workdir_with_keys();
     let image = big_image();
-    push(&dir, &registry, std::slice::from_ref(&image));
+    push_images(
+        &dir,
+        &registry,
+        std::slice::from_ref(&image),
+        "site",
+        "gzip",
+    );
     let proxy = FaultProxy::start(&registry, &["--cut-above".into(), CUT_ABOVE.to_string()]);
 
     pull(
@@ -233,7 +204,7 @@ fn a_blob_redirect_elsewhere_over_plain_http_is_refused_and_nothing_is_written()
         return;
     };
     let (_keep, dir) = workdir_with_keys();
-    push(&dir, &registry, &[big_image()]);
+    push_images(&dir, &registry, &[big_image()], "site", "gzip");
     // The other host serves the same registry: followed, the pull would succeed.
     let elsewhere = format!("127.0.0.2:{}", free_port());
     let proxy = FaultProxy::start(
@@ -283,57 +254,7 @@ fn a_blob_redirect_elsewhere_over_plain_http_is_refused_and_nothing_is_written()
 /// A test CA and a certificate for 127.0.0.2 signed by it, in `dir`:
 /// (ca.pem, cert, key).
 fn tls_for_elsewhere(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    let run = |args: &[&str]| {
-        let output = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("openssl runs");
-        assert!(
-            output.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    };
-    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"];
-    run(&[
-        &["req", "-x509"][..],
-        &ec,
-        &[
-            "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
-        ],
-        &["-subj", "/CN=airgap test storage CA"],
-    ]
-    .concat());
-    run(&[
-        &["req"][..],
-        &ec,
-        &["-nodes", "-keyout", "storage.key", "-out", "storage.csr"],
-        &["-subj", "/CN=127.0.0.2"],
-    ]
-    .concat());
-    std::fs::write(
-        dir.join("ext.cnf"),
-        "subjectAltName=IP:127.0.0.2\nbasicConstraints=CA:FALSE\n",
-    )
-    .unwrap();
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "storage.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "storage.pem",
-        "-days",
-        "2",
-        "-extfile",
-        "ext.cnf",
-    ]);
+    make_test_tls(dir, "127.0.0.2", "storage");
     (
         dir.join("ca.pem"),
         dir.join("storage.pem"),
@@ -348,7 +269,13 @@ fn a_blob_redirect_keeps_credentials_on_the_registry_and_sends_none_elsewhere() 
     };
     let (_keep, dir) = workdir_with_keys();
     let image = big_image();
-    push(&dir, &registry, std::slice::from_ref(&image));
+    push_images(
+        &dir,
+        &registry,
+        std::slice::from_ref(&image),
+        "site",
+        "gzip",
+    );
     let (ca, cert, key) = tls_for_elsewhere(&dir);
     let ca = ca.display().to_string();
     let login = ["--registry-user", USER, "--registry-password-stdin"];

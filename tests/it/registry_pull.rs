@@ -12,7 +12,9 @@ use std::process::Command;
 
 use crate::support::cmd::{Run, airgap, run_with_stdin, state_dir, workdir_with_keys};
 use crate::support::engine::Engines;
-use crate::support::registry::{PASSWORD, Serving, TestRegistry, USER};
+use crate::support::registry::{
+    PASSWORD, Serving, TestRegistry, USER, bundle_of, push_images as push,
+};
 use crate::support::synthetic::{self, Image, layer};
 
 /// Where no engine listens: a pull must not need one.
@@ -42,46 +44,6 @@ fn airgap_without_engine(dir: &Path, args: &[&str], stdin: &str) -> Run {
             .env_remove("DOCKER_CONFIG"),
         stdin,
     )
-}
-
-/// Pushes `images` (through a bundle packed from a docker-save archive)
-/// under `registry://HOST/PREFIX`, layers compressed as `compression` says.
-fn push(dir: &Path, registry: &TestRegistry, images: &[Image], prefix: &str, compression: &str) {
-    std::fs::write(dir.join("images.tar"), synthetic::legacy_archive(images)).unwrap();
-    airgap(
-        dir,
-        &[
-            "pack",
-            "-q",
-            "--key",
-            "ops.pem",
-            "--archive",
-            "images.tar",
-            "-o",
-            "push.zst",
-        ],
-    )
-    .success();
-    let to = match prefix {
-        "" => format!("registry://{}", registry.host),
-        _ => format!("registry://{}/{prefix}", registry.host),
-    };
-    airgap(
-        dir,
-        &[
-            "unpack",
-            "push.zst",
-            "--key",
-            "ops.pub.pem",
-            "--to",
-            &to,
-            "--plain-http",
-            &registry.host,
-            "--push-compression",
-            compression,
-        ],
-    )
-    .success();
 }
 
 /// `pack --from-registry REFS… -o OUT` from the plain registry, with no engine.
@@ -390,13 +352,8 @@ fn multi_platform_layout(root: &Path) -> (PathBuf, [Image; 2], String) {
     (dir, [amd, arm], attestation_digest)
 }
 
-#[test]
-fn a_multi_platform_index_gives_the_platforms_asked_for_and_never_its_attestation() {
-    let Some(registry) = TestRegistry::start(Serving::Plain) else {
-        return;
-    };
-    let (_keep, dir) = workdir_with_keys();
-    let (layout, [amd, arm], attestation) = multi_platform_layout(&dir);
+/// `skopeo copy --all` of the layout's index to `team/multi:1` of the plain `registry`.
+fn copy_index_to(layout: &Path, registry: &TestRegistry) {
     let copied = Command::new("skopeo")
         .args(["copy", "--all", "--dest-tls-verify=false"])
         .arg(format!("oci:{}:1", layout.display()))
@@ -408,6 +365,16 @@ fn a_multi_platform_index_gives_the_platforms_asked_for_and_never_its_attestatio
         "{}",
         String::from_utf8_lossy(&copied.stderr)
     );
+}
+
+#[test]
+fn a_multi_platform_index_gives_the_platforms_asked_for_and_never_its_attestation() {
+    let Some(registry) = TestRegistry::start(Serving::Plain) else {
+        return;
+    };
+    let (_keep, dir) = workdir_with_keys();
+    let (layout, [amd, arm], attestation) = multi_platform_layout(&dir);
+    copy_index_to(&layout, &registry);
     let (index, index_digest) = raw_manifest(&registry, "team/multi:1");
     assert_eq!(index["manifests"].as_array().unwrap().len(), 3);
     let reference = vec![format!("{}/team/multi:1", registry.host)];
@@ -540,21 +507,7 @@ fn tls_with_a_private_ca_and_basic_auth_and_the_refusals_are_one_line() {
     };
     let (_keep, dir) = workdir_with_keys();
     let images = images();
-    std::fs::write(dir.join("images.tar"), synthetic::legacy_archive(&images)).unwrap();
-    airgap(
-        &dir,
-        &[
-            "pack",
-            "-q",
-            "--key",
-            "ops.pem",
-            "--archive",
-            "images.tar",
-            "-o",
-            "push.zst",
-        ],
-    )
-    .success();
+    bundle_of(&dir, &images);
     let ca = registry.ca();
     let ca = ca.to_str().unwrap();
     let to = format!("registry://{}", registry.host);
@@ -562,7 +515,7 @@ fn tls_with_a_private_ca_and_basic_auth_and_the_refusals_are_one_line() {
         &dir,
         &[
             "unpack",
-            "push.zst",
+            "b.zst",
             "--key",
             "ops.pub.pem",
             "--to",
@@ -752,17 +705,7 @@ fn the_platforms_of_one_index_are_pushed_under_an_index_of_their_own() {
     };
     let (_keep, dir) = workdir_with_keys();
     let (layout, [amd, arm], _) = multi_platform_layout(&dir);
-    let copied = Command::new("skopeo")
-        .args(["copy", "--all", "--dest-tls-verify=false"])
-        .arg(format!("oci:{}:1", layout.display()))
-        .arg(format!("docker://{}/team/multi:1", registry.host))
-        .output()
-        .expect("skopeo runs");
-    assert!(
-        copied.status.success(),
-        "{}",
-        String::from_utf8_lossy(&copied.stderr)
-    );
+    copy_index_to(&layout, &registry);
     let (_, original) = raw_manifest(&registry, "team/multi:1");
     let reference = vec![format!("{}/team/multi:1", registry.host)];
     pull(&dir, &registry, &reference, &["--all-platforms"], "all.zst").success();

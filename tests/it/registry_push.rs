@@ -4,13 +4,13 @@
 //! basic auth works, a cut upload resumes, and refusals are one line with
 //! exit code 5.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::support::cmd::{Run, airgap, run_with_stdin, state_dir, workdir_with_keys};
 use crate::support::engine::Engines;
-use crate::support::registry::{PASSWORD, Serving, TestRegistry, USER};
+use crate::support::registry::{PASSWORD, Serving, TestRegistry, USER, bundle_of};
 use crate::support::synthetic::{self, Image, layer, noise};
 
 /// Two images sharing a base layer, in two repositories.
@@ -20,26 +20,6 @@ fn images() -> Vec<Image> {
         Image::new("fixture/web:1", vec![base.clone(), layer("web.txt", "web")]),
         Image::new("fixture/api:1", vec![base, layer("api.txt", "api")]),
     ]
-}
-
-/// A signed bundle of `images`, packed from a docker-save archive with no engine.
-fn bundle_of(dir: &Path, images: &[Image]) -> PathBuf {
-    std::fs::write(dir.join("images.tar"), synthetic::legacy_archive(images)).unwrap();
-    airgap(
-        dir,
-        &[
-            "pack",
-            "-q",
-            "--key",
-            "ops.pem",
-            "--archive",
-            "images.tar",
-            "-o",
-            "b.zst",
-        ],
-    )
-    .success();
-    dir.join("b.zst")
 }
 
 fn push(dir: &Path, registry: &TestRegistry, extra: &[&str]) -> Run {

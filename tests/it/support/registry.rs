@@ -1,8 +1,12 @@
 //! A throwaway registry on loopback (Debian's docker-registry), for the
 //! `pack --pull` test: the fixture name `localhost:5000/…` points at it.
 
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use super::cmd::airgap;
+use super::synthetic::{self, Image};
 
 /// A running registry, stopped on drop.
 pub struct Registry {
@@ -311,6 +315,12 @@ fn start_token_service(dir: &std::path::Path, address: &str) -> Child {
 
 /// A test CA and a server certificate for 127.0.0.1 signed by it, with openssl.
 fn make_tls(dir: &std::path::Path) {
+    make_test_tls(dir, "127.0.0.1", "server");
+}
+
+/// A test CA (`ca.pem`) and a certificate for the address `ip` signed by
+/// it (`STEM.pem`, key `STEM.key`), made with openssl in `dir`.
+pub fn make_test_tls(dir: &std::path::Path, ip: &str, stem: &str) {
     let run = |args: &[&str]| {
         let output = Command::new("openssl")
             .args(args)
@@ -323,57 +333,102 @@ fn make_tls(dir: &std::path::Path) {
             String::from_utf8_lossy(&output.stderr)
         );
     };
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"];
+    let (key, csr, cert) = (
+        format!("{stem}.key"),
+        format!("{stem}.csr"),
+        format!("{stem}.pem"),
+    );
     run(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=airgap test CA",
-    ]);
+        &["req", "-x509"][..],
+        &ec,
+        &[
+            "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+        ],
+        &["-subj", "/CN=airgap test CA"],
+    ]
+    .concat());
     run(&[
-        "req",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-        "-subj",
-        "/CN=127.0.0.1",
-    ]);
+        &["req"][..],
+        &ec,
+        &["-nodes", "-keyout", &key, "-out", &csr],
+        &["-subj", &format!("/CN={ip}")],
+    ]
+    .concat());
     std::fs::write(
         dir.join("ext.cnf"),
-        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+        format!("subjectAltName=IP:{ip}\nbasicConstraints=CA:FALSE\n"),
     )
     .unwrap();
     run(&[
         "x509",
         "-req",
         "-in",
-        "server.csr",
+        &csr,
         "-CA",
         "ca.pem",
         "-CAkey",
         "ca.key",
         "-CAcreateserial",
         "-out",
-        "server.pem",
+        &cert,
         "-days",
         "2",
         "-extfile",
         "ext.cnf",
     ]);
+}
+
+/// A signed bundle `b.zst` of `images` in `dir` (which holds the keys of
+/// `workdir_with_keys`), packed from a docker-save archive with no engine.
+pub fn bundle_of(dir: &Path, images: &[Image]) -> PathBuf {
+    std::fs::write(dir.join("images.tar"), synthetic::legacy_archive(images)).unwrap();
+    airgap(
+        dir,
+        &[
+            "pack",
+            "-q",
+            "--key",
+            "ops.pem",
+            "--archive",
+            "images.tar",
+            "-o",
+            "b.zst",
+        ],
+    )
+    .success();
+    dir.join("b.zst")
+}
+
+/// Pushes `images` (through [`bundle_of`]) under `registry://HOST/PREFIX`
+/// (`registry://HOST` for an empty prefix) of the plain-HTTP `registry`,
+/// layers compressed as `compression` says.
+pub fn push_images(
+    dir: &Path,
+    registry: &TestRegistry,
+    images: &[Image],
+    prefix: &str,
+    compression: &str,
+) {
+    bundle_of(dir, images);
+    let to = match prefix {
+        "" => format!("registry://{}", registry.host),
+        _ => format!("registry://{}/{prefix}", registry.host),
+    };
+    airgap(
+        dir,
+        &[
+            "unpack",
+            "b.zst",
+            "--key",
+            "ops.pub.pem",
+            "--to",
+            &to,
+            "--plain-http",
+            &registry.host,
+            "--push-compression",
+            compression,
+        ],
+    )
+    .success();
 }
