@@ -22,6 +22,10 @@ pub struct InventoryArgs {
     /// /run/containerd, /run/k3s/containerd, /run/k0s that exists; namespace k8s.io).
     #[arg(long, value_name = "CONTAINERD", value_parser = parse_containerd)]
     from: Option<ContainerdAddress>,
+    /// The state directory unpack uses for this engine, whose record gives
+    /// the sizes of the layers bundles carried here (default: as for unpack).
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
 }
 
 fn parse_containerd(text: &str) -> Result<ContainerdAddress, String> {
@@ -33,7 +37,14 @@ pub fn run(args: InventoryArgs, context: &Context) -> anyhow::Result<()> {
     let inventory = match &args.from {
         Some(address) => airgap::media::containerd::take_inventory(address)
             .map_err(|e| airgap::Error::from(InventoryError::from(e)))?,
-        None => Inventory::take(&context.engine()?).map_err(airgap::Error::from)?,
+        None => Inventory::take(
+            &context.engine()?,
+            &args
+                .state_dir
+                .clone()
+                .unwrap_or_else(airgap::unpack::record::default_dir),
+        )
+        .map_err(airgap::Error::from)?,
     };
     let bytes = inventory.to_bytes();
     let layers = inventory

@@ -404,7 +404,8 @@ pub fn layers(count: usize) -> String {
 
 /// What the site holds, from inventories and earlier bundles; `None` when
 /// neither is named (a full bundle). With it, the sizes of the layers the
-/// earlier bundles name, so a registry need not be asked for them.
+/// earlier bundles name or the inventories list, so a registry need not be
+/// asked for them.
 fn site(
     have: &[PathBuf],
     since: &[PathBuf],
@@ -419,6 +420,7 @@ fn site(
     };
     for path in have {
         let inventory = Inventory::read(path).map_err(airgap::Error::from)?;
+        sizes.extend(inventory.layer_sizes);
         site.images
             .extend(inventory.images.into_iter().map(|image| {
                 SiteImage {

@@ -4,6 +4,7 @@
 //! stores images, and every image's ID, tags and layer digests — nothing
 //! about hosts, paths, containers or volumes.
 
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -32,6 +33,14 @@ pub struct Inventory {
     pub engine: InventoryEngine,
     /// Every image.
     pub images: Vec<InventoryImage>,
+    /// The uncompressed size of each layer whose size the site knows
+    /// without reading the layer, by diff ID: the layers bundles unpacked
+    /// here carried (from the unpack record), or that the node's content
+    /// store holds uncompressed. A puller needs a layer's size to describe
+    /// it and must otherwise download it to count it. Added after the first
+    /// inventories: absent in theirs, and ignored by airgap before it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub layer_sizes: BTreeMap<Digest, u64>,
 }
 
 /// The engine an inventory describes.
@@ -64,6 +73,9 @@ pub enum InventoryError {
     /// The engine failed.
     #[error(transparent)]
     Engine(#[from] EngineError),
+    /// The unpack record, which holds the layer sizes, could not be used.
+    #[error(transparent)]
+    Record(#[from] crate::unpack::record::RecordError),
     /// containerd failed (`inventory --from containerd…`).
     #[error(transparent)]
     Containerd(#[from] crate::media::containerd::ContainerdError),
@@ -93,14 +105,16 @@ impl InventoryError {
         match self {
             Self::Engine(_) => crate::error::kind::ErrorKind::Engine,
             Self::Containerd(error) => error.kind(),
+            Self::Record(error) => error.kind(),
             _ => crate::error::kind::ErrorKind::Failure,
         }
     }
 }
 
 impl Inventory {
-    /// Takes the inventory of `engine`.
-    pub fn take(engine: &Engine) -> Result<Self, InventoryError> {
+    /// Takes the inventory of `engine`, with the layer sizes unpack
+    /// recorded for it under `state_dir`.
+    pub fn take(engine: &Engine, state_dir: &Path) -> Result<Self, InventoryError> {
         let info = engine.info()?;
         let mut images = Vec::new();
         for id in engine.list_images()? {
@@ -115,16 +129,34 @@ impl Inventory {
                 });
             }
         }
-        Ok(Self {
-            media_type: INVENTORY_MEDIA_TYPE.into(),
-            created: crate::bundle::writer::now_rfc3339(),
-            tool: format!("airgap {}", env!("CARGO_PKG_VERSION")),
-            engine: InventoryEngine {
+        let recorded = crate::unpack::record::Record::layer_sizes(state_dir, &info.id)?;
+        Ok(Self::new(
+            InventoryEngine {
                 product: info.product,
                 store: info.store,
             },
             images,
-        })
+            recorded,
+        ))
+    }
+
+    /// An inventory taken now, keeping the sizes of the layers the images
+    /// hold only: a layer since removed from the engine is not the site's.
+    pub fn new(
+        engine: InventoryEngine,
+        images: Vec<InventoryImage>,
+        mut layer_sizes: BTreeMap<Digest, u64>,
+    ) -> Self {
+        let held: HashSet<&Digest> = images.iter().flat_map(|i| &i.layers).collect();
+        layer_sizes.retain(|digest, _| held.contains(digest));
+        Self {
+            media_type: INVENTORY_MEDIA_TYPE.into(),
+            created: crate::bundle::writer::now_rfc3339(),
+            tool: format!("airgap {}", env!("CARGO_PKG_VERSION")),
+            engine,
+            images,
+            layer_sizes,
+        }
     }
 
     /// Reads an inventory file.

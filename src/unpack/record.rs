@@ -193,6 +193,13 @@ struct RecordData {
     tags: BTreeMap<String, TagRecord>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pending: Vec<PendingBundle>,
+    /// Each layer a bundle applied here carried (not one it required the
+    /// engine to hold), by diff ID, with its size: counted and checked at
+    /// this site, so an inventory can tell the connected side, which then
+    /// need not download a layer only to learn its size. Later still than
+    /// `pending`: older records lack it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    layer_sizes: BTreeMap<Digest, u64>,
 }
 
 /// A bundle unpacked onto the engine.
@@ -251,10 +258,8 @@ impl Record {
             source,
         };
         untrusted::check_strict(dir).map_err(insecure)?;
-        let name = Digest::of(engine_id.as_bytes());
-        let stem = format!("engine-{}", &name.hex()[..16]);
-        let lock = lock(&dir.join(format!("{stem}.lock")))?;
-        let path = dir.join(format!("{stem}.json"));
+        let path = record_path(dir, engine_id);
+        let lock = lock(&path.with_extension("lock"))?;
         let data = match read_record(&path) {
             Ok(bytes) => {
                 untrusted::check_strict(&path).map_err(insecure)?;
@@ -419,6 +424,15 @@ impl Record {
         self.data
             .pending
             .retain(|p| &p.manifest != manifest_digest && !p.tags.is_empty());
+        let required: std::collections::HashSet<&Digest> =
+            manifest.required.iter().map(|blob| &blob.digest).collect();
+        for layer in manifest.images.iter().flat_map(|image| &image.layers) {
+            if !required.contains(&layer.digest) {
+                self.data
+                    .layer_sizes
+                    .insert(layer.digest.clone(), layer.size);
+            }
+        }
         self.data.bundles.retain(|b| &b.manifest != manifest_digest);
         self.data.bundles.push(AppliedBundle {
             manifest: manifest_digest.clone(),
@@ -427,6 +441,38 @@ impl Record {
             applied_at: now,
         });
         self.save()
+    }
+
+    /// The layer sizes recorded for the engine `engine_id` under `dir`,
+    /// read without the lock (records are replaced atomically) and without
+    /// creating anything: empty where there is no record yet. Held to the
+    /// same rules as [`Record::open`]: a record another account could have
+    /// written is refused, not believed.
+    pub fn layer_sizes(dir: &Path, engine_id: &str) -> Result<BTreeMap<Digest, u64>, RecordError> {
+        let path = record_path(dir, engine_id);
+        let bytes = match read_record(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+            Err(source) => {
+                return Err(RecordError::Io {
+                    action: "read",
+                    path,
+                    source,
+                });
+            }
+        };
+        let insecure = |source| RecordError::Insecure {
+            dir: dir.to_owned(),
+            source,
+        };
+        untrusted::check_strict(dir).map_err(insecure)?;
+        untrusted::check_strict(&path).map_err(insecure)?;
+        let data: RecordData =
+            serde_json::from_slice(&bytes).map_err(|source| RecordError::Damaged {
+                path: path.clone(),
+                source,
+            })?;
+        Ok(data.layer_sizes)
     }
 
     fn save(&self) -> Result<(), RecordError> {
@@ -504,6 +550,12 @@ fn lock(path: &Path) -> Result<File, RecordError> {
     Ok(File::from(fd))
 }
 
+/// The record file of the engine `engine_id`; its lock is beside it, `.lock`.
+fn record_path(dir: &Path, engine_id: &str) -> PathBuf {
+    let name = Digest::of(engine_id.as_bytes());
+    dir.join(format!("engine-{}.json", &name.hex()[..16]))
+}
+
 fn read_record(path: &Path) -> io::Result<Vec<u8>> {
     untrusted::read_bounded(path, Links::Refuse, RECORD_LIMIT, "rollback record")
 }
@@ -575,6 +627,36 @@ mod tests {
             "re-applying is not a downgrade"
         );
         assert!(record.applied(&Digest::of(b"v2")).is_some());
+    }
+
+    #[test]
+    fn the_sizes_of_carried_layers_are_recorded_and_read_back_without_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        assert!(Record::layer_sizes(&state, "engine-1").unwrap().is_empty());
+        assert!(!state.exists(), "reading creates nothing");
+        let carried = BlobRef {
+            digest: Digest::of(b"carried"),
+            size: 3072,
+        };
+        let held = BlobRef {
+            digest: Digest::of(b"held"),
+            size: 1024,
+        };
+        let mut delta = bundle("2026-06-01T00:00:00Z", "v2");
+        delta.images[0].layers = vec![held.clone(), carried.clone()];
+        delta.required = vec![held.clone()];
+        let mut record = Record::open(&state, "engine-1").unwrap();
+        record
+            .note_applied(&delta, &Digest::of(b"v2"), None)
+            .unwrap();
+        let sizes = Record::layer_sizes(&state, "engine-1").unwrap();
+        assert_eq!(sizes.get(&carried.digest), Some(&3072));
+        assert!(
+            !sizes.contains_key(&held.digest),
+            "a layer the bundle only required was not counted here"
+        );
+        assert!(Record::layer_sizes(&state, "engine-2").unwrap().is_empty());
     }
 
     #[test]

@@ -452,6 +452,7 @@ fn write_inventory_of(bundle: &Path, inventory: &Path) {
                 layers: image.layers.iter().map(|l| l.digest.clone()).collect(),
             })
             .collect(),
+        layer_sizes: Default::default(),
     };
     std::fs::write(inventory, site.to_bytes()).unwrap();
 }

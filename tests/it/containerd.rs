@@ -7,7 +7,9 @@
 use std::path::Path;
 
 use crate::engines;
-use crate::support::cmd::{Run, airgap, airgap_clean_env, bundle_entries, workdir_with_keys};
+use crate::support::cmd::{
+    Run, airgap, airgap_clean_env, bundle_entries, bundle_manifest, workdir_with_keys,
+};
 use crate::support::containerd::{TestContainerd, Version};
 use crate::support::engine::TestEngine;
 use crate::support::fixtures;
@@ -138,6 +140,14 @@ fn a_delta_builds_on_the_nodes_own_layers_or_is_refused_with_exit_8() {
     let listed = &inventory["images"][0];
     assert_eq!(listed["tags"][0], "docker.io/fixture/base:1", "{inventory}");
     assert_eq!(listed["layers"][0], base_layers[0].as_str(), "{inventory}");
+    let carried = bundle_manifest(&dir.join("base.zst"));
+    for layer in carried["images"][0]["layers"].as_array().unwrap() {
+        assert_eq!(
+            inventory["layerSizes"][layer["digest"].as_str().unwrap()],
+            layer["size"],
+            "the node's uncompressed blobs tell each layer's size: {inventory}"
+        );
+    }
 
     pack(
         &connected,

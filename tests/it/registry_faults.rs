@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use crate::engines;
 use crate::support::cmd::{
-    Run, airgap, airgap_clean_env, bundle_entries, run_with_stdin, state_dir, workdir_with_keys,
+    Run, airgap, airgap_clean_env, bundle_entries, bundle_manifest, run_with_stdin, state_dir,
+    workdir_with_keys,
 };
 use crate::support::containerd::{TestContainerd, Version};
 use crate::support::registry::{PASSWORD, Serving, TestRegistry, USER, make_test_tls, push_images};
@@ -119,10 +120,7 @@ fn pull(dir: &Path, host: &str, extra: &[&str], stdin: &str, out: &str) -> Run {
 fn assert_holds(dir: &Path, bundle: &str, image: &Image) {
     let verified = airgap(dir, &["verify", bundle, "--key", "ops.pub.pem"]).success();
     assert!(verified.stdout.contains("VERIFIED"), "{}", verified.stdout);
-    let file = std::fs::File::open(dir.join(bundle)).unwrap();
-    let mut archive = tar::Archive::new(zstd::stream::read::Decoder::new(file).unwrap());
-    let mut entry = archive.entries().unwrap().next().unwrap().unwrap();
-    let manifest: serde_json::Value = serde_json::from_reader(&mut entry).unwrap();
+    let manifest = bundle_manifest(&dir.join(bundle));
     let images = manifest["images"].as_array().unwrap();
     assert_eq!(images.len(), 1, "{manifest}");
     assert_eq!(

@@ -3,14 +3,17 @@
 //! digests, diff IDs) whatever the layers' compression and loads into
 //! Docker 20.10 and a containerd image store; a multi-platform index gives
 //! the platforms asked for and never its attestation; TLS with a private CA
-//! and basic auth works and its refusals are one line; with `--since` only
-//! the layers the site lacks are downloaded.
+//! and basic auth works and its refusals are one line; with `--since`, or an
+//! inventory that states the sizes the site counted, only the layers the
+//! site lacks are downloaded.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::support::cmd::{Run, airgap, run_with_stdin, state_dir, workdir_with_keys};
+use crate::support::cmd::{
+    Run, airgap, bundle_manifest, run_with_stdin, state_dir, workdir_with_keys,
+};
 use crate::support::engine::Engines;
 use crate::support::registry::{
     PASSWORD, Serving, TestRegistry, USER, bundle_of, push_images as push,
@@ -53,17 +56,6 @@ fn pull(dir: &Path, registry: &TestRegistry, refs: &[String], extra: &[&str], ou
     args.extend(["--plain-http", registry.host.as_str(), "-o", out]);
     args.extend(extra);
     airgap_without_engine(dir, &args, "")
-}
-
-/// The bundle's manifest.
-fn manifest_of(bundle: &Path) -> serde_json::Value {
-    let file = std::fs::File::open(bundle).unwrap();
-    let decoder = zstd::stream::read::Decoder::new(file).unwrap();
-    let mut archive = tar::Archive::new(decoder);
-    let mut entry = archive.entries().unwrap().next().unwrap().unwrap();
-    let mut bytes = Vec::new();
-    std::io::Read::read_to_end(&mut entry, &mut bytes).unwrap();
-    serde_json::from_slice(&bytes).unwrap()
 }
 
 /// Each image of a bundle manifest as (first given reference, config
@@ -161,7 +153,7 @@ fn a_pull_needs_no_engine_and_gives_the_pushed_images_whatever_their_compression
     assert!(run.stderr.is_empty(), "{}", run.stderr);
     let verified = airgap(&dir, &["verify", "pulled.zst", "--key", "ops.pub.pem"]).success();
     assert!(verified.stdout.contains("VERIFIED"), "{}", verified.stdout);
-    let manifest = manifest_of(&dir.join("pulled.zst"));
+    let manifest = bundle_manifest(&dir.join("pulled.zst"));
     assert_eq!(manifest["source"]["kind"], "registry");
     // One image per config, named by all three references to it.
     let got = bundle_images(&manifest);
@@ -390,7 +382,7 @@ fn a_multi_platform_index_gives_the_platforms_asked_for_and_never_its_attestatio
             "arm.zst",
         )
         .success();
-        let manifest = manifest_of(&dir.join("arm.zst"));
+        let manifest = bundle_manifest(&dir.join("arm.zst"));
         let got = bundle_images(&manifest);
         assert_eq!(got.len(), 1, "{platform}");
         assert_eq!(got[0].1, config(&arm), "{platform}");
@@ -405,13 +397,13 @@ fn a_multi_platform_index_gives_the_platforms_asked_for_and_never_its_attestatio
 
     // By default, the platform pack takes from archives: this machine's.
     pull(&dir, &registry, &reference, &[], "default.zst").success();
-    let got = bundle_images(&manifest_of(&dir.join("default.zst")));
+    let got = bundle_images(&bundle_manifest(&dir.join("default.zst")));
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].1, config(&amd));
 
     let before = registry.requests().len();
     pull(&dir, &registry, &reference, &["--all-platforms"], "all.zst").success();
-    let manifest = manifest_of(&dir.join("all.zst"));
+    let manifest = bundle_manifest(&dir.join("all.zst"));
     let got = bundle_images(&manifest);
     let configs: Vec<&str> = got.iter().map(|g| g.1.as_str()).collect();
     assert_eq!(configs, [config(&amd), config(&arm)]);
@@ -483,7 +475,7 @@ fn with_since_only_the_layers_the_site_lacks_are_downloaded() {
         fetched.iter().any(|uri| uri.contains(&app_blob)),
         "the new layer was not downloaded: {fetched:?}"
     );
-    let manifest = manifest_of(&dir.join("two.zst"));
+    let manifest = bundle_manifest(&dir.join("two.zst"));
     let required: Vec<&str> = manifest["required"]
         .as_array()
         .unwrap()
@@ -498,6 +490,89 @@ fn with_since_only_the_layers_the_site_lacks_are_downloaded() {
     );
     assert_eq!(bundle_images(&manifest)[0].2, diff_ids(&second));
     airgap(&dir, &["verify", "two.zst", "--key", "ops.pub.pem"]).success();
+}
+
+#[test]
+fn with_an_inventory_alone_the_layers_the_site_counted_are_not_downloaded() {
+    let Some(registry) = TestRegistry::start(Serving::Plain) else {
+        return;
+    };
+    let Some((_engines, [site])) = Engines::get(["a-offline"]) else {
+        return;
+    };
+    let (_keep, dir) = workdir_with_keys();
+    let base = layer("base.txt", "a base the site holds\n".repeat(5000));
+    let first = Image::new("fixture/app:1", vec![base.clone(), layer("app", "one")]);
+    let second = Image::new("fixture/app:2", vec![base.clone(), layer("app", "two")]);
+    push(&dir, &registry, std::slice::from_ref(&first), "", "gzip");
+    let one = vec![format!("{}/fixture/app:1", registry.host)];
+    pull(&dir, &registry, &one, &[], "one.zst").success();
+
+    // The site: unpack, then take the inventory from the same state.
+    site.wipe();
+    let state = dir.join("site-state");
+    let state_arg = state.to_str().unwrap();
+    let on_site = |args: &[&str]| {
+        let mut all = vec!["--host", site.host.as_str()];
+        all.extend(args);
+        airgap(&dir, &all)
+    };
+    on_site(&[
+        "unpack",
+        "-q",
+        "one.zst",
+        "--key",
+        "ops.pub.pem",
+        "--state-dir",
+        state_arg,
+    ])
+    .success();
+    on_site(&["inventory", "--state-dir", state_arg, "-o", "have.json"]).success();
+    let inventory: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("have.json")).unwrap()).unwrap();
+    assert_eq!(
+        inventory["layerSizes"][synthetic::digest(&base)],
+        base.len(),
+        "the site counted the base layer when it arrived: {inventory}"
+    );
+
+    push(&dir, &registry, std::slice::from_ref(&second), "", "gzip");
+    let (raw, _) = raw_manifest(&registry, "fixture/app:2");
+    let base_blob = raw["layers"][0]["digest"].as_str().unwrap().to_owned();
+    let app_blob = raw["layers"][1]["digest"].as_str().unwrap().to_owned();
+    let before = blob_gets(&registry).len();
+    let two = vec![format!("{}/fixture/app:2", registry.host)];
+    pull(&dir, &registry, &two, &["--have", "have.json"], "two.zst").success();
+    let fetched = blob_gets(&registry)[before..].to_vec();
+    assert!(
+        !fetched.iter().any(|uri| uri.contains(&base_blob)),
+        "the base layer the site holds was downloaded: {fetched:?}"
+    );
+    assert!(
+        fetched.iter().any(|uri| uri.contains(&app_blob)),
+        "the new layer was not downloaded: {fetched:?}"
+    );
+    let manifest = bundle_manifest(&dir.join("two.zst"));
+    assert_eq!(manifest["required"][0]["digest"], synthetic::digest(&base));
+    assert_eq!(manifest["required"][0]["size"], base.len());
+
+    on_site(&[
+        "unpack",
+        "-q",
+        "two.zst",
+        "--key",
+        "ops.pub.pem",
+        "--state-dir",
+        state_arg,
+    ])
+    .success();
+    let reference = &two[0];
+    assert_eq!(
+        site.config_digest(reference),
+        synthetic::digest(&second.config)
+    );
+    assert_eq!(site.inspect(reference).unwrap().1, diff_ids(&second));
+    site.wipe();
 }
 
 #[test]
@@ -543,7 +618,7 @@ fn tls_with_a_private_ca_and_basic_auth_and_the_refusals_are_one_line() {
         args
     };
     pack(&with_ca(&login), &format!("{PASSWORD}\n")).success();
-    let got = bundle_images(&manifest_of(&dir.join("tls.zst")));
+    let got = bundle_images(&bundle_manifest(&dir.join("tls.zst")));
     assert_eq!(got[0].1, synthetic::digest(&images[0].config));
     assert_eq!(got[0].2, diff_ids(&images[0]));
 

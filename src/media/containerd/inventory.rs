@@ -2,7 +2,7 @@
 //! containerd…`), for `pack --have`: every image with the layers the node
 //! can hand a delta from its own content store.
 
-use crate::delta::inventory::{INVENTORY_MEDIA_TYPE, Inventory, InventoryEngine, InventoryImage};
+use crate::delta::inventory::{Inventory, InventoryEngine, InventoryImage};
 use crate::media::docker::engine::ImageStore;
 
 use super::node::Node;
@@ -13,6 +13,7 @@ pub fn take_inventory(address: &ContainerdAddress) -> Result<Inventory, Containe
     let ctr = Ctr::new(address)?;
     let (version, _) = ctr.server()?;
     let node = Node::read(&ctr)?;
+    let layer_sizes = node.uncompressed_sizes();
     let images = node
         .images()
         .iter()
@@ -29,14 +30,12 @@ pub fn take_inventory(address: &ContainerdAddress) -> Result<Inventory, Containe
             layers: chain,
         })
         .collect();
-    Ok(Inventory {
-        media_type: INVENTORY_MEDIA_TYPE.into(),
-        created: crate::bundle::writer::now_rfc3339(),
-        tool: format!("airgap {}", env!("CARGO_PKG_VERSION")),
-        engine: InventoryEngine {
+    Ok(Inventory::new(
+        InventoryEngine {
             product: format!("containerd {version} (namespace {})", ctr.namespace()),
             store: ImageStore::Containerd,
         },
         images,
-    })
+        layer_sizes,
+    ))
 }

@@ -26,6 +26,8 @@ pub struct NodeImage {
     pub diff_ids: Vec<Digest>,
     /// Its layers' blobs as the manifest lists them, bottom first.
     pub layer_blobs: Vec<Digest>,
+    /// The sizes of those blobs, as the manifest states them.
+    pub blob_sizes: Vec<u64>,
 }
 
 /// The images of a namespace, and which blobs its content store holds.
@@ -37,6 +39,8 @@ pub struct Node {
 #[derive(Deserialize)]
 struct Descriptor {
     digest: Digest,
+    #[serde(default)]
+    size: u64,
 }
 
 /// The fields of an image manifest or index this reads.
@@ -95,6 +99,7 @@ impl Node {
                     names: names.clone(),
                     config: config.digest,
                     diff_ids: summary.rootfs.diff_ids,
+                    blob_sizes: manifest.layers.iter().map(|l| l.size).collect(),
                     layer_blobs: manifest.layers.into_iter().map(|l| l.digest).collect(),
                 });
             }
@@ -122,6 +127,23 @@ impl Node {
                     .cloned()
                     .collect()
             })
+            .collect()
+    }
+
+    /// The size of each layer the content store holds uncompressed (the
+    /// blob is the layer: its digest is the diff ID), as airgap imports
+    /// them; a compressed blob does not tell its layer's size.
+    pub fn uncompressed_sizes(&self) -> std::collections::BTreeMap<Digest, u64> {
+        self.images
+            .iter()
+            .flat_map(|image| {
+                image
+                    .diff_ids
+                    .iter()
+                    .zip(image.layer_blobs.iter().zip(&image.blob_sizes))
+            })
+            .filter(|(diff_id, (blob, _))| *diff_id == *blob && self.content.contains(*blob))
+            .map(|(diff_id, (_, size))| (diff_id.clone(), *size))
             .collect()
     }
 

@@ -268,16 +268,26 @@ impl RegistrySource {
                         progress.advance(blob.size);
                         size
                     }
-                    None => export_layer(&client, &image, blob, diff_id, layers, progress)
-                        .map_err(|error| match error {
-                            Exported::Differs(actual) => SourceError::LayerMismatch {
-                                image: crate::display::escape(&image.shown).into_owned(),
-                                index,
-                                expected: diff_id.clone(),
-                                actual,
+                    None => {
+                        if layers.is_left_out(diff_id) {
+                            tracing::info!(
+                                "pack: layer {} of {}, which the site holds, is downloaded only to count its size: neither the inventory nor a --since bundle states it",
+                                diff_id.short(),
+                                crate::display::escape(&image.shown)
+                            );
+                        }
+                        export_layer(&client, &image, blob, diff_id, layers, progress).map_err(
+                            |error| match error {
+                                Exported::Differs(actual) => SourceError::LayerMismatch {
+                                    image: crate::display::escape(&image.shown).into_owned(),
+                                    index,
+                                    expected: diff_id.clone(),
+                                    actual,
+                                },
+                                Exported::Failed(error) => error,
                             },
-                            Exported::Failed(error) => error,
-                        })?,
+                        )?
+                    }
                 };
                 sizes.insert(diff_id.clone(), size);
                 blobs.push(BlobRef {

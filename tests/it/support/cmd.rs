@@ -71,6 +71,14 @@ pub fn workdir_with_keys() -> (tempfile::TempDir, PathBuf) {
     (dir, path)
 }
 
+/// The bundle's manifest (its inner tar's first entry), as JSON.
+pub fn bundle_manifest(bundle: &Path) -> serde_json::Value {
+    let file = std::fs::File::open(bundle).unwrap();
+    let mut archive = tar::Archive::new(zstd::stream::read::Decoder::new(file).unwrap());
+    let entry = archive.entries().unwrap().next().unwrap().unwrap();
+    serde_json::from_reader(entry).unwrap()
+}
+
 /// Paths of the entries in a bundle's inner tar, in order.
 pub fn bundle_entries(bundle: &Path) -> Vec<String> {
     let file = std::fs::File::open(bundle).unwrap();
