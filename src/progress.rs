@@ -24,6 +24,9 @@ pub enum Task {
     Committing,
     /// Sending images to a registry.
     Pushing,
+    /// The bundle is read and compressed; the registry is still taking
+    /// the last layers.
+    Uploading,
 }
 
 impl fmt::Display for Task {
@@ -36,6 +39,7 @@ impl fmt::Display for Task {
             Task::Preparing => "the engine is preparing the export",
             Task::Committing => "the engine is committing the images",
             Task::Pushing => "pushing",
+            Task::Uploading => "uploading",
         })
     }
 }

@@ -583,6 +583,8 @@ impl RegistrySink {
         let (hand_over, layers) = mpsc::sync_channel::<(BlobRef, Compressed)>(0);
         let uploader_stopped = AtomicBool::new(false);
         let stop = || uploader_stopped.load(Ordering::SeqCst) || blobs.interrupted();
+        // Compressed bytes handed to the uploader, once per repository.
+        let mut handed = 0u64;
         let (read, uploaded) = std::thread::scope(|scope| {
             let uploader = scope.spawn(|| {
                 let uploaded = self.upload_layers(blobs, &wanted_in, layers);
@@ -597,12 +599,17 @@ impl RegistrySink {
                     }
                     let layer = self.compress(blob, content, &stop)?;
                     compressed.insert(blob.digest.clone(), layer.blob.clone());
+                    let copies = wanted_in.get(&blob.digest).map_or(0, Vec::len) as u64;
+                    handed = handed.saturating_add(layer.blob.size.saturating_mul(copies));
                     // Refused only once the uploader stopped, whose error says why.
                     hand_over
                         .send((blob.clone(), layer))
                         .map_err(|_| self.failed(RegistryError::Interrupted))
                 });
             drop(hand_over);
+            if read.is_ok() {
+                follow_uploads(&uploader, &blobs.streamed, handed, progress);
+            }
             let uploaded = uploader
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
@@ -666,6 +673,40 @@ impl RegistrySink {
     }
 }
 
+/// Shows what the uploader still sends once the bundle is read: the bar of
+/// the read is full while the last layer may have most of its way to go.
+/// `handed` is every compressed byte handed over; `streamed` counts what
+/// the HTTP client has taken (a layer the registry holds already is never
+/// sent, so the bar may end short of its total).
+fn follow_uploads<T>(
+    uploader: &std::thread::ScopedJoinHandle<'_, T>,
+    streamed: &std::sync::atomic::AtomicU64,
+    handed: u64,
+    progress: &dyn Progress,
+) {
+    let left = handed.saturating_sub(streamed.load(Ordering::Relaxed));
+    if uploader.is_finished() || left == 0 {
+        return;
+    }
+    let start = streamed.load(Ordering::Relaxed);
+    progress.start(crate::progress::Task::Uploading, Some(left));
+    let mut shown = 0;
+    loop {
+        let finished = uploader.is_finished();
+        let now = streamed
+            .load(Ordering::Relaxed)
+            .saturating_sub(start)
+            .min(left);
+        progress.advance(now - shown);
+        shown = now;
+        if finished {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    progress.finish();
+}
+
 /// A config or manifest, read whole and checked against its digest.
 fn read_small(blob: &BlobRef, content: &mut dyn Read) -> Result<Vec<u8>, SinkError> {
     let mut bytes = Vec::new();
@@ -681,4 +722,93 @@ fn read_small(blob: &BlobRef, content: &mut dyn Read) -> Result<Vec<u8>, SinkErr
         .into());
     }
     Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::sync::atomic::AtomicU64;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::progress::Task;
+
+    #[derive(Debug, PartialEq)]
+    enum Event {
+        Start(Task, Option<u64>),
+        Advance(u64),
+        Finish,
+        UploaderDone,
+    }
+
+    #[derive(Default)]
+    struct Recorded(Mutex<Vec<Event>>);
+
+    impl Progress for Recorded {
+        fn start(&self, task: Task, total: Option<u64>) {
+            self.0.lock().unwrap().push(Event::Start(task, total));
+        }
+        fn advance(&self, bytes: u64) {
+            if bytes > 0 {
+                self.0.lock().unwrap().push(Event::Advance(bytes));
+            }
+        }
+        fn finish(&self) {
+            self.0.lock().unwrap().push(Event::Finish);
+        }
+    }
+
+    #[test]
+    fn the_upload_bar_follows_the_last_layer_to_its_end() {
+        let streamed = AtomicU64::new(100);
+        let recorded = Recorded::default();
+        std::thread::scope(|scope| {
+            let uploader = scope.spawn(|| {
+                for _ in 0..4 {
+                    std::thread::sleep(Duration::from_millis(150));
+                    streamed.fetch_add(100, Ordering::Relaxed);
+                }
+                // A resent chunk: more than was handed over.
+                streamed.fetch_add(100, Ordering::Relaxed);
+                recorded.0.lock().unwrap().push(Event::UploaderDone);
+            });
+            follow_uploads(&uploader, &streamed, 500, &recorded);
+        });
+        let events = recorded.0.into_inner().unwrap();
+        assert_eq!(events[0], Event::Start(Task::Uploading, Some(400)));
+        assert_eq!(events.last(), Some(&Event::Finish), "{events:?}");
+        let done = events
+            .iter()
+            .position(|e| *e == Event::UploaderDone)
+            .unwrap();
+        assert!(
+            done < events.len() - 1,
+            "finished after the uploader: {events:?}"
+        );
+        let advanced: u64 = events
+            .iter()
+            .map(|e| match e {
+                Event::Advance(n) => *n,
+                _ => 0,
+            })
+            .sum();
+        assert_eq!(advanced, 400, "{events:?}");
+        assert!(
+            events[1..done]
+                .iter()
+                .any(|e| matches!(e, Event::Advance(_))),
+            "the bar moved while the upload went on: {events:?}"
+        );
+    }
+
+    #[test]
+    fn no_upload_bar_once_everything_was_sent() {
+        let streamed = AtomicU64::new(500);
+        let recorded = Recorded::default();
+        std::thread::scope(|scope| {
+            let uploader = scope.spawn(|| std::thread::sleep(Duration::from_millis(50)));
+            follow_uploads(&uploader, &streamed, 500, &recorded);
+        });
+        assert!(recorded.0.into_inner().unwrap().is_empty());
+    }
 }

@@ -6,8 +6,8 @@
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use reqwest::StatusCode;
 use reqwest::Url;
@@ -37,12 +37,16 @@ pub enum Content<'a> {
 }
 
 impl Content<'_> {
-    fn body(&self, offset: u64, len: u64) -> std::io::Result<Body> {
+    fn body(&self, offset: u64, len: u64, streamed: &Arc<AtomicU64>) -> std::io::Result<Body> {
         match self {
             Self::File(path) => {
                 let mut file = std::fs::File::open(path)?;
                 file.seek(SeekFrom::Start(offset))?;
-                Ok(Body::sized(file.take(len), len))
+                let counted = Counted {
+                    inner: file.take(len),
+                    streamed: Arc::clone(streamed),
+                };
+                Ok(Body::sized(counted, len))
             }
             Self::Bytes(bytes) => {
                 let start = usize::try_from(offset).expect("in-memory offsets fit");
@@ -50,6 +54,21 @@ impl Content<'_> {
                 Ok(Body::from(bytes[start..end].to_vec()))
             }
         }
+    }
+}
+
+/// A request body that counts what the HTTP client has read of it, for a
+/// progress bar that follows the upload rather than the chunk answers.
+struct Counted<R> {
+    inner: R,
+    streamed: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.streamed.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
     }
 }
 
@@ -74,6 +93,9 @@ pub struct Blobs<'a> {
     held: &'a Held,
     /// Bytes sent in PATCH bodies.
     pub sent: AtomicU64,
+    /// Bytes of files handed to the HTTP client so far, acknowledged or
+    /// not: what a progress bar shows.
+    pub streamed: Arc<AtomicU64>,
     /// What happened that a person would want to know (resumed, restarted).
     pub notes: Mutex<Vec<String>>,
 }
@@ -95,6 +117,7 @@ impl<'a> Blobs<'a> {
             state,
             held,
             sent: AtomicU64::new(0),
+            streamed: Arc::new(AtomicU64::new(0)),
             notes: Mutex::new(Vec::new()),
         }
     }
@@ -363,7 +386,7 @@ impl<'a> Blobs<'a> {
                         format!("{offset}-{}", offset + len - 1),
                     )
                     .header(reqwest::header::CONTENT_LENGTH, len);
-                match content.body(offset, len) {
+                match content.body(offset, len, &self.streamed) {
                     Ok(body) => request.body(body),
                     Err(error) => {
                         *body_failed.lock().expect("body lock") = Some(error);
