@@ -22,6 +22,13 @@ pub struct InventoryArgs {
     /// /run/containerd, /run/k3s/containerd, /run/k0s that exists; namespace k8s.io).
     #[arg(long, value_name = "CONTAINERD", value_parser = parse_containerd)]
     from: Option<ContainerdAddress>,
+    /// Count the size of every layer the unpack record does not state
+    /// (layers that came some other way than an airgap bundle): the engine
+    /// exports the images holding them once, or the node decompresses their
+    /// blobs, and nothing is written. A pull from a registry needs the sizes
+    /// to leave those layers out without downloading them.
+    #[arg(long)]
+    count_layers: bool,
     /// The state directory unpack uses for this engine, whose record gives
     /// the sizes of the layers bundles carried here (default: as for unpack).
     #[arg(long, value_name = "DIR")]
@@ -35,7 +42,7 @@ fn parse_containerd(text: &str) -> Result<ContainerdAddress, String> {
 pub fn run(args: InventoryArgs, context: &Context) -> anyhow::Result<()> {
     let started = super::progress::Summary::start();
     let inventory = match &args.from {
-        Some(address) => airgap::media::containerd::take_inventory(address)
+        Some(address) => airgap::media::containerd::take_inventory(address, args.count_layers)
             .map_err(|e| airgap::Error::from(InventoryError::from(e)))?,
         None => Inventory::take(
             &context.engine()?,
@@ -43,6 +50,7 @@ pub fn run(args: InventoryArgs, context: &Context) -> anyhow::Result<()> {
                 .state_dir
                 .clone()
                 .unwrap_or_else(airgap::unpack::record::default_dir),
+            args.count_layers,
         )
         .map_err(airgap::Error::from)?,
     };
@@ -61,6 +69,7 @@ pub fn run(args: InventoryArgs, context: &Context) -> anyhow::Result<()> {
         }
         None => {
             print(&String::from_utf8(bytes).expect("JSON is UTF-8"))?;
+            print_unsized_note(&inventory, context.quiet);
             summary.print(context.quiet);
             Ok(())
         }
@@ -76,18 +85,26 @@ pub fn run(args: InventoryArgs, context: &Context) -> anyhow::Result<()> {
                 ));
             }
             eprintln!(
-                "{} images, {} layers recorded in {}; carry it to the connected side and pack with --have {}",
+                "{} images, {layers} layers recorded in {}; carry it to the connected side and pack with --have {}",
                 inventory.images.len(),
-                inventory
-                    .chains()
-                    .flatten()
-                    .collect::<std::collections::HashSet<_>>()
-                    .len(),
                 path.display(),
                 path.display()
             );
+            print_unsized_note(&inventory, context.quiet);
             summary.print(context.quiet);
             Ok(())
         }
     }
+}
+
+/// Says which layers a pull would download only to count them, and how to
+/// spare that.
+fn print_unsized_note(inventory: &Inventory, quiet: bool) {
+    let unsized_layers = inventory.unsized_layers();
+    if unsized_layers == 0 || quiet {
+        return;
+    }
+    eprintln!(
+        "note: {unsized_layers} layers have no size in it (they did not come in an airgap bundle): a pack --from-registry downloads those only to count them; inventory --count-layers counts them here"
+    );
 }

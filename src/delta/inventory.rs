@@ -76,6 +76,15 @@ pub enum InventoryError {
     /// The unpack record, which holds the layer sizes, could not be used.
     #[error(transparent)]
     Record(#[from] crate::unpack::record::RecordError),
+    /// The engine's export, read to count layer sizes, failed.
+    #[error("counting the layers in the engine's export of {images} images")]
+    Count {
+        /// How many images were exported.
+        images: usize,
+        /// What failed.
+        #[source]
+        source: crate::media::source::SourceError,
+    },
     /// containerd failed (`inventory --from containerd…`).
     #[error(transparent)]
     Containerd(#[from] crate::media::containerd::ContainerdError),
@@ -113,8 +122,9 @@ impl InventoryError {
 
 impl Inventory {
     /// Takes the inventory of `engine`, with the layer sizes unpack
-    /// recorded for it under `state_dir`.
-    pub fn take(engine: &Engine, state_dir: &Path) -> Result<Self, InventoryError> {
+    /// recorded for it under `state_dir`; with `count`, the sizes of the
+    /// other layers too, counted in one export of the images holding them.
+    pub fn take(engine: &Engine, state_dir: &Path, count: bool) -> Result<Self, InventoryError> {
         let info = engine.info()?;
         let mut images = Vec::new();
         for id in engine.list_images()? {
@@ -129,7 +139,23 @@ impl Inventory {
                 });
             }
         }
-        let recorded = crate::unpack::record::Record::layer_sizes(state_dir, &info.id)?;
+        let mut recorded = crate::unpack::record::Record::layer_sizes(state_dir, &info.id)?;
+        if count {
+            let exported = holding_unsized(&images, &recorded);
+            if !exported.is_empty() {
+                tracing::info!(
+                    "inventory: counting the layers of {} images in the engine's export",
+                    exported.len()
+                );
+                let counted = crate::media::archive::count_layers(engine.save(&exported)).map_err(
+                    |source| InventoryError::Count {
+                        images: exported.len(),
+                        source,
+                    },
+                )?;
+                recorded.extend(counted);
+            }
+        }
         Ok(Self::new(
             InventoryEngine {
                 product: info.product,
@@ -185,15 +211,61 @@ impl Inventory {
         bytes
     }
 
+    /// How many distinct layers the inventory states no size for.
+    pub fn unsized_layers(&self) -> usize {
+        self.chains()
+            .flatten()
+            .filter(|layer| !self.layer_sizes.contains_key(*layer))
+            .collect::<HashSet<_>>()
+            .len()
+    }
+
     /// The layer chains the site holds: each image's layer list.
     pub fn chains(&self) -> impl Iterator<Item = &[Digest]> {
         self.images.iter().map(|i| i.layers.as_slice())
     }
 }
 
+/// The IDs of images that together hold every layer `sizes` lacks, the
+/// longest chains first (they hold their parents' layers): what one export
+/// must carry to count them all.
+fn holding_unsized(images: &[InventoryImage], sizes: &BTreeMap<Digest, u64>) -> Vec<String> {
+    let mut covered: HashSet<&Digest> = sizes.keys().collect();
+    let mut longest_first: Vec<&InventoryImage> = images.iter().collect();
+    longest_first.sort_by_key(|image| std::cmp::Reverse(image.layers.len()));
+    let mut chosen = Vec::new();
+    for image in longest_first {
+        if image.layers.iter().any(|layer| !covered.contains(layer)) {
+            covered.extend(&image.layers);
+            chosen.push(image.id.to_string());
+        }
+    }
+    chosen
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_images_exported_to_count_are_those_holding_a_layer_without_size() {
+        let layer = |n: u8| Digest::of(&[n]);
+        let image = |id: u8, layers: &[u8]| InventoryImage {
+            id: Digest::of(&[100 + id]),
+            tags: Vec::new(),
+            layers: layers.iter().map(|n| layer(*n)).collect(),
+        };
+        let images = [
+            image(1, &[1]),
+            image(2, &[1, 2]),
+            image(3, &[1, 2, 3]),
+            image(4, &[1, 4]),
+        ];
+        let sizes = BTreeMap::from([(layer(1), 10), (layer(4), 40)]);
+        assert_eq!(holding_unsized(&images, &sizes), [images[2].id.to_string()]);
+        let all = BTreeMap::from([(layer(1), 1), (layer(2), 2), (layer(3), 3), (layer(4), 4)]);
+        assert!(holding_unsized(&images, &all).is_empty());
+    }
 
     #[test]
     fn an_inventory_that_is_a_fifo_a_device_or_too_large_is_refused() {

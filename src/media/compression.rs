@@ -62,6 +62,22 @@ fn is_skippable_frame(start: &[u8]) -> bool {
 /// Buffer between the file and the decoder: decoders read in small pieces.
 const BUFFER: usize = 1 << 20;
 
+/// A reader of `buffered`'s bytes decoded as `compression` says, boxed as
+/// `$boxed` (with or without `Send`).
+macro_rules! decoder {
+    ($compression:expr, $buffered:expr, $boxed:ty) => {{
+        let buffered = $buffered;
+        let reader: $boxed = match $compression {
+            Compression::None => Box::new(buffered),
+            Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(buffered)),
+            Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(buffered)?),
+            Compression::Xz => Box::new(liblzma::bufread::XzDecoder::new_multi_decoder(buffered)),
+            Compression::Bzip2 => Box::new(bzip2::bufread::MultiBzDecoder::new(buffered)),
+        };
+        reader
+    }};
+}
+
 /// Tells how `input` is compressed and returns a reader of its decoded
 /// bytes (the input itself when it is not compressed).
 pub fn decoded<'a>(
@@ -70,14 +86,23 @@ pub fn decoded<'a>(
     let head = read_head(&mut input, MAGIC_LEN)?;
     let compression = Compression::sniff(&head);
     let buffered = BufReader::with_capacity(BUFFER, io::Cursor::new(head).chain(input));
-    let reader: Box<dyn Read + Send + 'a> = match compression {
-        Compression::None => Box::new(buffered),
-        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(buffered)),
-        Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(buffered)?),
-        Compression::Xz => Box::new(liblzma::bufread::XzDecoder::new_multi_decoder(buffered)),
-        Compression::Bzip2 => Box::new(bzip2::bufread::MultiBzDecoder::new(buffered)),
-    };
-    Ok((compression, reader))
+    Ok((
+        compression,
+        decoder!(compression, buffered, Box<dyn Read + Send + 'a>),
+    ))
+}
+
+/// [`decoded`] for input that cannot move between threads (a tar entry).
+pub fn decoded_here<'a>(
+    mut input: impl Read + 'a,
+) -> io::Result<(Compression, Box<dyn Read + 'a>)> {
+    let head = read_head(&mut input, MAGIC_LEN)?;
+    let compression = Compression::sniff(&head);
+    let buffered = BufReader::with_capacity(BUFFER, io::Cursor::new(head).chain(input));
+    Ok((
+        compression,
+        decoder!(compression, buffered, Box<dyn Read + 'a>),
+    ))
 }
 
 /// The first `len` bytes of `input`, fewer only where it ends sooner (a

@@ -229,6 +229,7 @@ pub fn pack_with_stats(
         Ok(Some(writer)) => writer,
         Err(error) => return Err(error.into()),
     };
+    tracing::debug!("pack: every layer is in the bundle");
     let exported_records = records?;
     if let Some(cache) = cache {
         for image in exported {
@@ -259,6 +260,7 @@ pub fn pack_with_stats(
         origins: source.origins(),
     });
     progress.finish();
+    tracing::debug!("pack: the bundle is finished");
     if let Some(cache) = cache {
         // Over the bound, the least recently used go; a failure costs only space.
         let _ = cache.evict();

@@ -421,9 +421,18 @@ fn a_containerd_delta_takes_left_out_layers_from_the_nodes_gzip_blobs() {
     airgap_on(
         &node,
         &dir,
-        &["inventory", "--from", &from, "--output", "have.json"],
+        &[
+            "inventory",
+            "--from",
+            &from,
+            "--count-layers",
+            "--output",
+            "have.json",
+        ],
     )
     .success();
+    let inventory: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("have.json")).unwrap()).unwrap();
     airgap(
         &dir,
         &[
@@ -442,6 +451,15 @@ fn a_containerd_delta_takes_left_out_layers_from_the_nodes_gzip_blobs() {
         ],
     )
     .success();
+    let required = &bundle_manifest(&dir.join("delta.zst"))["required"];
+    for layer in required.as_array().unwrap() {
+        assert_eq!(
+            inventory["layerSizes"][layer["digest"].as_str().unwrap()],
+            layer["size"],
+            "the node counted each gzip layer's size as the engine exports it: {inventory}"
+        );
+    }
+    assert_eq!(required.as_array().unwrap().len(), base_layers.len());
     let carried = bundle_entries(&dir.join("delta.zst"));
     for diff_id in &base_layers {
         let entry = format!("blobs/sha256/{}", &diff_id["sha256:".len()..]);

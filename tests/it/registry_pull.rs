@@ -576,6 +576,93 @@ fn with_an_inventory_alone_the_layers_the_site_counted_are_not_downloaded() {
 }
 
 #[test]
+fn an_inventory_counts_the_layers_a_site_pulled_itself_so_a_pull_skips_them() {
+    let Some(registry) = TestRegistry::start(Serving::Plain) else {
+        return;
+    };
+    let Some((_engines, sites)) = Engines::get(["a-offline", "b"]) else {
+        return;
+    };
+    let (_keep, dir) = workdir_with_keys();
+    let base = layer("base.txt", "a base the site pulled itself\n".repeat(5000));
+    let first = Image::new("fixture/own:1", vec![base.clone(), layer("own", "one")]);
+    let second = Image::new("fixture/own:2", vec![base.clone(), layer("own", "two")]);
+    push(&dir, &registry, &[first, second.clone()], "", "gzip");
+    let (raw, _) = raw_manifest(&registry, "fixture/own:2");
+    let base_blob = raw["layers"][0]["digest"].as_str().unwrap().to_owned();
+    let reference = format!("{}/fixture/own:2", registry.host);
+    for site in &sites {
+        // Not by airgap: the engine's own pull (gzip layers; the containerd
+        // store keeps them so, and exports them compressed).
+        site.wipe();
+        site.docker(&["pull", &format!("{}/fixture/own:1", registry.host)]);
+        let state = dir.join(format!("state-{}", site.name));
+        let on_site = |args: &[&str]| {
+            let mut all = vec!["--host", site.host.as_str(), "inventory"];
+            all.extend(args);
+            all.extend(["--state-dir", state.to_str().unwrap()]);
+            airgap(&dir, &all)
+        };
+        let plain = on_site(&["-o", "plain.json"]).success();
+        assert!(
+            plain.stderr.contains("2 layers have no size")
+                && plain.stderr.contains("--count-layers"),
+            "{}: {}",
+            site.name,
+            plain.stderr
+        );
+        on_site(&["--count-layers", "-o", "have.json"]).success();
+        let inventory: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("have.json")).unwrap()).unwrap();
+        assert_eq!(
+            inventory["layerSizes"][synthetic::digest(&base)],
+            base.len(),
+            "{}: {inventory}",
+            site.name
+        );
+
+        let before = blob_gets(&registry).len();
+        pull(
+            &dir,
+            &registry,
+            std::slice::from_ref(&reference),
+            &["--have", "have.json"],
+            "own.zst",
+        )
+        .success();
+        let fetched = blob_gets(&registry)[before..].to_vec();
+        assert!(
+            !fetched.iter().any(|uri| uri.contains(&base_blob)),
+            "{}: the base layer the site counted was downloaded: {fetched:?}",
+            site.name
+        );
+        airgap(
+            &dir,
+            &[
+                "--host",
+                &site.host,
+                "unpack",
+                "-q",
+                "own.zst",
+                "--key",
+                "ops.pub.pem",
+                "--state-dir",
+                state.to_str().unwrap(),
+            ],
+        )
+        .success();
+        assert_eq!(
+            site.config_digest(&reference),
+            synthetic::digest(&second.config),
+            "{}",
+            site.name
+        );
+        assert_eq!(site.inspect(&reference).unwrap().1, diff_ids(&second));
+        site.wipe();
+    }
+}
+
+#[test]
 fn tls_with_a_private_ca_and_basic_auth_and_the_refusals_are_one_line() {
     let Some(registry) = TestRegistry::start(Serving::TlsAuth) else {
         return;

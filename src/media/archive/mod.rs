@@ -6,6 +6,8 @@ mod catalogue;
 mod contents;
 pub mod load_tar;
 mod scan;
+
+pub use scan::count_layers;
 mod source;
 
 use std::collections::HashSet;

@@ -38,6 +38,9 @@ pub struct Scanned {
     pub links: HashMap<String, String>,
     /// The small metadata files, by normalised path.
     pub metadata: HashMap<String, Vec<u8>>,
+    /// The size of each compressed file once decompressed, by normalised
+    /// path, where the scan was asked to count them.
+    pub decompressed: HashMap<String, u64>,
 }
 
 impl Scanned {
@@ -85,20 +88,48 @@ pub fn scan(path: &Path) -> Result<Scanned, SourceError> {
         let entries = archive
             .entries_with_seek()
             .map_err(|e| not_tar(e, compression))?;
-        scan_entries(entries, compression)?
+        scan_entries(entries, compression, false)?
     } else {
         let (_, decoded) = compression::decoded(file).map_err(SourceError::Read)?;
         let mut archive = tar::Archive::new(TarGuard::new(decoded));
         let entries = archive.entries().map_err(|e| not_tar(e, compression))?;
-        scan_entries(entries, compression)?
+        scan_entries(entries, compression, false)?
     };
     scanned.compression = Some(compression);
     Ok(scanned)
 }
 
+/// The uncompressed size of every layer of every image in the image
+/// archive `input` streams (an engine's export), by diff ID. A compressed
+/// layer is decompressed to count it (nothing is written anywhere); the
+/// others are their tar entry's size.
+pub fn count_layers(input: impl Read) -> Result<HashMap<Digest, u64>, SourceError> {
+    let buffered = BufReader::with_capacity(1 << 20, input);
+    let mut archive = tar::Archive::new(TarGuard::new(buffered));
+    let entries = archive
+        .entries()
+        .map_err(|e| not_tar(e, Compression::None))?;
+    let scanned = scan_entries(entries, Compression::None, true)?;
+    let catalogue = super::catalogue::of_tar(&scanned)?;
+    let mut sizes = HashMap::new();
+    for image in catalogue.images {
+        for layer in image.layers {
+            let Some(path) = layer.path else { continue };
+            let size = scanned
+                .decompressed
+                .get(&path)
+                .copied()
+                .unwrap_or(layer.size);
+            sizes.insert(layer.wanted.diff_id, size);
+        }
+    }
+    Ok(sizes)
+}
+
 fn scan_entries<R: Read>(
     entries: tar::Entries<'_, R>,
     compression: Compression,
+    count_decompressed: bool,
 ) -> Result<Scanned, SourceError> {
     let mut scanned = Scanned::default();
     let mut kept = 0u64;
@@ -133,14 +164,28 @@ fn scan_entries<R: Read>(
             }
             tar::EntryType::Regular => {
                 let size = entry.size();
-                if let Some(bytes) = read_if_metadata(&mut entry, &path, size)? {
-                    kept += bytes.len() as u64;
-                    if kept > METADATA_TOTAL_LIMIT {
-                        return Err(malformed(format!(
-                            "it holds more than {METADATA_TOTAL_LIMIT} bytes of metadata"
-                        )));
+                match read_if_metadata(&mut entry, &path, size)? {
+                    Start::Metadata(bytes) => {
+                        kept += bytes.len() as u64;
+                        if kept > METADATA_TOTAL_LIMIT {
+                            return Err(malformed(format!(
+                                "it holds more than {METADATA_TOTAL_LIMIT} bytes of metadata"
+                            )));
+                        }
+                        scanned.metadata.insert(path.clone(), bytes);
                     }
-                    scanned.metadata.insert(path.clone(), bytes);
+                    Start::Other { head } if count_decompressed => {
+                        let (compression, mut decoded) =
+                            compression::decoded_here(io::Cursor::new(head).chain(&mut entry))
+                                .map_err(SourceError::Read)?;
+                        if compression != Compression::None {
+                            let counted = io::copy(&mut decoded, &mut io::sink()).map_err(|e| {
+                                malformed(format!("{path} does not decompress: {e}"))
+                            })?;
+                            scanned.decompressed.insert(path.clone(), counted);
+                        }
+                    }
+                    Start::Other { .. } => {}
                 }
                 scanned.files.insert(path, size);
             }
@@ -150,26 +195,32 @@ fn scan_entries<R: Read>(
     Ok(scanned)
 }
 
+/// What [`read_if_metadata`] found at the start of an entry.
+enum Start {
+    /// The whole entry: it is metadata.
+    Metadata(Vec<u8>),
+    /// Something else; `head` is what was read of it.
+    Other { head: Vec<u8> },
+}
+
 /// The whole entry if it is small metadata: the files image archives keep
 /// their descriptions in by name, or a blob that is JSON (a layer is a tar
 /// or compressed, and never starts with `{`).
-fn read_if_metadata(
-    entry: &mut impl Read,
-    path: &str,
-    size: u64,
-) -> Result<Option<Vec<u8>>, SourceError> {
+fn read_if_metadata(entry: &mut impl Read, path: &str, size: u64) -> Result<Start, SourceError> {
     let named = matches!(
         path,
         "manifest.json" | "index.json" | "oci-layout" | "version"
     ) || (path.ends_with(".json") && !path.contains('/'));
     let blob = path.starts_with("blobs/") && size <= METADATA_LIMIT;
     if !named && !blob {
-        return Ok(None);
+        return Ok(Start::Other { head: Vec::new() });
     }
     let mut first = [0u8; 1];
     let read = entry.read(&mut first).map_err(SourceError::Read)?;
     if blob && !named && (read == 0 || first[0] != b'{') {
-        return Ok(None);
+        return Ok(Start::Other {
+            head: first[..read].to_vec(),
+        });
     }
     if size > METADATA_LIMIT {
         return Err(malformed(format!(
@@ -181,7 +232,7 @@ fn read_if_metadata(
         .take(METADATA_LIMIT)
         .read_to_end(&mut bytes)
         .map_err(SourceError::Read)?;
-    Ok(Some(bytes))
+    Ok(Start::Metadata(bytes))
 }
 
 /// A layer pass 2 is to deliver.

@@ -2,18 +2,34 @@
 //! containerd…`), for `pack --have`: every image with the layers the node
 //! can hand a delta from its own content store.
 
+use std::collections::HashSet;
+
 use crate::delta::inventory::{Inventory, InventoryEngine, InventoryImage};
+use crate::digest::Digest;
 use crate::media::docker::engine::ImageStore;
 
 use super::node::Node;
 use super::{ContainerdAddress, ContainerdError, Ctr};
 
-/// Takes the inventory of the namespace `address` names.
-pub fn take_inventory(address: &ContainerdAddress) -> Result<Inventory, ContainerdError> {
+/// Takes the inventory of the namespace `address` names; with `count`, the
+/// sizes of compressed layers too, each blob decompressed to count it.
+pub fn take_inventory(
+    address: &ContainerdAddress,
+    count: bool,
+) -> Result<Inventory, ContainerdError> {
     let ctr = Ctr::new(address)?;
     let (version, _) = ctr.server()?;
     let node = Node::read(&ctr)?;
-    let layer_sizes = node.uncompressed_sizes();
+    let mut layer_sizes = node.uncompressed_sizes();
+    if count {
+        let unsized_layers: HashSet<Digest> = node
+            .chains()
+            .into_iter()
+            .flatten()
+            .filter(|layer| !layer_sizes.contains_key(layer))
+            .collect();
+        layer_sizes.extend(node.count(&ctr, &unsized_layers)?);
+    }
     let images = node
         .images()
         .iter()

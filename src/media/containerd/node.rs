@@ -162,6 +162,37 @@ impl Node {
         })
     }
 
+    /// The size of each layer in `diff_ids`, counted by decompressing its
+    /// blob (written nowhere) and checked against its diff ID.
+    pub fn count(
+        &self,
+        ctr: &Ctr,
+        diff_ids: &HashSet<Digest>,
+    ) -> Result<std::collections::BTreeMap<Digest, u64>, ContainerdError> {
+        let mut sizes = std::collections::BTreeMap::new();
+        for diff_id in diff_ids {
+            let Some(blob) = self.source_of(diff_id) else {
+                continue;
+            };
+            let (digest, size) =
+                decode_into(ctr, &blob, &mut std::io::sink()).map_err(|error| match error {
+                    StageError::Containerd(error) => error,
+                    other => ContainerdError::Content {
+                        digest: blob.clone(),
+                        reason: other.to_string(),
+                    },
+                })?;
+            if &digest != diff_id {
+                return Err(ContainerdError::Content {
+                    digest: blob,
+                    reason: format!("it does not decompress to layer {diff_id}"),
+                });
+            }
+            sizes.insert(diff_id.clone(), size);
+        }
+        Ok(sizes)
+    }
+
     /// Stages the layers with these diff IDs from the content store, each
     /// decompressed as needed and checked against its diff ID.
     pub fn stage(&self, ctr: &Ctr, diff_ids: &HashSet<Digest>) -> Result<StagedLayers, StageError> {
@@ -218,11 +249,23 @@ fn copy_decoded(
     blob: &Digest,
     path: &std::path::Path,
 ) -> Result<(Digest, u64), StageError> {
-    let io_error = StageError::Write;
+    let file = std::fs::File::create(path).map_err(StageError::Write)?;
+    let mut writer = std::io::BufWriter::new(file);
+    let written = decode_into(ctr, blob, &mut writer)?;
+    std::io::Write::flush(&mut writer).map_err(StageError::Write)?;
+    Ok(written)
+}
+
+/// Writes blob `blob`, decompressed, into `out`; returns the digest and
+/// size of what was written.
+fn decode_into(
+    ctr: &Ctr,
+    blob: &Digest,
+    out: &mut dyn std::io::Write,
+) -> Result<(Digest, u64), StageError> {
     let mut child = ctr.blob_stream(blob)?;
     let stdout = child.stdout.take().expect("stdout is piped");
-    let file = std::fs::File::create(path).map_err(io_error)?;
-    let mut writer = HashingWriter::new(std::io::BufWriter::new(file));
+    let mut writer = HashingWriter::new(out);
     let copied = crate::media::compression::decoded(stdout)
         .and_then(|(_, mut reader)| std::io::copy(&mut reader, &mut writer));
     // ctr is waited for whatever happened, so no process is left behind.
@@ -231,7 +274,7 @@ fn copy_decoded(
         digest: blob.clone(),
         reason: format!("cannot be read or decompressed ({e})"),
     })?;
-    let status = status.map_err(io_error)?;
+    let status = status.map_err(StageError::Write)?;
     if !status.success() {
         return Err(ContainerdError::Content {
             digest: blob.clone(),
@@ -239,7 +282,6 @@ fn copy_decoded(
         }
         .into());
     }
-    let (digest, size, mut inner) = writer.finish();
-    std::io::Write::flush(&mut inner).map_err(io_error)?;
+    let (digest, size, _) = writer.finish();
     Ok((digest, size))
 }

@@ -221,6 +221,7 @@ impl DaemonSource {
             layers,
             progress,
         );
+        tracing::debug!("engine: the export's last byte arrived");
         progress.finish();
         archive::records(&mut contents?, &wanted, layers)
     }

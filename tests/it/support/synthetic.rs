@@ -47,6 +47,7 @@ pub fn config(diff_ids: &[String], marker: &str) -> Vec<u8> {
 }
 
 /// One image of a synthetic archive.
+#[derive(Clone)]
 pub struct Image {
     /// Tag in the archive's manifest.json.
     pub tag: String,
