@@ -580,7 +580,7 @@ fn an_inventory_counts_the_layers_a_site_pulled_itself_so_a_pull_skips_them() {
     let Some(registry) = TestRegistry::start(Serving::Plain) else {
         return;
     };
-    let Some((_engines, sites)) = Engines::get(["a-offline", "b"]) else {
+    let Some((_engines, sites)) = Engines::get(["a-offline", "b", "podman"]) else {
         return;
     };
     let (_keep, dir) = workdir_with_keys();
@@ -595,7 +595,7 @@ fn an_inventory_counts_the_layers_a_site_pulled_itself_so_a_pull_skips_them() {
         // Not by airgap: the engine's own pull (gzip layers; the containerd
         // store keeps them so, and exports them compressed).
         site.wipe();
-        site.docker(&["pull", &format!("{}/fixture/own:1", registry.host)]);
+        site.pull(&format!("{}/fixture/own:1", registry.host));
         let state = dir.join(format!("state-{}", site.name));
         let on_site = |args: &[&str]| {
             let mut all = vec!["--host", site.host.as_str(), "inventory"];

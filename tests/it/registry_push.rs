@@ -445,32 +445,6 @@ fn an_interrupted_push_resumes_the_layer_after_a_registry_restart() {
     assert_eq!(got.diff_ids.len(), 1);
 }
 
-/// Each engine's own pull. Podman's Docker-compatible API insists on TLS
-/// for a registry not in its registries.conf, so Podman pulls through its
-/// own API (`podman --remote`), which takes --tls-verify=false.
-fn pull(engine: &crate::support::engine::TestEngine, reference: &str) {
-    if engine.name != "podman" {
-        engine.docker(&["pull", reference]);
-        return;
-    }
-    let output = Command::new("podman")
-        .args([
-            "--remote",
-            "--url",
-            &engine.host,
-            "pull",
-            "--tls-verify=false",
-            reference,
-        ])
-        .output()
-        .expect("podman runs");
-    assert!(
-        output.status.success(),
-        "podman pull {reference}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
 fn interrupt(pid: u32) {
     Command::new("kill")
         .args(["-INT", &pid.to_string()])
@@ -494,7 +468,7 @@ fn every_engine_pulls_the_pushed_images_as_packed() {
         engine.wipe();
         for image in &images {
             let reference = format!("{}/{}", registry.host, image.tag);
-            pull(engine, &reference);
+            engine.pull(&reference);
             assert_eq!(
                 engine.config_digest(&reference),
                 synthetic::digest(&image.config),

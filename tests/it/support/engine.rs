@@ -121,6 +121,32 @@ impl TestEngine {
         ids
     }
 
+    /// The engine's own pull. Podman's Docker-compatible API insists on
+    /// TLS for a registry not in its registries.conf, so Podman pulls
+    /// through its own API (`podman --remote`), which takes --tls-verify=false.
+    pub fn pull(&self, reference: &str) {
+        if self.name != "podman" {
+            self.docker(&["pull", reference]);
+            return;
+        }
+        let output = std::process::Command::new("podman")
+            .args([
+                "--remote",
+                "--url",
+                &self.host,
+                "pull",
+                "--tls-verify=false",
+                reference,
+            ])
+            .output()
+            .expect("podman runs");
+        assert!(
+            output.status.success(),
+            "podman pull {reference}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
     /// ID and RootFS diff IDs of `reference`, or `None` if absent.
     pub fn inspect(&self, reference: &str) -> Option<(String, Vec<String>)> {
         let output = self.docker_output(&["image", "inspect", reference]);
