@@ -6,6 +6,7 @@ mod body;
 pub mod in_place;
 pub mod inspect;
 pub mod layout;
+pub mod leading;
 pub mod manifest;
 mod output_files;
 pub mod parts;

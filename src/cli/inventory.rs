@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use airgap::delta::inventory::{Inventory, InventoryError};
+use airgap::delta::inventory::Inventory;
 use airgap::display::escape_path;
 use airgap::media::containerd::ContainerdAddress;
 
@@ -30,7 +30,8 @@ pub struct InventoryArgs {
     #[arg(long)]
     count_layers: bool,
     /// The state directory unpack uses for this engine, whose record gives
-    /// the sizes of the layers bundles carried here (default: as for unpack).
+    /// the sizes of the layers bundles carried here and the configs of their
+    /// images (default: as for unpack).
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
 }
@@ -41,19 +42,17 @@ fn parse_containerd(text: &str) -> Result<ContainerdAddress, String> {
 
 pub fn run(args: InventoryArgs, context: &Context) -> anyhow::Result<()> {
     let started = super::progress::Summary::start();
+    let state_dir = args
+        .state_dir
+        .clone()
+        .unwrap_or_else(airgap::unpack::record::default_dir);
     let inventory = match &args.from {
-        Some(address) => airgap::media::containerd::take_inventory(address, args.count_layers)
-            .map_err(|e| airgap::Error::from(InventoryError::from(e)))?,
-        None => Inventory::take(
-            &context.engine()?,
-            &args
-                .state_dir
-                .clone()
-                .unwrap_or_else(airgap::unpack::record::default_dir),
-            args.count_layers,
-        )
-        .map_err(airgap::Error::from)?,
-    };
+        Some(address) => {
+            airgap::media::containerd::take_inventory(address, args.count_layers, &state_dir)
+        }
+        None => Inventory::take(&context.engine()?, &state_dir, args.count_layers),
+    }
+    .map_err(airgap::Error::from)?;
     let bytes = inventory.to_bytes();
     let layers = inventory
         .chains()

@@ -417,9 +417,11 @@ fn site(
     let mut site = Site {
         images: Vec::new(),
         bundles: since.to_vec(),
+        configs: Vec::new(),
     };
     for path in have {
         let inventory = Inventory::read(path).map_err(airgap::Error::from)?;
+        site.configs.extend(inventory.sized_configs());
         sizes.extend(inventory.layer_sizes);
         site.images
             .extend(inventory.images.into_iter().map(|image| {

@@ -1,8 +1,9 @@
 //! What an isolated site's engine holds, written there and carried back to
 //! the connected side so the next pack ships only what the site lacks.
 //! It reveals, about the site: the engine's product and version, how it
-//! stores images, and every image's ID, tags and layer digests — nothing
-//! about hosts, paths, containers or volumes.
+//! stores images, every image's ID, tags and layer digests, the sizes of
+//! layers, and the configs of images that came in airgap bundles (which the
+//! connected side sent) — nothing about hosts, paths, containers or volumes.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -41,6 +42,14 @@ pub struct Inventory {
     /// inventories: absent in theirs, and ignored by airgap before it.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub layer_sizes: BTreeMap<Digest, u64>,
+    /// The configs of images the site holds that came in airgap bundles
+    /// (unpack keeps them), as JSON text, by digest: a delta then need not
+    /// export an image the site holds whole only to learn its config. Only
+    /// those, so the inventory tells the connected side nothing about an
+    /// image's contents it did not send. Checked against their digests
+    /// where used.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub configs: BTreeMap<Digest, String>,
 }
 
 /// The engine an inventory describes.
@@ -140,6 +149,7 @@ impl Inventory {
             }
         }
         let mut recorded = crate::unpack::record::Record::layer_sizes(state_dir, &info.id)?;
+        let configs = kept_configs(state_dir, &images)?;
         if count {
             let exported = holding_unsized(&images, &recorded);
             if !exported.is_empty() {
@@ -163,18 +173,27 @@ impl Inventory {
             },
             images,
             recorded,
+            configs,
         ))
     }
 
     /// An inventory taken now, keeping the sizes of the layers the images
     /// hold only: a layer since removed from the engine is not the site's.
+    /// Configs are kept where they are text and every layer of their image
+    /// is held.
     pub fn new(
         engine: InventoryEngine,
         images: Vec<InventoryImage>,
         mut layer_sizes: BTreeMap<Digest, u64>,
+        configs: impl IntoIterator<Item = (Digest, Vec<u8>)>,
     ) -> Self {
-        let held: HashSet<&Digest> = images.iter().flat_map(|i| &i.layers).collect();
+        let held = held_layers(&images);
         layer_sizes.retain(|digest, _| held.contains(digest));
+        let configs = configs
+            .into_iter()
+            .filter(|(_, bytes)| holds_whole(&held, bytes))
+            .filter_map(|(digest, bytes)| Some((digest, String::from_utf8(bytes).ok()?)))
+            .collect();
         Self {
             media_type: INVENTORY_MEDIA_TYPE.into(),
             created: crate::bundle::writer::now_rfc3339(),
@@ -182,7 +201,33 @@ impl Inventory {
             engine,
             images,
             layer_sizes,
+            configs,
         }
+    }
+
+    /// Each config the inventory carries that hashes to its digest, with
+    /// its image's layers where the inventory states every one's size.
+    pub fn sized_configs(&self) -> Vec<(Digest, Vec<u8>, Vec<crate::image::BlobRef>)> {
+        self.configs
+            .iter()
+            .filter(|(digest, text)| Digest::of(text.as_bytes()) == **digest)
+            .filter_map(|(digest, text)| {
+                let summary = crate::image::ConfigSummary::parse(text.as_bytes()).ok()?;
+                let layers = summary
+                    .rootfs
+                    .diff_ids
+                    .into_iter()
+                    .map(|diff_id| {
+                        let size = *self.layer_sizes.get(&diff_id)?;
+                        Some(crate::image::BlobRef {
+                            digest: diff_id,
+                            size,
+                        })
+                    })
+                    .collect::<Option<Vec<_>>>()?;
+                Some((digest.clone(), text.as_bytes().to_vec(), layers))
+            })
+            .collect()
     }
 
     /// Reads an inventory file.
@@ -224,6 +269,32 @@ impl Inventory {
     pub fn chains(&self) -> impl Iterator<Item = &[Digest]> {
         self.images.iter().map(|i| i.layers.as_slice())
     }
+}
+
+/// The configs unpack kept under `state_dir` of images whose every layer
+/// the images hold.
+pub fn kept_configs(
+    state_dir: &Path,
+    images: &[InventoryImage],
+) -> Result<BTreeMap<Digest, Vec<u8>>, InventoryError> {
+    let held = held_layers(images);
+    Ok(crate::unpack::configs::read(state_dir, &|config| {
+        holds_whole(&held, config)
+    })?)
+}
+
+/// Every layer the images hold.
+fn held_layers(images: &[InventoryImage]) -> HashSet<Digest> {
+    images
+        .iter()
+        .flat_map(|i| i.layers.iter().cloned())
+        .collect()
+}
+
+/// True when `config` is an image config whose every layer is `held`.
+fn holds_whole(held: &HashSet<Digest>, config: &[u8]) -> bool {
+    crate::image::ConfigSummary::parse(config)
+        .is_ok_and(|summary| summary.rootfs.diff_ids.iter().all(|d| held.contains(d)))
 }
 
 /// The IDs of images that together hold every layer `sizes` lacks, the

@@ -32,6 +32,10 @@ pub struct Site {
     pub images: Vec<SiteImage>,
     /// Earlier bundles the site unpacked, which may hold layers to patch against.
     pub bundles: Vec<PathBuf>,
+    /// Configs the site's inventories carry, each with its image's layers
+    /// and their sizes: what a delta needs of an image the site holds
+    /// whole, so that the engine need not export it.
+    pub configs: Vec<(Digest, Vec<u8>, Vec<crate::image::BlobRef>)>,
 }
 
 /// One image on the site.

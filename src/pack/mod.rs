@@ -182,9 +182,16 @@ pub fn pack_with_stats(
     let left_out = writer.left_out().clone();
     let needs_staging = writer.needs_staging();
     let patch_targets: HashSet<_> = needs_staging.difference(&left_out).cloned().collect();
-    // Configs the earlier bundles carry spare exports with the cache off or cold.
+    // Configs the earlier bundles and the inventories carry spare exports
+    // with the cache off or cold.
     let since = match &options.site {
-        Some(site) if source.reads_from_engine() => since::SinceConfigs::read(&site.bundles),
+        Some(site) if source.reads_from_engine() => {
+            let mut configs = since::SinceConfigs::read(&site.bundles);
+            for (digest, config, layers) in &site.configs {
+                configs.insert(digest.clone(), config.clone(), layers.clone());
+            }
+            configs
+        }
         _ => since::SinceConfigs::default(),
     };
     let known = cached::Known {

@@ -4,6 +4,7 @@
 //! sealed bundle's bytes are hashed against its signed seal, any other is
 //! decompressed and every entry checked.
 
+pub mod configs;
 pub mod record;
 pub mod restore;
 
@@ -132,6 +133,27 @@ fn arriving(manifest: &BundleManifest, names: &[Vec<Renamed>]) -> BundleManifest
     arriving
 }
 
+/// Keeps the bundle's configs for the site's inventory. A failure costs
+/// only an export on the connected side later, so it is only logged.
+fn keep_configs(state_dir: &std::path::Path, bundle: &VerifiedBundle) {
+    let listed: std::collections::HashSet<&Digest> = bundle
+        .manifest()
+        .images
+        .iter()
+        .map(|image| &image.config.digest)
+        .collect();
+    let shown = std::path::PathBuf::from(bundle.location().describe());
+    let kept = bundle
+        .location()
+        .open()
+        .map_err(Error::from)
+        .and_then(|file| Ok(crate::bundle::leading::configs(file, &shown)?))
+        .and_then(|found| Ok(configs::keep(state_dir, &found, &|d| listed.contains(d))?));
+    if let Err(error) = kept {
+        tracing::info!("unpack: the bundle's configs are not kept for the inventory ({error})");
+    }
+}
+
 /// Verifies the bundle at `path` completely, refuses rollbacks, loads it
 /// into `sink`, and records what was applied.
 pub fn unpack(
@@ -197,6 +219,7 @@ pub fn unpack(
         load.images.push(sink.tag(image, *present)?);
     }
     record.note_applied(&manifest, &manifest_digest, signer)?;
+    keep_configs(&options.state_dir, &bundle);
     drop(record);
     let compose = match &options.compose_dir {
         Some(dir) => Some(restore_compose(

@@ -488,7 +488,7 @@ impl Record {
 
 /// Creates `dir` and its missing parents, each mode 0700 whatever the
 /// umask; an existing directory is left as it is (and checked after).
-fn ensure_dir(dir: &Path) -> Result<(), RecordError> {
+pub(super) fn ensure_dir(dir: &Path) -> Result<(), RecordError> {
     let failed = |cause| RecordError::CreateDir {
         dir: dir.to_owned(),
         cause,

@@ -409,7 +409,8 @@ fn a_delta_since_an_earlier_bundle_exports_only_the_changed_image() {
     assert_eq!(uncached, cold, "configs from v1.zst change no byte");
 
     offline.wipe();
-    for bundle in ["v1.zst", "v2.zst"] {
+    let state = dir.join("site-state");
+    let unpack = |bundle: &str| {
         airgap(
             &dir,
             &[
@@ -420,10 +421,70 @@ fn a_delta_since_an_earlier_bundle_exports_only_the_changed_image() {
                 bundle,
                 "--key",
                 "ops.pub.pem",
+                "--state-dir",
+                state.to_str().unwrap(),
             ],
         )
         .success();
+    };
+    unpack("v1.zst");
+
+    // The site's own inventory carries the configs unpack kept and the
+    // layer sizes it counted: one export with neither cache nor bundle.
+    airgap(
+        &dir,
+        &[
+            "--host",
+            &offline.host,
+            "inventory",
+            "--state-dir",
+            state.to_str().unwrap(),
+            "-o",
+            "have.json",
+        ],
+    )
+    .success();
+    let inventory: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("have.json")).unwrap()).unwrap();
+    for image in v1 {
+        let (id, _) = connected.inspect(image).unwrap();
+        assert!(
+            inventory["configs"][&id].is_string(),
+            "{image}'s config: {inventory}"
+        );
     }
+    proxy.clear();
+    let (from_inventory, run) = pack(
+        &dir,
+        &proxy.host,
+        "v2-inventory.zst",
+        &v2,
+        &["--no-cache", "--have", "have.json"],
+    );
+    // Besides the changed image, only the layer to patch against comes
+    // from the engine (app:1, by ID): no bundle or cache holds it here.
+    let exports = proxy.exports();
+    let (old_id, _) = connected.inspect("fixture/app:1").unwrap();
+    assert_eq!(exports.len(), 2, "{exports:?}");
+    assert!(exports[0].contains(&old_id), "the patch base: {exports:?}");
+    assert!(exports[1].contains("fixture/app:2"), "{exports:?}");
+    for unchanged in ["fixture/web:1", "fixture/worker:1"] {
+        assert!(
+            exports.iter().all(|e| !e.contains(unchanged)),
+            "{unchanged}: {exports:?}"
+        );
+    }
+    assert!(
+        run.stdout.contains("exported 1 of 3 images"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        from_inventory, cold,
+        "configs from the inventory change no byte"
+    );
+
+    unpack("v2.zst");
     let (id, layers) = connected.inspect("fixture/app:2").unwrap();
     assert_eq!(offline.inspect("fixture/app:2").unwrap(), (id, layers));
 }
@@ -453,6 +514,7 @@ fn write_inventory_of(bundle: &Path, inventory: &Path) {
             })
             .collect(),
         layer_sizes: Default::default(),
+        configs: Default::default(),
     };
     std::fs::write(inventory, site.to_bytes()).unwrap();
 }

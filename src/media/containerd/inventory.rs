@@ -4,19 +4,21 @@
 
 use std::collections::HashSet;
 
-use crate::delta::inventory::{Inventory, InventoryEngine, InventoryImage};
+use crate::delta::inventory::{Inventory, InventoryEngine, InventoryError, InventoryImage};
 use crate::digest::Digest;
 use crate::media::docker::engine::ImageStore;
 
 use super::node::Node;
-use super::{ContainerdAddress, ContainerdError, Ctr};
+use super::{ContainerdAddress, Ctr};
 
-/// Takes the inventory of the namespace `address` names; with `count`, the
-/// sizes of compressed layers too, each blob decompressed to count it.
+/// Takes the inventory of the namespace `address` names, with the configs
+/// unpack kept under `state_dir`; with `count`, the sizes of compressed
+/// layers too, each blob decompressed to count it.
 pub fn take_inventory(
     address: &ContainerdAddress,
     count: bool,
-) -> Result<Inventory, ContainerdError> {
+    state_dir: &std::path::Path,
+) -> Result<Inventory, InventoryError> {
     let ctr = Ctr::new(address)?;
     let (version, _) = ctr.server()?;
     let node = Node::read(&ctr)?;
@@ -30,7 +32,7 @@ pub fn take_inventory(
             .collect();
         layer_sizes.extend(node.count(&ctr, &unsized_layers)?);
     }
-    let images = node
+    let images: Vec<InventoryImage> = node
         .images()
         .iter()
         .zip(node.chains())
@@ -46,6 +48,7 @@ pub fn take_inventory(
             layers: chain,
         })
         .collect();
+    let configs = crate::delta::inventory::kept_configs(state_dir, &images)?;
     Ok(Inventory::new(
         InventoryEngine {
             product: format!("containerd {version} (namespace {})", ctr.namespace()),
@@ -53,5 +56,6 @@ pub fn take_inventory(
         },
         images,
         layer_sizes,
+        configs,
     ))
 }
