@@ -319,6 +319,51 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_inventory_without_sizes_or_configs_still_reads_and_one_with_them_keeps_only_whole_images()
+    {
+        let layer = Digest::of(b"layer");
+        let first = format!(
+            r#"{{"mediaType":"{INVENTORY_MEDIA_TYPE}","created":"2026-01-01T00:00:00Z","tool":"airgap 0.1.0","engine":{{"product":"Docker Engine 20.10.24","store":"graph"}},"images":[{{"id":"{}","tags":["shop/web:1"],"layers":["{layer}"]}}]}}"#,
+            Digest::of(b"config")
+        );
+        let old: Inventory = serde_json::from_str(&first).unwrap();
+        assert!(old.layer_sizes.is_empty() && old.configs.is_empty());
+        assert_eq!(old.unsized_layers(), 1);
+
+        let whole = format!(
+            r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["{layer}"]}}}}"#
+        );
+        let partial = format!(
+            r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["{layer}","{}"]}}}}"#,
+            Digest::of(b"elsewhere")
+        );
+        let taken = Inventory::new(
+            old.engine.clone(),
+            old.images.clone(),
+            BTreeMap::from([(layer.clone(), 2048), (Digest::of(b"gone"), 1)]),
+            [
+                (Digest::of(whole.as_bytes()), whole.clone().into_bytes()),
+                (Digest::of(partial.as_bytes()), partial.into_bytes()),
+            ],
+        );
+        assert_eq!(
+            taken.layer_sizes.len(),
+            1,
+            "a layer the engine no longer holds is dropped"
+        );
+        assert_eq!(
+            taken.configs.len(),
+            1,
+            "a config of an image not held whole is dropped"
+        );
+        let read: Inventory = serde_json::from_slice(&taken.to_bytes()).unwrap();
+        let sized = read.sized_configs();
+        assert_eq!(sized.len(), 1);
+        assert_eq!(sized[0].1, whole.as_bytes(), "the config's bytes, exactly");
+        assert_eq!(sized[0].2[0].size, 2048);
+    }
+
+    #[test]
     fn the_images_exported_to_count_are_those_holding_a_layer_without_size() {
         let layer = |n: u8| Digest::of(&[n]);
         let image = |id: u8, layers: &[u8]| InventoryImage {
