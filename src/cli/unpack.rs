@@ -168,6 +168,15 @@ pub fn run(args: UnpackArgs, context: &Context) -> anyhow::Result<()> {
             );
         }
     }
+    for shared in &report.shared {
+        let left: Vec<String> = shared.left.iter().map(ToString::to_string).collect();
+        text += &format!(
+            "note: {} names the {} image, the engine's own platform; the {} image is loaded without it (an engine holds one image per name)\n",
+            escape(&shared.name),
+            shared.kept,
+            left.join(", ")
+        );
+    }
     if let Some(compose) = &report.compose {
         text += &format!(
             "compose project {}: {} files written, every service's image checked ({} services); run docker compose up there\n",

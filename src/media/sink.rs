@@ -56,6 +56,16 @@ pub trait Sink {
     /// True when `reference` names exactly `image` on the target.
     fn resolves(&self, reference: &str, image: &BundleImage) -> Result<bool, SinkError>;
 
+    /// Where the target holds one image per name (an engine), the platform
+    /// a name several of the bundle's images share should point at: the
+    /// target's own. `None` where a name can hold an image per platform (an
+    /// index) or the target cannot tell.
+    fn one_image_per_name(
+        &self,
+    ) -> Result<Option<crate::media::platform::WantedPlatform>, SinkError> {
+        Ok(None)
+    }
+
     /// The ID of the image `reference` names on the target now, where the
     /// target can tell: unpack reports the tags it moves away from another image.
     fn current_id(&self, _reference: &str) -> Result<Option<Digest>, SinkError> {

@@ -52,6 +52,9 @@ pub struct UnpackReport {
     /// Per image, in bundle order, the tags that named another image on the
     /// target before and now name this one.
     pub moved: Vec<Vec<MovedTag>>,
+    /// Names several images carried (one per platform) that now name only
+    /// the target's platform's image.
+    pub shared: Vec<SharedName>,
 }
 
 /// A tag unpack moved from another image to the bundle's.
@@ -122,6 +125,68 @@ pub fn names_on_arrival(
     renaming.apply(&keyed)
 }
 
+/// A name several of a bundle's images carry (one per platform), on a
+/// target that holds one image per name: it names the one for the target's
+/// platform, and the others arrive without it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharedName {
+    /// The name, as it arrives.
+    pub name: String,
+    /// The platform of the image it names.
+    pub kept: crate::image::Platform,
+    /// The platforms of the images loaded without it.
+    pub left: Vec<crate::image::Platform>,
+}
+
+/// Takes, of each name several images share, all but one image's claim:
+/// the one whose platform `platform` accepts, else the first. A target
+/// holding one image per name would otherwise leave the name on whichever
+/// image it loaded last.
+fn one_platform_per_name(
+    images: &[BundleImage],
+    mut names: Vec<Vec<Renamed>>,
+    platform: &crate::media::platform::WantedPlatform,
+) -> (Vec<Vec<Renamed>>, Vec<SharedName>) {
+    let mut holders: Vec<(String, Vec<usize>)> = Vec::new();
+    for (index, arriving) in names.iter().enumerate() {
+        for renamed in arriving.iter().filter(|r| r.to.is_taggable()) {
+            match holders
+                .iter_mut()
+                .find(|(name, _)| *name == renamed.to.name)
+            {
+                Some((_, images)) => images.push(index),
+                None => holders.push((renamed.to.name.clone(), vec![index])),
+            }
+        }
+    }
+    let mut shared = Vec::new();
+    for (name, holding) in holders.into_iter().filter(|(_, h)| h.len() > 1) {
+        let kept = holding
+            .iter()
+            .copied()
+            .find(|i| platform.accepts(&images[*i].platform))
+            .unwrap_or(holding[0]);
+        for &other in holding.iter().filter(|i| **i != kept) {
+            names[other].retain(|r| r.to.name != name);
+        }
+        tracing::info!(
+            "{} names the {} image (the target's platform is {platform}); the others arrive without it",
+            escape(&name),
+            images[kept].platform
+        );
+        shared.push(SharedName {
+            name,
+            kept: images[kept].platform.clone(),
+            left: holding
+                .iter()
+                .filter(|i| **i != kept)
+                .map(|i| images[*i].platform.clone())
+                .collect(),
+        });
+    }
+    (names, shared)
+}
+
 /// The manifest as the target is to see it: the same bundle, its images
 /// under the names they arrive by. Sinks, the record and the compose
 /// project all take this one, so every one of them sees the new names only.
@@ -164,6 +229,10 @@ pub fn unpack(
 ) -> Result<UnpackReport, Error> {
     let bundle = verify::admit(path, &options.policy, progress)?;
     let names = names_on_arrival(&bundle.manifest().images, &options.renaming)?;
+    let (names, shared) = match sink.one_image_per_name()? {
+        Some(platform) => one_platform_per_name(&bundle.manifest().images, names, &platform),
+        None => (names, Vec::new()),
+    };
     let manifest = arriving(bundle.manifest(), &names);
     // Held until the record is written: another unpack of this engine
     // waits here, then checks against what this one applied.
@@ -238,5 +307,60 @@ pub fn unpack(
         compose,
         names,
         moved,
+        shared,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image::{BlobRef, ImageRef, Platform};
+    use crate::media::platform::WantedPlatform;
+
+    fn image(architecture: &str, names: &[&str]) -> BundleImage {
+        BundleImage {
+            refs: names.iter().map(|n| ImageRef::parse(n).unwrap()).collect(),
+            platform: Platform {
+                os: "linux".into(),
+                architecture: architecture.into(),
+                variant: None,
+            },
+            manifest: BlobRef {
+                digest: Digest::of(architecture.as_bytes()),
+                size: 1,
+            },
+            config: BlobRef {
+                digest: Digest::of(names.concat().as_bytes()),
+                size: 1,
+            },
+            layers: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_name_several_platforms_share_stays_on_the_targets_platform_only() {
+        let images = [
+            image("arm64", &["shop/web:1", "shop/web:arm"]),
+            image("amd64", &["shop/web:1"]),
+            image("s390x", &["shop/web:1", "shop/other:1"]),
+        ];
+        let names = names_on_arrival(&images, &Renaming::default()).unwrap();
+        let amd64 = WantedPlatform::parse("linux/amd64").unwrap();
+        let (names, shared) = one_platform_per_name(&images, names, &amd64);
+        let arriving =
+            |i: usize| -> Vec<String> { names[i].iter().map(|r| r.to.given.clone()).collect() };
+        assert_eq!(arriving(0), ["shop/web:arm"]);
+        assert_eq!(arriving(1), ["shop/web:1"]);
+        assert_eq!(arriving(2), ["shop/other:1"]);
+        assert_eq!(shared.len(), 1);
+        assert_eq!(shared[0].kept.architecture, "amd64");
+        assert_eq!(shared[0].left.len(), 2);
+
+        // No image for the target's platform: the first keeps the name.
+        let riscv = WantedPlatform::parse("linux/riscv64").unwrap();
+        let names = names_on_arrival(&images, &Renaming::default()).unwrap();
+        let (names, _) = one_platform_per_name(&images, names, &riscv);
+        assert!(names[0].iter().any(|r| r.to.given == "shop/web:1"));
+        assert!(names[1].is_empty());
+    }
 }

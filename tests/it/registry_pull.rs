@@ -663,6 +663,63 @@ fn an_inventory_counts_the_layers_a_site_pulled_itself_so_a_pull_skips_them() {
 }
 
 #[test]
+fn every_platform_unpacked_into_an_engine_leaves_the_name_on_the_engines_own() {
+    let Some(registry) = TestRegistry::start(Serving::Plain) else {
+        return;
+    };
+    let Some((_engines, engines)) = Engines::get(["a-offline", "b", "podman"]) else {
+        return;
+    };
+    let (_keep, dir) = workdir_with_keys();
+    let (layout, [amd, arm], _) = multi_platform_layout(&dir);
+    copy_index_to(&layout, &registry);
+    let reference = format!("{}/team/multi:1", registry.host);
+    pull(
+        &dir,
+        &registry,
+        std::slice::from_ref(&reference),
+        &["--all-platforms"],
+        "all.zst",
+    )
+    .success();
+    // The bundle lists amd64 first: loaded in order, arm64 would keep the name.
+    let (native, other) = match std::env::consts::ARCH {
+        "aarch64" => (&arm, "linux/amd64"),
+        _ => (&amd, "linux/arm64"),
+    };
+    for engine in &engines {
+        engine.wipe();
+        let unpacked = airgap(
+            &dir,
+            &[
+                "--host",
+                &engine.host,
+                "unpack",
+                "all.zst",
+                "--key",
+                "ops.pub.pem",
+            ],
+        )
+        .success();
+        assert_eq!(
+            engine.config_digest(&reference),
+            synthetic::digest(&native.config),
+            "{}: the name is on the engine's own platform",
+            engine.name
+        );
+        assert!(
+            unpacked
+                .stdout
+                .contains(&format!("the {other} image is loaded without it")),
+            "{}: {}",
+            engine.name,
+            unpacked.stdout
+        );
+        engine.wipe();
+    }
+}
+
+#[test]
 fn tls_with_a_private_ca_and_basic_auth_and_the_refusals_are_one_line() {
     let Some(registry) = TestRegistry::start(Serving::TlsAuth) else {
         return;

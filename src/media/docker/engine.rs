@@ -133,6 +133,8 @@ pub struct EngineInfo {
     /// Where it keeps its data, if it says and runs on this machine (reached
     /// through a unix socket), so its free space can be checked.
     pub local_data_root: Option<std::path::PathBuf>,
+    /// The platform its containers run on, where it says.
+    pub platform: Option<crate::media::platform::WantedPlatform>,
 }
 
 /// A connection to one engine.
@@ -184,6 +186,12 @@ impl Engine {
         // Docker's own builds name the platform ("Docker Engine - Community");
         // Debian's leave it empty and Podman puts its OS there, so fall back
         // to the first component ("Engine", "Podman Engine").
+        let runs_on = match (&version.os, &version.arch) {
+            (Some(os), Some(arch)) => {
+                crate::media::platform::WantedPlatform::parse(&format!("{os}/{arch}")).ok()
+            }
+            _ => None,
+        };
         let platform = version
             .platform
             .map(|p| p.name)
@@ -238,6 +246,7 @@ impl Engine {
             id,
             store,
             local_data_root,
+            platform: runs_on,
         })
     }
 

@@ -117,6 +117,12 @@ fn matches_image(found: &EngineImage, image: &BundleImage) -> bool {
 }
 
 impl Sink for DaemonSink {
+    fn one_image_per_name(
+        &self,
+    ) -> Result<Option<crate::media::platform::WantedPlatform>, SinkError> {
+        Ok(self.engine.info()?.platform)
+    }
+
     fn holdings(&self, images: &[BundleImage]) -> Result<Holdings, SinkError> {
         let info = self.engine.info()?;
         let mut present = Vec::with_capacity(images.len());
