@@ -137,9 +137,12 @@ pub fn run(args: UnpackArgs, context: &Context) -> anyhow::Result<()> {
             (false, true) => "pushed",
             (false, false) => "loaded",
         };
+        let tags = match image.tags.is_empty() {
+            true => "an untagged image".to_owned(),
+            false => escape_all(&image.tags, ", "),
+        };
         text += &format!(
-            "{what} {} ({})\n",
-            escape_all(&image.tags, ", "),
+            "{what} {tags} ({})\n",
             describe_id(
                 image,
                 &bundle.manifest().images[index].manifest.digest,

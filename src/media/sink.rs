@@ -156,6 +156,20 @@ pub enum SinkError {
         /// The layer.
         layer: Digest,
     },
+    /// An image for another platform that arrives with no name, which an
+    /// engine on the containerd store filters out of a load.
+    #[error(
+        "the {platform} image {} cannot be loaded into Docker's containerd image store without a name (it filters out unnamed images of other platforms); pack the bundle with --platform {native}, or unpack it into a registry (--to registry://…), where every platform keeps the name",
+        .config.short()
+    )]
+    ForeignUnnamed {
+        /// Its platform.
+        platform: crate::image::Platform,
+        /// Its config digest.
+        config: Digest,
+        /// The engine's platform.
+        native: crate::media::platform::WantedPlatform,
+    },
 }
 
 impl SinkError {
@@ -172,7 +186,8 @@ impl SinkError {
             | Self::NoSpace(_)
             | Self::PatchMismatch { .. }
             | Self::Staging(_)
-            | Self::Medium { .. } => ErrorKind::Failure,
+            | Self::Medium { .. }
+            | Self::ForeignUnnamed { .. } => ErrorKind::Failure,
         }
     }
 }

@@ -127,7 +127,19 @@ impl Sink for DaemonSink {
         let info = self.engine.info()?;
         let mut present = Vec::with_capacity(images.len());
         for image in images {
-            present.push(self.find(image)?.is_some());
+            let held = self.find(image)?.is_some();
+            if let (false, ImageStore::Containerd, Some(native)) =
+                (held, info.store, &info.platform)
+            {
+                if image.refs.is_empty() && !native.accepts(&image.platform) {
+                    return Err(SinkError::ForeignUnnamed {
+                        platform: image.platform.clone(),
+                        config: image.config.digest.clone(),
+                        native: native.clone(),
+                    });
+                }
+            }
+            present.push(held);
         }
         Ok(Holdings {
             target: info.id,
