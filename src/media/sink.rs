@@ -164,11 +164,11 @@ pub enum SinkError {
     )]
     ForeignUnnamed {
         /// Its platform.
-        platform: crate::image::Platform,
+        platform: String,
         /// Its config digest.
         config: Digest,
         /// The engine's platform.
-        native: crate::media::platform::WantedPlatform,
+        native: String,
     },
 }
 

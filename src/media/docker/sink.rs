@@ -133,9 +133,9 @@ impl Sink for DaemonSink {
             {
                 if image.refs.is_empty() && !native.accepts(&image.platform) {
                     return Err(SinkError::ForeignUnnamed {
-                        platform: image.platform.clone(),
+                        platform: image.platform.to_string(),
                         config: image.config.digest.clone(),
-                        native: native.clone(),
+                        native: native.to_string(),
                     });
                 }
             }
