@@ -35,6 +35,18 @@ pub struct InvalidReference {
 }
 
 impl ImageRef {
+    /// `localhost/NAME`, Podman's name for a local image, for a short name
+    /// given without a registry (`app:1`); `None` for one with a registry.
+    pub fn podman_local(&self) -> Option<ImageRef> {
+        let first = self.given.split('/').next().unwrap_or("");
+        let has_registry =
+            self.given.contains('/') && (first.contains(['.', ':']) || first == "localhost");
+        if has_registry {
+            return None;
+        }
+        ImageRef::parse(&format!("localhost/{}", self.given)).ok()
+    }
+
     /// Parses and normalises a reference (`nginx` → `docker.io/library/nginx:latest`).
     /// Refused as Docker refuses it: a name (registry and repository) over
     /// 255 characters, or one whose normalised form does not parse back to

@@ -2,7 +2,8 @@
 //! stream's images arrive there as `localhost/NAME`, and a short name
 //! resolves to `localhost/NAME` first. After unpack the bundle's references
 //! resolve as written, short and full (`docker.io/…`); pack from Podman
-//! takes `localhost/x:1` and its short spelling `x:1`.
+//! takes `localhost/x:1` and its short spelling `x:1`, saying that the
+//! short one arrives as written.
 
 use crate::engines;
 use crate::support::cmd::{airgap, workdir_with_keys};
@@ -86,7 +87,7 @@ fn pack_from_podman_takes_localhost_names_in_both_spellings() {
     podman.docker(&["tag", "fixture/web:1", "localhost/ux/lw:1"]);
     podman.docker(&["tag", "fixture/worker:1", "localhost/ux/lk:1"]);
     let (_keep, dir) = workdir_with_keys();
-    airgap(
+    let packed = airgap(
         &dir,
         &[
             "--host",
@@ -102,6 +103,20 @@ fn pack_from_podman_takes_localhost_names_in_both_spellings() {
         ],
     )
     .success();
+    // The short name is said to be Podman's local image, arriving as written.
+    assert!(
+        packed.stderr.contains(
+            "note: ux/lk:1 is Podman's localhost/ux/lk:1; it arrives as ux/lk:1 (docker.io/ux/lk:1)"
+        ),
+        "{}",
+        packed.stderr
+    );
+    assert_eq!(
+        packed.stderr.matches("note:").count(),
+        1,
+        "{}",
+        packed.stderr
+    );
     offline.wipe();
     airgap(
         &dir,

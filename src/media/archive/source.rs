@@ -173,7 +173,7 @@ impl ArchiveSource {
             }
         }
         if selection.images.is_empty() {
-            if let Some(local) = podman_local(reference) {
+            if let Some(local) = reference.podman_local() {
                 selection.images = indices(&|i| i.refs.iter().any(|r| r.name == local.name));
                 if !selection.images.is_empty() {
                     selection.note = Some(format!(
@@ -310,17 +310,6 @@ fn id_prefix(given: &str) -> Option<&str> {
             .bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
     .then_some(hex)
-}
-
-/// `localhost/NAME` for a short name without a registry (`app:1`).
-fn podman_local(reference: &ImageRef) -> Option<ImageRef> {
-    let first = reference.given.split('/').next().unwrap_or("");
-    let has_registry =
-        reference.given.contains('/') && (first.contains(['.', ':']) || first == "localhost");
-    if has_registry {
-        return None;
-    }
-    ImageRef::parse(&format!("localhost/{}", reference.given)).ok()
 }
 
 impl Source for ArchiveSource {

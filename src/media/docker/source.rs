@@ -7,7 +7,7 @@ use crate::bundle::SourceInfo;
 use crate::digest::Digest;
 use crate::display::{escape, escape_all};
 use crate::image::{ImageRecord, ImageRef};
-use crate::media::docker::engine::{Engine, EngineImage};
+use crate::media::docker::engine::{Engine, EngineImage, ImageStore};
 use crate::media::docker::extract::{ExtractError, LocalImages, extract};
 use crate::progress::{Progress, StartOnFirstByte, Task};
 use crate::store::StagedLayers;
@@ -104,6 +104,30 @@ impl Source for DaemonSource {
 
     fn reads_from_engine(&self) -> bool {
         true
+    }
+
+    fn notes(&self, refs: &[ImageRef]) -> Result<Vec<String>, SourceError> {
+        if self.engine.info()?.store != ImageStore::Podman {
+            return Ok(Vec::new());
+        }
+        let mut notes = Vec::new();
+        for reference in refs {
+            let Some(local) = reference.podman_local() else {
+                continue;
+            };
+            let Some(image) = self.engine.inspect(&reference.given)? else {
+                continue;
+            };
+            // Podman resolved the short name to its own local name.
+            let named = |name: &str| image.repo_tags.iter().any(|t| t == name);
+            if named(&local.name) && !named(&reference.name) {
+                notes.push(format!(
+                    "{} is Podman's {}; it arrives as {} ({}), which is what Docker and the kubelet resolve; name it {} to keep Podman's name",
+                    reference.given, local.given, reference.given, reference.name, local.given
+                ));
+            }
+        }
+        Ok(notes)
     }
 
     fn resolve(&self, refs: &[ImageRef]) -> Result<Vec<ResolvedImage>, SourceError> {
