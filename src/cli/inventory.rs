@@ -22,13 +22,14 @@ pub struct InventoryArgs {
     /// /run/containerd, /run/k3s/containerd, /run/k0s that exists; namespace k8s.io).
     #[arg(long, value_name = "CONTAINERD", value_parser = parse_containerd)]
     from: Option<ContainerdAddress>,
-    /// Count the size of every layer the unpack record does not state
-    /// (layers that came some other way than an airgap bundle): the engine
-    /// exports the images holding them once, or the node decompresses their
-    /// blobs, and nothing is written. A pull from a registry needs the sizes
-    /// to leave those layers out without downloading them.
+    /// Do not count the layers the unpack record states no size for
+    /// (layers that came some other way than an airgap bundle). By default
+    /// the engine exports the images holding them once, or the node
+    /// decompresses their blobs, and nothing is written: a pull from a
+    /// registry needs the sizes to leave those layers out without
+    /// downloading them.
     #[arg(long)]
-    count_layers: bool,
+    no_count_layers: bool,
     /// The state directory unpack uses for this engine, whose record gives
     /// the sizes of the layers bundles carried here and the configs of their
     /// images (default: as for unpack).
@@ -48,9 +49,9 @@ pub fn run(args: InventoryArgs, context: &Context) -> anyhow::Result<()> {
         .unwrap_or_else(airgap::unpack::record::default_dir);
     let inventory = match &args.from {
         Some(address) => {
-            airgap::media::containerd::take_inventory(address, args.count_layers, &state_dir)
+            airgap::media::containerd::take_inventory(address, !args.no_count_layers, &state_dir)
         }
-        None => Inventory::take(&context.engine()?, &state_dir, args.count_layers),
+        None => Inventory::take(&context.engine()?, &state_dir, !args.no_count_layers),
     }
     .map_err(airgap::Error::from)?;
     let bytes = inventory.to_bytes();
@@ -104,6 +105,6 @@ fn print_unsized_note(inventory: &Inventory, quiet: bool) {
         return;
     }
     eprintln!(
-        "note: {unsized_layers} layers have no size in it (they did not come in an airgap bundle): a pack --from-registry downloads those only to count them; inventory --count-layers counts them here"
+        "note: {unsized_layers} layers have no size in it (they did not come in an airgap bundle): a pack --from-registry downloads those only to count them; inventory without --no-count-layers counts them here"
     );
 }

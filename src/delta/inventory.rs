@@ -34,12 +34,13 @@ pub struct Inventory {
     pub engine: InventoryEngine,
     /// Every image.
     pub images: Vec<InventoryImage>,
-    /// The uncompressed size of each layer whose size the site knows
-    /// without reading the layer, by diff ID: the layers bundles unpacked
-    /// here carried (from the unpack record), or that the node's content
-    /// store holds uncompressed. A puller needs a layer's size to describe
-    /// it and must otherwise download it to count it. Added after the first
-    /// inventories: absent in theirs, and ignored by airgap before it.
+    /// The uncompressed size of each layer, by diff ID: those bundles
+    /// unpacked here carried (from the unpack record), those the node's
+    /// content store holds uncompressed, and the rest as counted when the
+    /// inventory was taken (unless it was told not to). A puller needs a
+    /// layer's size to describe it and must otherwise download it to count
+    /// it. Added after the first inventories: absent in theirs, and ignored
+    /// by airgap before it.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub layer_sizes: BTreeMap<Digest, u64>,
     /// The configs of images the site holds that came in airgap bundles

@@ -425,7 +425,6 @@ fn a_containerd_delta_takes_left_out_layers_from_the_nodes_gzip_blobs() {
             "inventory",
             "--from",
             &from,
-            "--count-layers",
             "--output",
             "have.json",
         ],
