@@ -421,13 +421,7 @@ fn a_containerd_delta_takes_left_out_layers_from_the_nodes_gzip_blobs() {
     airgap_on(
         &node,
         &dir,
-        &[
-            "inventory",
-            "--from",
-            &from,
-            "--output",
-            "have.json",
-        ],
+        &["inventory", "--from", &from, "--output", "have.json"],
     )
     .success();
     let inventory: serde_json::Value =
