@@ -260,38 +260,10 @@ impl Record {
         untrusted::check_strict(dir).map_err(insecure)?;
         let path = record_path(dir, engine_id);
         let lock = lock(&path.with_extension("lock"))?;
-        let data = match read_record(&path) {
-            Ok(bytes) => {
-                untrusted::check_strict(&path).map_err(insecure)?;
-                serde_json::from_slice(&bytes).map_err(|source| RecordError::Damaged {
-                    path: path.clone(),
-                    source,
-                })?
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => RecordData {
-                engine: engine_id.to_owned(),
-                ..RecordData::default()
-            },
-            // Not a regular file, a link, or too large (untrusted's kinds).
-            Err(cause)
-                if matches!(
-                    cause.kind(),
-                    io::ErrorKind::InvalidInput | io::ErrorKind::InvalidData
-                ) =>
-            {
-                // The advice for a file the user named does not apply here.
-                let text = cause.to_string();
-                let cause = text.split("; ").next().unwrap_or(&text).to_owned();
-                return Err(RecordError::NotARecord { path, cause });
-            }
-            Err(source) => {
-                return Err(RecordError::Io {
-                    action: "read",
-                    path,
-                    source,
-                });
-            }
-        };
+        let data = load(dir, &path)?.unwrap_or_else(|| RecordData {
+            engine: engine_id.to_owned(),
+            ..RecordData::default()
+        });
         Ok(Self {
             path,
             data,
@@ -449,29 +421,13 @@ impl Record {
     /// same rules as [`Record::open`]: a record another account could have
     /// written is refused, not believed.
     pub fn layer_sizes(dir: &Path, engine_id: &str) -> Result<BTreeMap<Digest, u64>, RecordError> {
-        let path = record_path(dir, engine_id);
-        let bytes = match read_record(&path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
-            Err(source) => {
-                return Err(RecordError::Io {
-                    action: "read",
-                    path,
-                    source,
-                });
-            }
+        let Some(data) = load(dir, &record_path(dir, engine_id))? else {
+            return Ok(BTreeMap::new());
         };
-        let insecure = |source| RecordError::Insecure {
+        untrusted::check_strict(dir).map_err(|source| RecordError::Insecure {
             dir: dir.to_owned(),
             source,
-        };
-        untrusted::check_strict(dir).map_err(insecure)?;
-        untrusted::check_strict(&path).map_err(insecure)?;
-        let data: RecordData =
-            serde_json::from_slice(&bytes).map_err(|source| RecordError::Damaged {
-                path: path.clone(),
-                source,
-            })?;
+        })?;
         Ok(data.layer_sizes)
     }
 
@@ -554,6 +510,48 @@ fn lock(path: &Path) -> Result<File, RecordError> {
 fn record_path(dir: &Path, engine_id: &str) -> PathBuf {
     let name = Digest::of(engine_id.as_bytes());
     dir.join(format!("engine-{}.json", &name.hex()[..16]))
+}
+
+/// The record at `path` in the state directory `dir`, held to its rules
+/// (the file too must be one no other account could have written); `None`
+/// where there is none yet.
+fn load(dir: &Path, path: &Path) -> Result<Option<RecordData>, RecordError> {
+    let bytes = match read_record(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        // Not a regular file, a link, or too large (untrusted's kinds).
+        Err(cause)
+            if matches!(
+                cause.kind(),
+                io::ErrorKind::InvalidInput | io::ErrorKind::InvalidData
+            ) =>
+        {
+            // The advice for a file the user named does not apply here.
+            let text = cause.to_string();
+            let cause = text.split("; ").next().unwrap_or(&text).to_owned();
+            return Err(RecordError::NotARecord {
+                path: path.to_owned(),
+                cause,
+            });
+        }
+        Err(source) => {
+            return Err(RecordError::Io {
+                action: "read",
+                path: path.to_owned(),
+                source,
+            });
+        }
+    };
+    untrusted::check_strict(path).map_err(|source| RecordError::Insecure {
+        dir: dir.to_owned(),
+        source,
+    })?;
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|source| RecordError::Damaged {
+            path: path.to_owned(),
+            source,
+        })
 }
 
 fn read_record(path: &Path) -> io::Result<Vec<u8>> {
