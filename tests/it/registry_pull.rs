@@ -446,6 +446,52 @@ fn a_multi_platform_index_gives_the_platforms_asked_for_and_never_its_attestatio
     assert!(!dir.join("none.zst").exists());
 }
 
+/// Packs `name` (a base layer, then one of its own) from the plain registry
+/// into `out`, with `site` telling what the site holds, and checks that
+/// only its own layer is downloaded and that the bundle requires the base
+/// at its size; `sized` says where that size comes from, for the messages.
+/// Returns the bundle's manifest.
+#[track_caller]
+fn pull_sparing_the_base(
+    dir: &Path,
+    registry: &TestRegistry,
+    name: &str,
+    base: &[u8],
+    site: &[&str],
+    out: &str,
+    sized: &str,
+) -> serde_json::Value {
+    let (raw, _) = raw_manifest(registry, name);
+    let base_blob = raw["layers"][0]["digest"].as_str().unwrap().to_owned();
+    let own_blob = raw["layers"][1]["digest"].as_str().unwrap().to_owned();
+    let before = blob_gets(registry).len();
+    let reference = format!("{}/{name}", registry.host);
+    pull(dir, registry, std::slice::from_ref(&reference), site, out).success();
+    let fetched = blob_gets(registry)[before..].to_vec();
+    assert!(
+        !fetched.iter().any(|uri| uri.contains(&base_blob)),
+        "the base layer the site holds was downloaded ({sized}): {fetched:?}"
+    );
+    assert!(
+        fetched.iter().any(|uri| uri.contains(&own_blob)),
+        "the new layer was not downloaded ({sized}): {fetched:?}"
+    );
+    let manifest = bundle_manifest(&dir.join(out));
+    let required: Vec<&str> = manifest["required"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["digest"].as_str().unwrap())
+        .collect();
+    assert_eq!(required, [synthetic::digest(base)], "{sized}");
+    assert_eq!(
+        manifest["required"][0]["size"],
+        base.len(),
+        "the size of the layer not downloaded comes {sized}"
+    );
+    manifest
+}
+
 #[test]
 fn with_since_only_the_layers_the_site_lacks_are_downloaded() {
     let Some(registry) = TestRegistry::start(Serving::Plain) else {
@@ -460,33 +506,14 @@ fn with_since_only_the_layers_the_site_lacks_are_downloaded() {
     pull(&dir, &registry, &one, &[], "one.zst").success();
 
     push(&dir, &registry, std::slice::from_ref(&second), "", "gzip");
-    let (raw, _) = raw_manifest(&registry, "fixture/app:2");
-    let base_blob = raw["layers"][0]["digest"].as_str().unwrap().to_owned();
-    let app_blob = raw["layers"][1]["digest"].as_str().unwrap().to_owned();
-    let before = blob_gets(&registry).len();
-    let two = vec![format!("{}/fixture/app:2", registry.host)];
-    pull(&dir, &registry, &two, &["--since", "one.zst"], "two.zst").success();
-    let fetched = blob_gets(&registry)[before..].to_vec();
-    assert!(
-        !fetched.iter().any(|uri| uri.contains(&base_blob)),
-        "the base layer the site holds was downloaded: {fetched:?}"
-    );
-    assert!(
-        fetched.iter().any(|uri| uri.contains(&app_blob)),
-        "the new layer was not downloaded: {fetched:?}"
-    );
-    let manifest = bundle_manifest(&dir.join("two.zst"));
-    let required: Vec<&str> = manifest["required"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["digest"].as_str().unwrap())
-        .collect();
-    assert_eq!(required, [synthetic::digest(&base)]);
-    assert_eq!(
-        manifest["required"][0]["size"],
-        base.len(),
-        "the size of the layer not downloaded comes from the earlier bundle"
+    let manifest = pull_sparing_the_base(
+        &dir,
+        &registry,
+        "fixture/app:2",
+        &base,
+        &["--since", "one.zst"],
+        "two.zst",
+        "from the earlier bundle",
     );
     assert_eq!(bundle_images(&manifest)[0].2, diff_ids(&second));
     airgap(&dir, &["verify", "two.zst", "--key", "ops.pub.pem"]).success();
@@ -537,24 +564,15 @@ fn with_an_inventory_alone_the_layers_the_site_counted_are_not_downloaded() {
     );
 
     push(&dir, &registry, std::slice::from_ref(&second), "", "gzip");
-    let (raw, _) = raw_manifest(&registry, "fixture/app:2");
-    let base_blob = raw["layers"][0]["digest"].as_str().unwrap().to_owned();
-    let app_blob = raw["layers"][1]["digest"].as_str().unwrap().to_owned();
-    let before = blob_gets(&registry).len();
-    let two = vec![format!("{}/fixture/app:2", registry.host)];
-    pull(&dir, &registry, &two, &["--have", "have.json"], "two.zst").success();
-    let fetched = blob_gets(&registry)[before..].to_vec();
-    assert!(
-        !fetched.iter().any(|uri| uri.contains(&base_blob)),
-        "the base layer the site holds was downloaded: {fetched:?}"
+    pull_sparing_the_base(
+        &dir,
+        &registry,
+        "fixture/app:2",
+        &base,
+        &["--have", "have.json"],
+        "two.zst",
+        "from the site's inventory",
     );
-    assert!(
-        fetched.iter().any(|uri| uri.contains(&app_blob)),
-        "the new layer was not downloaded: {fetched:?}"
-    );
-    let manifest = bundle_manifest(&dir.join("two.zst"));
-    assert_eq!(manifest["required"][0]["digest"], synthetic::digest(&base));
-    assert_eq!(manifest["required"][0]["size"], base.len());
 
     on_site(&[
         "unpack",
@@ -566,12 +584,12 @@ fn with_an_inventory_alone_the_layers_the_site_counted_are_not_downloaded() {
         state_arg,
     ])
     .success();
-    let reference = &two[0];
+    let reference = format!("{}/fixture/app:2", registry.host);
     assert_eq!(
-        site.config_digest(reference),
+        site.config_digest(&reference),
         synthetic::digest(&second.config)
     );
-    assert_eq!(site.inspect(reference).unwrap().1, diff_ids(&second));
+    assert_eq!(site.inspect(&reference).unwrap().1, diff_ids(&second));
     site.wipe();
 }
 
@@ -588,8 +606,6 @@ fn an_inventory_counts_the_layers_a_site_pulled_itself_so_a_pull_skips_them() {
     let first = Image::new("fixture/own:1", vec![base.clone(), layer("own", "one")]);
     let second = Image::new("fixture/own:2", vec![base.clone(), layer("own", "two")]);
     push(&dir, &registry, &[first, second.clone()], "", "gzip");
-    let (raw, _) = raw_manifest(&registry, "fixture/own:2");
-    let base_blob = raw["layers"][0]["digest"].as_str().unwrap().to_owned();
     let reference = format!("{}/fixture/own:2", registry.host);
     for site in &sites {
         // Not by airgap: the engine's own pull (gzip layers; the containerd
@@ -622,20 +638,14 @@ fn an_inventory_counts_the_layers_a_site_pulled_itself_so_a_pull_skips_them() {
             site.name
         );
 
-        let before = blob_gets(&registry).len();
-        pull(
+        pull_sparing_the_base(
             &dir,
             &registry,
-            std::slice::from_ref(&reference),
+            "fixture/own:2",
+            &base,
             &["--have", "have.json"],
             "own.zst",
-        )
-        .success();
-        let fetched = blob_gets(&registry)[before..].to_vec();
-        assert!(
-            !fetched.iter().any(|uri| uri.contains(&base_blob)),
-            "{}: the base layer the site counted was downloaded: {fetched:?}",
-            site.name
+            &format!("counted by {}", site.name),
         );
         airgap(
             &dir,
