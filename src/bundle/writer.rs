@@ -265,7 +265,7 @@ impl BundleWriter {
         digest: &Digest,
         frame: &mut CachedFrame,
     ) -> Result<(), BundleError> {
-        if !self.layers.insert(digest.clone()) || self.left_out.contains(digest) {
+        if !self.takes_layer(digest) {
             return Ok(());
         }
         let size = frame.size;
@@ -313,7 +313,7 @@ impl BundleWriter {
         size: u64,
         content: &mut dyn Read,
     ) -> Result<(), BundleError> {
-        if !self.layers.insert(digest.clone()) || self.left_out.contains(digest) {
+        if !self.takes_layer(digest) {
             return Ok(());
         }
         let path = digest.blob_path();
@@ -365,7 +365,7 @@ impl BundleWriter {
         size: u64,
         path: &Path,
     ) -> Result<(), BundleError> {
-        if !self.layers.insert(digest.clone()) || self.left_out.contains(digest) {
+        if !self.takes_layer(digest) {
             return Ok(());
         }
         let mut file = File::open(path).map_err(|source| BundleError::Io {
@@ -457,13 +457,12 @@ impl BundleWriter {
         framed: FramedLayer,
     ) -> Result<(), BundleError> {
         let FramedLayer { path, size, keep } = framed;
-        let added = if !self.layers.insert(digest.clone()) || self.left_out.contains(digest) {
-            Ok(())
-        } else {
-            match File::open(&path) {
+        let added = match self.takes_layer(digest) {
+            false => Ok(()),
+            true => match File::open(&path) {
                 Ok(mut file) => self.splice_layer(digest, size, &mut file, keep),
                 Err(source) => Err(self.body_error(source)),
-            }
+            },
         };
         let _ = fs::remove_file(&path);
         added
@@ -499,6 +498,12 @@ impl BundleWriter {
             .chain(self.patch_bases.keys())
             .cloned()
             .collect()
+    }
+
+    /// True the first time layer `digest` is offered, unless the site holds
+    /// it: the bundle is to carry it now. Either way it counts as offered.
+    fn takes_layer(&mut self, digest: &Digest) -> bool {
+        self.layers.insert(digest.clone()) && !self.left_out.contains(digest)
     }
 
     /// True when `digest` is one of [`Self::needs_staging`].
