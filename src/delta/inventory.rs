@@ -259,11 +259,7 @@ impl Inventory {
 
     /// How many distinct layers the inventory states no size for.
     pub fn unsized_layers(&self) -> usize {
-        self.chains()
-            .flatten()
-            .filter(|layer| !self.layer_sizes.contains_key(*layer))
-            .collect::<HashSet<_>>()
-            .len()
+        unsized_layers(&self.images, &self.layer_sizes).len()
     }
 
     /// The layer chains the site holds: each image's layer list.
@@ -284,6 +280,16 @@ pub fn kept_configs(
     })?)
 }
 
+/// The layers `images` hold that `sizes` states no size for.
+pub fn unsized_layers(images: &[InventoryImage], sizes: &BTreeMap<Digest, u64>) -> HashSet<Digest> {
+    images
+        .iter()
+        .flat_map(|image| &image.layers)
+        .filter(|layer| !sizes.contains_key(*layer))
+        .cloned()
+        .collect()
+}
+
 /// Every layer the images hold.
 fn held_layers(images: &[InventoryImage]) -> HashSet<Digest> {
     images
@@ -302,13 +308,15 @@ fn holds_whole(held: &HashSet<Digest>, config: &[u8]) -> bool {
 /// longest chains first (they hold their parents' layers): what one export
 /// must carry to count them all.
 fn holding_unsized(images: &[InventoryImage], sizes: &BTreeMap<Digest, u64>) -> Vec<String> {
-    let mut covered: HashSet<&Digest> = sizes.keys().collect();
+    let mut missing = unsized_layers(images, sizes);
     let mut longest_first: Vec<&InventoryImage> = images.iter().collect();
     longest_first.sort_by_key(|image| std::cmp::Reverse(image.layers.len()));
     let mut chosen = Vec::new();
     for image in longest_first {
-        if image.layers.iter().any(|layer| !covered.contains(layer)) {
-            covered.extend(&image.layers);
+        if image.layers.iter().any(|layer| missing.contains(layer)) {
+            for layer in &image.layers {
+                missing.remove(layer);
+            }
             chosen.push(image.id.to_string());
         }
     }

@@ -2,10 +2,9 @@
 //! containerd…`), for `pack --have`: every image with the layers the node
 //! can hand a delta from its own content store.
 
-use std::collections::HashSet;
-
-use crate::delta::inventory::{Inventory, InventoryEngine, InventoryError, InventoryImage};
-use crate::digest::Digest;
+use crate::delta::inventory::{
+    Inventory, InventoryEngine, InventoryError, InventoryImage, unsized_layers,
+};
 use crate::media::docker::engine::ImageStore;
 
 use super::node::Node;
@@ -22,16 +21,6 @@ pub fn take_inventory(
     let ctr = Ctr::new(address)?;
     let (version, _) = ctr.server()?;
     let node = Node::read(&ctr)?;
-    let mut layer_sizes = node.uncompressed_sizes();
-    if count {
-        let unsized_layers: HashSet<Digest> = node
-            .chains()
-            .into_iter()
-            .flatten()
-            .filter(|layer| !layer_sizes.contains_key(layer))
-            .collect();
-        layer_sizes.extend(node.count(&ctr, &unsized_layers)?);
-    }
     let images: Vec<InventoryImage> = node
         .images()
         .iter()
@@ -48,6 +37,10 @@ pub fn take_inventory(
             layers: chain,
         })
         .collect();
+    let mut layer_sizes = node.uncompressed_sizes();
+    if count {
+        layer_sizes.extend(node.count(&ctr, &unsized_layers(&images, &layer_sizes))?);
+    }
     let configs = crate::delta::inventory::kept_configs(state_dir, &images)?;
     Ok(Inventory::new(
         InventoryEngine {
