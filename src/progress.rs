@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::io::{self, Read};
+use std::sync::Once;
 
 /// A long-running step worth showing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -116,24 +117,32 @@ impl<R: Read> Read for ProgressReader<'_, R> {
 }
 
 /// Starts `task` when the first byte arrives through it: until then the
-/// task before it (an engine preparing its export) is what is shown.
+/// task before it (an engine preparing its export) is what is shown. Readers
+/// sharing one `once` (exports read side by side) start it once between them.
 pub struct StartOnFirstByte<'a, R> {
     inner: R,
     progress: &'a dyn Progress,
     task: Task,
     total: Option<u64>,
-    started: bool,
+    once: &'a Once,
 }
 
 impl<'a, R> StartOnFirstByte<'a, R> {
-    /// Wraps `inner`; `task` starts with `total` on its first byte.
-    pub fn new(inner: R, progress: &'a dyn Progress, task: Task, total: Option<u64>) -> Self {
+    /// Wraps `inner`; `task` starts with `total` on the first byte through
+    /// any reader sharing `once`.
+    pub fn new(
+        inner: R,
+        progress: &'a dyn Progress,
+        task: Task,
+        total: Option<u64>,
+        once: &'a Once,
+    ) -> Self {
         Self {
             inner,
             progress,
             task,
             total,
-            started: false,
+            once,
         }
     }
 }
@@ -141,10 +150,11 @@ impl<'a, R> StartOnFirstByte<'a, R> {
 impl<R: Read> Read for StartOnFirstByte<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        if n > 0 && !self.started {
-            self.started = true;
-            tracing::debug!(task = %self.task, "the first byte arrived");
-            self.progress.start(self.task, self.total);
+        if n > 0 && !self.once.is_completed() {
+            self.once.call_once(|| {
+                tracing::debug!(task = %self.task, "the first byte arrived");
+                self.progress.start(self.task, self.total);
+            });
         }
         Ok(n)
     }
@@ -167,14 +177,19 @@ mod tests {
     }
 
     #[test]
-    fn the_next_task_starts_on_the_first_byte_only() {
+    fn the_next_task_starts_on_the_first_byte_only_even_of_exports_side_by_side() {
         let recorded = Recorded::default();
         recorded.start(Task::Preparing, Some(10));
-        let mut reader = StartOnFirstByte::new(&b"abc"[..], &recorded, Task::Saving, Some(10));
+        let once = Once::new();
+        let mut reader =
+            StartOnFirstByte::new(&b"abc"[..], &recorded, Task::Saving, Some(10), &once);
+        let mut beside =
+            StartOnFirstByte::new(&b"de"[..], &recorded, Task::Saving, Some(10), &once);
         assert_eq!(recorded.0.lock().unwrap().len(), 1, "nothing read yet");
         let mut read = Vec::new();
         reader.read_to_end(&mut read).unwrap();
-        assert_eq!(read, b"abc");
+        beside.read_to_end(&mut read).unwrap();
+        assert_eq!(read, b"abcde");
         assert_eq!(
             *recorded.0.lock().unwrap(),
             [(Task::Preparing, Some(10)), (Task::Saving, Some(10))]

@@ -3,7 +3,6 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use airgap::digest::Digest;
 use airgap::media::registry::RegistrySource;
 use airgap::media::registry::manifest::Choice;
 
@@ -186,7 +185,7 @@ pub fn run(args: PackArgs, context: &Context) -> anyhow::Result<()> {
     .map_err(airgap::Error::from)?;
     let progress = context.progress();
     let mut cache = None;
-    let (site, site_sizes) = site(&args.have, &args.since)?;
+    let site = site(&args.have, &args.since)?;
     let mut members: Vec<Box<dyn Source>> = Vec::new();
     let mut made_here_refs: Vec<ImageRef> = Vec::new();
     // One connection (one version negotiation) serves containers and
@@ -232,7 +231,10 @@ pub fn run(args: PackArgs, context: &Context) -> anyhow::Result<()> {
         members.push(Box::new(RegistrySource::new(
             access.clone().expect("read for --from-registry"),
             choice,
-            site_sizes,
+            // Sizes the site states spare asking the registry for them.
+            site.as_ref()
+                .map(|site| site.layer_sizes.clone())
+                .unwrap_or_default(),
         )));
     } else if args.archive.is_empty() && !everything {
         // Named images not made here come from the engine.
@@ -403,26 +405,21 @@ pub fn layers(count: usize) -> String {
 }
 
 /// What the site holds, from inventories and earlier bundles; `None` when
-/// neither is named (a full bundle). With it, the sizes of the layers the
-/// earlier bundles name or the inventories list, so a registry need not be
-/// asked for them.
-fn site(
-    have: &[PathBuf],
-    since: &[PathBuf],
-) -> anyhow::Result<(Option<Site>, HashMap<Digest, u64>)> {
-    let mut sizes = HashMap::new();
+/// neither is named (a full bundle).
+fn site(have: &[PathBuf], since: &[PathBuf]) -> anyhow::Result<Option<Site>> {
     if have.is_empty() && since.is_empty() {
-        return Ok((None, sizes));
+        return Ok(None);
     }
     let mut site = Site {
         images: Vec::new(),
         bundles: since.to_vec(),
         configs: Vec::new(),
+        layer_sizes: HashMap::new(),
     };
     for path in have {
         let inventory = Inventory::read(path).map_err(airgap::Error::from)?;
         site.configs.extend(inventory.sized_configs());
-        sizes.extend(inventory.layer_sizes);
+        site.layer_sizes.extend(inventory.layer_sizes);
         site.images
             .extend(inventory.images.into_iter().map(|image| {
                 SiteImage {
@@ -448,7 +445,7 @@ fn site(
                 names: image.refs.iter().map(|r| r.name.clone()).collect(),
                 layers: image.layers.iter().map(|l| l.digest.clone()).collect(),
             }));
-        sizes.extend(
+        site.layer_sizes.extend(
             head.manifest
                 .images
                 .iter()
@@ -456,7 +453,7 @@ fn site(
                 .map(|l| (l.digest.clone(), l.size)),
         );
     }
-    Ok((Some(site), sizes))
+    Ok(Some(site))
 }
 
 fn parse_container(text: &str) -> Result<ContainerSpec, String> {

@@ -36,6 +36,8 @@ pub struct Site {
     /// and their sizes: what a delta needs of an image the site holds
     /// whole, so that the engine need not export it.
     pub configs: Vec<(Digest, Vec<u8>, Vec<crate::image::BlobRef>)>,
+    /// The sizes of layers the inventories and earlier bundles state.
+    pub layer_sizes: std::collections::HashMap<Digest, u64>,
 }
 
 /// One image on the site.

@@ -12,7 +12,8 @@ use crate::store::{StagedLayer, StagedLayers};
 
 /// Receives staged layers. Sources hand layers over as soon as they are
 /// staged, so a sink that compresses on another thread overlaps the export.
-pub trait LayerSink {
+/// `Send`, so that a source may read several exports into it at once.
+pub trait LayerSink: Send {
     /// A directory on the output's filesystem where sources may stage blobs.
     fn staging_dir(&self) -> &std::path::Path;
     /// True when a layer with this digest was already handed over.
@@ -22,6 +23,14 @@ pub trait LayerSink {
     /// True when the bundle will not carry this layer (the receiving site
     /// holds it): a source that knows its size need not read it.
     fn is_left_out(&self, _digest: &Digest) -> bool {
+        false
+    }
+    /// True when a layer of `size` bytes, whose digest is not known before
+    /// it is read, is most likely one the sink needs no bytes of (one the
+    /// bundle leaves out): the source may then only hash it, and must
+    /// export again, staging, if the hash says otherwise
+    /// ([`SourceError::SkimmedNeeded`]).
+    fn skims(&self, _size: u64) -> bool {
         false
     }
     /// True when the sink takes this layer as it streams past
@@ -54,6 +63,72 @@ pub trait LayerSink {
             digest: staged.digest,
             size: staged.size,
         })
+    }
+}
+
+/// One [`LayerSink`] that several exports, read on threads of their own,
+/// write into: each takes a [`SharedSink::handle`], and each call holds
+/// the sink for its length (a streamed layer's whole stream).
+pub struct SharedSink<'a> {
+    sink: std::sync::Mutex<&'a mut dyn LayerSink>,
+    staging: PathBuf,
+}
+
+impl<'a> SharedSink<'a> {
+    /// Shares `sink`.
+    pub fn new(sink: &'a mut dyn LayerSink) -> Self {
+        let staging = sink.staging_dir().to_owned();
+        Self {
+            sink: std::sync::Mutex::new(sink),
+            staging,
+        }
+    }
+
+    /// A sink for one thread.
+    pub fn handle(&self) -> SharedSinkHandle<'_, 'a> {
+        SharedSinkHandle { shared: self }
+    }
+
+    fn with<T>(&self, call: impl FnOnce(&mut dyn LayerSink) -> T) -> T {
+        // A reader that panicked holding the sink fails its own export; the
+        // sink itself is left as consistent as after any failed call.
+        let mut sink = self.sink.lock().unwrap_or_else(|e| e.into_inner());
+        call(&mut **sink)
+    }
+}
+
+/// One thread's way into a [`SharedSink`].
+pub struct SharedSinkHandle<'s, 'a> {
+    shared: &'s SharedSink<'a>,
+}
+
+impl LayerSink for SharedSinkHandle<'_, '_> {
+    fn staging_dir(&self) -> &std::path::Path {
+        &self.shared.staging
+    }
+    fn has_layer(&self, digest: &Digest) -> bool {
+        self.shared.with(|sink| sink.has_layer(digest))
+    }
+    fn put_layer(&mut self, layer: StagedLayer) -> Result<(), SourceError> {
+        self.shared.with(|sink| sink.put_layer(layer))
+    }
+    fn is_left_out(&self, digest: &Digest) -> bool {
+        self.shared.with(|sink| sink.is_left_out(digest))
+    }
+    fn skims(&self, size: u64) -> bool {
+        self.shared.with(|sink| sink.skims(size))
+    }
+    fn takes_stream(&self, digest: &Digest) -> bool {
+        self.shared.with(|sink| sink.takes_stream(digest))
+    }
+    fn stream_layer(
+        &mut self,
+        digest: &Digest,
+        size: u64,
+        content: &mut dyn std::io::Read,
+    ) -> Result<(), SourceError> {
+        self.shared
+            .with(|sink| sink.stream_layer(digest, size, content))
     }
 }
 
@@ -261,6 +336,13 @@ pub enum SourceError {
     /// what, and which command takes it).
     #[error("{0}")]
     NotAnImageArchive(Box<crate::media::recognise::Recognised>),
+    /// A layer that was only hashed, its size being that of one the bundle
+    /// needs no bytes of, turned out to be needed: the export is read again.
+    #[error("layer {digest} of the export was needed after all; the export is read again")]
+    SkimmedNeeded {
+        /// The layer.
+        digest: Digest,
+    },
     /// The bundle writer stopped taking layers (its own error says why).
     #[error("the bundle writer stopped")]
     WriterStopped,

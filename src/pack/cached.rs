@@ -126,6 +126,38 @@ fn from_known(
     })
 }
 
+/// The sizes of the layers a delta leaves out, as the site (`stated`), the
+/// cache or the `--since` bundles give them: hints for an export that names
+/// layers only once it has read them, so that it need not stage one it
+/// can skip. The reader checks each skipped layer by its digest.
+pub fn left_out_sizes(
+    known: &Known<'_>,
+    images: &[ResolvedImage],
+    left_out: &HashSet<Digest>,
+    stated: &HashMap<Digest, u64>,
+) -> HashSet<u64> {
+    let mut sizes: HashMap<Digest, u64> = stated
+        .iter()
+        .filter(|(digest, _)| left_out.contains(*digest))
+        .map(|(digest, size)| (digest.clone(), *size))
+        .collect();
+    let recorded = images
+        .iter()
+        .filter_map(|image| known.image(image.id.as_ref()?))
+        .flat_map(|image| image.layers);
+    for layer in recorded.filter(|layer| left_out.contains(&layer.digest)) {
+        sizes.entry(layer.digest).or_insert(layer.size);
+    }
+    for digest in left_out {
+        if !sizes.contains_key(digest) {
+            if let Some(frame) = known.layer(digest) {
+                sizes.insert(digest.clone(), frame.size);
+            }
+        }
+    }
+    sizes.into_values().collect()
+}
+
 /// What the cache keeps of an exported image, so the next pack need not
 /// export it.
 pub fn remember(cache: &LayerCache, id: &Digest, record: &ImageRecord) {

@@ -210,8 +210,14 @@ pub fn pack_with_stats(
         cache,
     };
     let exported = &from_cache.exported;
+    let stated = options
+        .site
+        .as_ref()
+        .map(|site| site.layer_sizes.clone())
+        .unwrap_or_default();
+    let skimmed_sizes = cached::left_out_sizes(&known, &resolved, &left_out, &stated);
     let (mut store, deliveries) = blob_store(writer.workdir(), needs_staging);
-    store.leave_out(left_out.clone());
+    store.leave_out(left_out.clone(), skimmed_sizes);
     let (writer, records) = thread::scope(|scope| {
         let compressing = scope.spawn(move || compress(writer, deliveries, order));
         // An image the cache holds whole is never asked of the source.

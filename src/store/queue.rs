@@ -22,6 +22,12 @@ const QUEUE: usize = 4;
 /// handing them across threads costs nothing next to compressing them.
 const PIECE: u64 = 1 << 20;
 
+/// The smallest layer a source may only hash on the strength of its size.
+/// Smaller layers cost little to stage, and small layers of one size are
+/// common (empty ones, ones that only make a directory), where a wrong
+/// guess costs a second export.
+const SKIMMED_MIN: u64 = 1 << 20;
+
 /// What travels to the consumer: a staged layer, or a streamed one
 /// announced by its digest and followed by its bytes.
 enum Delivery {
@@ -53,6 +59,8 @@ pub struct BlobStore {
     handed_over: HashSet<Digest>,
     needs_staging: HashSet<Digest>,
     left_out: HashSet<Digest>,
+    /// Sizes of the layers left out.
+    skimmed_sizes: HashSet<u64>,
 }
 
 /// The consumer's end of the store.
@@ -71,6 +79,7 @@ pub fn blob_store(staging: &Path, needs_staging: HashSet<Digest>) -> (BlobStore,
         handed_over: HashSet::new(),
         needs_staging,
         left_out: HashSet::new(),
+        skimmed_sizes: HashSet::new(),
     };
     (store, Deliveries { receiver })
 }
@@ -148,9 +157,13 @@ impl Read for StreamedBytes<'_> {
 
 impl BlobStore {
     /// Layers the receiving site holds (a delta), which the bundle does not
-    /// carry: a source that can tell their sizes need not read them.
-    pub fn leave_out(&mut self, layers: HashSet<Digest>) {
+    /// carry: a source that can tell their sizes need not read them. `sizes`
+    /// are those of the left-out layers known before the export, so that a
+    /// source that learns a layer's digest only by reading it need not stage
+    /// one of that size ([`LayerSink::skims`]).
+    pub fn leave_out(&mut self, layers: HashSet<Digest>, sizes: HashSet<u64>) {
         self.left_out = layers;
+        self.skimmed_sizes.extend(sizes);
     }
 
     fn send(&self, delivery: Delivery) -> Result<(), SourceError> {
@@ -176,6 +189,10 @@ impl LayerSink for BlobStore {
 
     fn is_left_out(&self, digest: &Digest) -> bool {
         self.left_out.contains(digest)
+    }
+
+    fn skims(&self, size: u64) -> bool {
+        size >= SKIMMED_MIN && self.skimmed_sizes.contains(&size)
     }
 
     fn takes_stream(&self, digest: &Digest) -> bool {
@@ -277,6 +294,18 @@ mod tests {
             drop(store);
             assert!(!consuming.join().unwrap().0);
         });
+    }
+
+    #[test]
+    fn only_large_layers_of_a_left_out_size_are_skimmed() {
+        let (mut store, _deliveries) = blob_store(Path::new(""), HashSet::new());
+        store.leave_out(
+            HashSet::from([Digest::of(b"a"), Digest::of(b"b")]),
+            HashSet::from([SKIMMED_MIN, 1024]),
+        );
+        assert!(store.skims(SKIMMED_MIN));
+        assert!(!store.skims(SKIMMED_MIN + 512));
+        assert!(!store.skims(1024), "small layers of one size are common");
     }
 
     #[test]

@@ -603,3 +603,151 @@ fn cache_ls_lists_and_prune_evicts_the_least_recently_used() {
         refused.stderr
     );
 }
+
+/// Loads a synthetic `docker save` archive of `images` into `engine`.
+fn load(engine: &TestEngine, images: &[crate::support::synthetic::Image]) {
+    let archive = crate::support::synthetic::legacy_archive(images);
+    let mut child = Command::new("docker")
+        .args(["-H", &engine.host, "load", "-q"])
+        .env_remove("DOCKER_HOST")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&archive).unwrap();
+    assert!(
+        child.wait().unwrap().success(),
+        "docker load on {}",
+        engine.name
+    );
+}
+
+/// Config digest and diff IDs of `image` on each engine must be the same.
+fn assert_arrived(image: &str, from: &TestEngine, into: &TestEngine) {
+    assert_eq!(
+        into.inspect(image).map(|(_, layers)| layers),
+        from.inspect(image).map(|(_, layers)| layers),
+        "{image}'s layers on {}",
+        into.name
+    );
+    assert_eq!(
+        into.config_digest(image),
+        from.config_digest(image),
+        "{image}"
+    );
+}
+
+#[test]
+fn images_sharing_little_are_exported_side_by_side_into_the_same_bytes() {
+    use crate::support::synthetic::{Image, layer, noise};
+    let (_lock, [connected, offline]) = engines!("a-connected", "a-offline");
+    // Two images with nothing in common: Docker 20.10 stages each export
+    // whole before its first byte, so two exports staged at once save time.
+    let one = Image::new("sidebyside/one:1", vec![layer("one", noise(3 << 20))]).with_history();
+    let two = Image::new("sidebyside/two:1", vec![layer("two", noise(3 << 20))]).with_history();
+    load(&connected, &[one, two]);
+    let images = ["sidebyside/one:1", "sidebyside/two:1"];
+    let (_keep, dir) = workdir_with_keys();
+    let proxy = EngineProxy::start(&connected);
+    let (cold, _) = pack(&dir, &proxy.host, "cold.zst", &images, &["--no-cache"]);
+    let mut exports = proxy.exports();
+    exports.sort();
+    assert_eq!(exports.len(), 2, "one export per image: {exports:?}");
+    assert!(
+        exports[0].contains(images[0]) && !exports[0].contains(images[1]),
+        "{exports:?}"
+    );
+    assert!(
+        exports[1].contains(images[1]) && !exports[1].contains(images[0]),
+        "{exports:?}"
+    );
+
+    // The bytes are those a pack that exports nothing writes.
+    let cache = ["--cache-dir", "cache"];
+    pack(&dir, &connected.host, "filling.zst", &images, &cache);
+    proxy.clear();
+    let (warm, _) = pack(&dir, &proxy.host, "warm.zst", &images, &cache);
+    assert!(proxy.exports().is_empty(), "{:?}", proxy.exports());
+    assert_eq!(
+        cold, warm,
+        "exports side by side change no byte of the bundle"
+    );
+
+    for image in images {
+        offline.docker_output(&["rmi", "-f", image]);
+    }
+    airgap(
+        &dir,
+        &[
+            "--host",
+            &offline.host,
+            "unpack",
+            "-q",
+            "cold.zst",
+            "--key",
+            "ops.pub.pem",
+        ],
+    )
+    .success();
+    for image in images {
+        assert_arrived(image, &connected, &offline);
+    }
+}
+
+#[test]
+fn a_layer_the_size_of_a_left_out_one_is_exported_again_not_lost() {
+    use crate::support::synthetic::{Image, layer};
+    let (_lock, [connected, offline]) = engines!("a-connected", "a-offline");
+    // Two distinct layers of one size: a delta leaving out the first only
+    // hashes a layer of that size, and the second turns out to be needed.
+    let first = layer("f", "x".repeat(2 << 20));
+    let second = layer("f", "y".repeat(2 << 20));
+    assert_eq!(first.len(), second.len());
+    assert_ne!(first, second);
+    let base = Image::new("skim/base:1", vec![first.clone()]).with_history();
+    let top = Image::new("skim/top:1", vec![first, second]).with_history();
+    load(&connected, &[base, top]);
+    let (_keep, dir) = workdir_with_keys();
+    pack(
+        &dir,
+        &connected.host,
+        "base.zst",
+        &["skim/base:1"],
+        &["--no-cache"],
+    );
+
+    let proxy = EngineProxy::start(&connected);
+    let since = ["--no-cache", "--since", "base.zst", "-vv"];
+    let (_, run) = pack(&dir, &proxy.host, "top.zst", &["skim/top:1"], &since);
+    assert_eq!(
+        proxy.exports().len(),
+        2,
+        "exported again: {:?}",
+        proxy.exports()
+    );
+    assert!(
+        run.stderr.contains("saving skim/top:1 again"),
+        "{}",
+        run.stderr
+    );
+
+    for image in ["skim/top:1", "skim/base:1"] {
+        offline.docker_output(&["rmi", "-f", image]);
+    }
+    for bundle in ["base.zst", "top.zst"] {
+        airgap(
+            &dir,
+            &[
+                "--host",
+                &offline.host,
+                "unpack",
+                "-q",
+                bundle,
+                "--key",
+                "ops.pub.pem",
+            ],
+        )
+        .success();
+    }
+    assert_arrived("skim/top:1", &connected, &offline);
+}

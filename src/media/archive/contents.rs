@@ -48,12 +48,16 @@ pub struct ArchiveContents {
 
 /// Streams `input` (a `docker save` tar), staging blobs in `staging`.
 /// Layers whose uncompressed digest is in `expected_layers` are handed to
-/// `layers` as soon as they are staged.
+/// `layers` as soon as they are staged. With `skim`, a layer the sink
+/// [skims](LayerSink::skims) by its size is only hashed; one that then turns
+/// out to be needed fails the read with [`SourceError::SkimmedNeeded`], and
+/// the caller must read the archive again without `skim`.
 pub fn read_archive(
     input: impl Read,
     staging: &Path,
     expected_layers: &HashSet<Digest>,
     layers: &mut dyn LayerSink,
+    skim: bool,
     progress: &dyn Progress,
 ) -> Result<ArchiveContents, SourceError> {
     // tar reads headers 512 bytes at a time: from an archive file each read
@@ -95,6 +99,21 @@ pub fn read_archive(
                     docker_manifest = Some(parsed);
                 } else if is_ignored(&path) {
                     continue;
+                } else if let Some(digest) = unneeded_named_layer(&path, expected_layers, layers) {
+                    let size = entry.size();
+                    check_named_digest(&path, &hash_only(entry)?)?;
+                    contents
+                        .files
+                        .insert(path, ArchiveFile::Layer { digest, size });
+                } else if skim && layers.skims(entry.size()) && named_digest(&path).is_none() {
+                    let size = entry.size();
+                    let digest = hash_only(entry)?;
+                    if !layers.is_left_out(&digest) && !layers.has_layer(&digest) {
+                        return Err(SourceError::SkimmedNeeded { digest });
+                    }
+                    contents
+                        .files
+                        .insert(path, ArchiveFile::Layer { digest, size });
                 } else if let Some(digest) = streamable_layer(&path, expected_layers, layers) {
                     let size = entry.size();
                     let mut hashing = HashingReader::new(entry);
@@ -215,6 +234,26 @@ fn is_ignored(path: &str) -> bool {
     let name = path.rsplit('/').next().unwrap_or(path);
     matches!(path, "repositories" | "oci-layout" | "index.json")
         || (path.contains('/') && !path.starts_with("blobs/") && matches!(name, "json" | "VERSION"))
+}
+
+/// The digest of an OCI layout blob that is an expected layer the sink
+/// needs no bytes of (left out, or taken already): it is only hashed.
+fn unneeded_named_layer(
+    path: &str,
+    expected_layers: &HashSet<Digest>,
+    layers: &dyn LayerSink,
+) -> Option<Digest> {
+    let digest = named_digest(path)?;
+    (expected_layers.contains(&digest)
+        && (layers.is_left_out(&digest) || layers.has_layer(&digest)))
+    .then_some(digest)
+}
+
+/// The digest of a layer read without keeping its bytes.
+fn hash_only(entry: impl Read) -> Result<Digest, SourceError> {
+    let mut hashing = HashingReader::new(entry);
+    std::io::copy(&mut hashing, &mut std::io::sink()).map_err(SourceError::Read)?;
+    Ok(hashing.finish().0)
 }
 
 /// The digest of an OCI layout blob that is an expected, uncompressed layer
@@ -340,7 +379,7 @@ mod tests {
         };
         let staging = sink.staging.path().to_owned();
         let expected = HashSet::from([expected.clone()]);
-        let read = read_archive(archive, &staging, &expected, &mut sink, &NoProgress);
+        let read = read_archive(archive, &staging, &expected, &mut sink, false, &NoProgress);
         (read, sink)
     }
 
@@ -367,6 +406,102 @@ mod tests {
         let (read, _) = read_streaming(&oci_archive(&digest, &altered), &digest);
         let message = read.unwrap_err().to_string();
         assert!(message.contains("does not hash to its name"), "{message}");
+    }
+
+    /// Stages what it is given, skims layers of `skimmed` sizes and
+    /// leaves out `left_out`.
+    struct SkimmingSink {
+        staging: tempfile::TempDir,
+        skimmed: HashSet<u64>,
+        left_out: HashSet<Digest>,
+        staged: Vec<Digest>,
+    }
+
+    impl LayerSink for SkimmingSink {
+        fn staging_dir(&self) -> &Path {
+            self.staging.path()
+        }
+        fn has_layer(&self, digest: &Digest) -> bool {
+            self.staged.contains(digest)
+        }
+        fn put_layer(&mut self, layer: StagedLayer) -> Result<(), SourceError> {
+            self.staged.push(layer.digest);
+            Ok(())
+        }
+        fn is_left_out(&self, digest: &Digest) -> bool {
+            self.left_out.contains(digest)
+        }
+        fn skims(&self, size: u64) -> bool {
+            self.skimmed.contains(&size)
+        }
+    }
+
+    /// A legacy archive (`<id>/layer.tar`) of `layers`, and a `manifest.json`.
+    fn legacy_archive(layers: &[&[u8]]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (i, layer) in layers.iter().enumerate() {
+            let path = format!("{i:064x}/layer.tar");
+            crate::bundle::tar_stream::append_bytes(&mut out, &path, layer).unwrap();
+        }
+        crate::bundle::tar_stream::append_bytes(&mut out, "manifest.json", b"[]").unwrap();
+        crate::bundle::tar_stream::finish(&mut out).unwrap();
+        out
+    }
+
+    fn read_skimming(
+        archive: &[u8],
+        left_out: &[u8],
+        skim: bool,
+    ) -> (Result<ArchiveContents, SourceError>, SkimmingSink) {
+        let mut sink = SkimmingSink {
+            staging: tempfile::tempdir().unwrap(),
+            skimmed: HashSet::from([left_out.len() as u64]),
+            left_out: HashSet::from([Digest::of(left_out)]),
+            staged: Vec::new(),
+        };
+        let staging = sink.staging.path().to_owned();
+        let read = read_archive(
+            archive,
+            &staging,
+            &HashSet::new(),
+            &mut sink,
+            skim,
+            &NoProgress,
+        );
+        (read, sink)
+    }
+
+    #[test]
+    fn a_left_out_layer_of_a_known_size_is_only_hashed() {
+        let (left_out, needed) = (b"left out".repeat(100), b"needed".repeat(100));
+        let archive = legacy_archive(&[&left_out, &needed]);
+        let (read, sink) = read_skimming(&archive, &left_out, true);
+        let contents = read.unwrap();
+        assert!(matches!(
+            contents.files.get(&format!("{:064x}/layer.tar", 0)),
+            Some(ArchiveFile::Layer { digest, size }) if *digest == Digest::of(&left_out) && *size == 800
+        ));
+        assert!(sink.staged.is_empty());
+        let staged_files = fs::read_dir(sink.staging.path()).unwrap().count();
+        assert_eq!(staged_files, 1, "only the needed layer is staged");
+    }
+
+    #[test]
+    fn a_needed_layer_of_a_left_out_size_fails_a_skimming_read_but_not_a_staging_one() {
+        let left_out = b"left out".repeat(100);
+        let needed = b"needed!!".repeat(100);
+        let archive = legacy_archive(&[&needed, &left_out]);
+        let (read, _) = read_skimming(&archive, &left_out, true);
+        assert!(
+            matches!(read, Err(SourceError::SkimmedNeeded { ref digest }) if *digest == Digest::of(&needed)),
+            "{read:?}"
+        );
+        let (read, _) = read_skimming(&archive, &left_out, false);
+        let contents = read.unwrap();
+        assert!(matches!(
+            contents.files.get(&format!("{:064x}/layer.tar", 0)),
+            Some(ArchiveFile::Staged(staged)) if staged.digest == Digest::of(&needed)
+        ));
     }
 
     #[test]

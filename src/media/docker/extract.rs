@@ -124,6 +124,7 @@ pub fn extract(
         &collector.staging.clone(),
         digests,
         &mut collector,
+        false,
         progress,
     );
     progress.finish();

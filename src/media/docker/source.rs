@@ -1,7 +1,10 @@
-//! Images from a running engine: looked up with inspect, exported with one
-//! `docker save` request, and read as it streams by the archive reader.
+//! Images from a running engine: looked up with inspect, exported with
+//! `docker save` (two requests side by side where the engine stages a
+//! whole export before sending it), and read as it streams by the archive
+//! reader.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::Once;
 
 use crate::bundle::SourceInfo;
 use crate::digest::Digest;
@@ -13,7 +16,7 @@ use crate::progress::{Progress, StartOnFirstByte, Task};
 use crate::store::StagedLayers;
 
 use crate::media::archive::{self, Identity, WantedImage};
-use crate::media::source::{LayerSink, ResolvedImage, Source, SourceError};
+use crate::media::source::{LayerSink, ResolvedImage, SharedSink, Source, SourceError};
 
 /// Images from the engine behind `engine`.
 pub struct DaemonSource {
@@ -185,13 +188,10 @@ impl Source for DaemonSource {
         layers: &mut dyn LayerSink,
         progress: &dyn Progress,
     ) -> Result<Vec<ImageRecord>, SourceError> {
-        let mut names: Vec<String> = images
-            .iter()
-            .flat_map(|i| &i.refs)
-            .map(|r| r.given.clone())
-            .collect();
-        names.dedup();
-        self.export_saving(images, &names, layers, progress)
+        match self.side_by_side(images)? {
+            Some(groups) => self.export_side_by_side(images, &groups, layers, progress),
+            None => self.export_saving(images, &names_of(images), layers, progress),
+        }
     }
 }
 
@@ -206,49 +206,235 @@ impl DaemonSource {
         layers: &mut dyn LayerSink,
         progress: &dyn Progress,
     ) -> Result<Vec<ImageRecord>, SourceError> {
-        let mut wanted: Vec<WantedImage> = Vec::new();
-        let mut expected_layers: HashSet<Digest> = HashSet::new();
-        for image in images {
-            // Resolved here, an image always has both; by name otherwise.
-            let identity = match (&image.id, &image.layers) {
-                (Some(id), Some(diff_ids)) => {
-                    expected_layers.extend(diff_ids.iter().cloned());
-                    Identity::Engine {
-                        id: id.clone(),
-                        diff_ids: diff_ids.clone(),
-                    }
-                }
-                _ => Identity::Tag,
-            };
-            wanted.push(WantedImage {
-                refs: image.refs.clone(),
-                identity,
-            });
-        }
         let total = self.export_size(images);
+        // The engine may stage the whole export before sending a byte
+        // (Docker 20.10 does): say so until the first byte arrives.
+        progress.start(Task::Preparing, total);
+        let first_byte = Once::new();
+        let shown = Shown {
+            progress,
+            first_byte: &first_byte,
+            total,
+        };
+        let records = self.save_and_read(images, names, total, layers, &shown);
+        progress.finish();
+        records
+    }
+
+    /// One `docker save` of `names` (about `size` bytes), read into
+    /// `layers`. A layer that was only hashed ([`LayerSink::skims`]) but
+    /// turns out to be needed makes the export run again, staging every layer.
+    fn save_and_read(
+        &self,
+        images: &[ResolvedImage],
+        names: &[String],
+        size: Option<u64>,
+        layers: &mut dyn LayerSink,
+        shown: &Shown<'_>,
+    ) -> Result<Vec<ImageRecord>, SourceError> {
+        let (wanted, expected_layers) = wanted(images);
         tracing::info!(
             "engine: save {} ({})",
             escape_all(names, ", "),
-            total.map_or_else(
+            size.map_or_else(
                 || "size unknown".to_owned(),
                 |t| format!("about {t} bytes of layers")
             )
         );
-        // The engine may stage the whole export before sending a byte
-        // (Docker 20.10 does): say so until the first byte arrives.
-        progress.start(Task::Preparing, total);
         let staging = layers.staging_dir().to_owned();
-        let contents = archive::read_archive(
-            StartOnFirstByte::new(self.engine.save(names), progress, Task::Saving, total),
-            &staging,
-            &expected_layers,
-            layers,
-            progress,
-        );
-        tracing::debug!("engine: the export's last byte arrived");
-        progress.finish();
-        archive::records(&mut contents?, &wanted, layers)
+        let mut skim = true;
+        loop {
+            let contents = archive::read_archive(
+                StartOnFirstByte::new(
+                    self.engine.save(names),
+                    shown.progress,
+                    Task::Saving,
+                    shown.total,
+                    shown.first_byte,
+                ),
+                &staging,
+                &expected_layers,
+                layers,
+                skim,
+                shown.progress,
+            );
+            match contents {
+                Err(SourceError::SkimmedNeeded { digest }) if skim => {
+                    tracing::info!(
+                        "engine: layer {digest} has the size of a layer the bundle leaves out but is another; saving {} again",
+                        escape_all(names, ", ")
+                    );
+                    skim = false;
+                }
+                contents => {
+                    tracing::debug!("engine: the export's last byte arrived");
+                    return archive::records(&mut contents?, &wanted, layers);
+                }
+            }
+        }
     }
+
+    /// Exports `groups` of `images` with one `docker save` each, read side
+    /// by side into `layers`; the records come in the order of `images`.
+    fn export_side_by_side(
+        &self,
+        images: &[ResolvedImage],
+        groups: &[Vec<ResolvedImage>],
+        layers: &mut dyn LayerSink,
+        progress: &dyn Progress,
+    ) -> Result<Vec<ImageRecord>, SourceError> {
+        let total = self.export_size(images);
+        progress.start(Task::Preparing, total);
+        let first_byte = Once::new();
+        let shown = Shown {
+            progress,
+            first_byte: &first_byte,
+            total,
+        };
+        let shared = SharedSink::new(layers);
+        let read: Vec<Result<Vec<ImageRecord>, SourceError>> = std::thread::scope(|scope| {
+            let readers: Vec<_> = groups
+                .iter()
+                .map(|group| {
+                    let (shared, shown) = (&shared, &shown);
+                    let (names, size) = (names_of(group), self.export_size(group));
+                    scope.spawn(move || {
+                        let mut sink = shared.handle();
+                        self.save_and_read(group, &names, size, &mut sink, shown)
+                    })
+                })
+                .collect();
+            readers
+                .into_iter()
+                .map(|reader| reader.join().expect("an export reader does not panic"))
+                .collect()
+        });
+        progress.finish();
+        let mut records = Vec::new();
+        for group in read {
+            records.extend(group?);
+        }
+        let position = |record: &ImageRecord| {
+            images
+                .iter()
+                .position(|image| image.refs.iter().any(|r| record.refs.contains(r)))
+        };
+        records.sort_by_key(position);
+        Ok(records)
+    }
+
+    /// Two groups of `images` to export side by side, where the engine
+    /// stages a whole export before its first byte and the two are worth
+    /// it; `None` for one export.
+    fn side_by_side(
+        &self,
+        images: &[ResolvedImage],
+    ) -> Result<Option<Vec<Vec<ResolvedImage>>>, SourceError> {
+        if images.len() < 2 || self.engine.info()?.store != ImageStore::Graph {
+            return Ok(None);
+        }
+        let mut sized = Vec::new();
+        for image in images {
+            let Some(layers) = &image.layers else {
+                return Ok(None);
+            };
+            let Some(sizes) = self.layer_sizes(image)? else {
+                return Ok(None);
+            };
+            sized.push(layers.iter().cloned().zip(sizes).collect());
+        }
+        Ok(split_for_staging(&sized).map(|groups| {
+            groups
+                .into_iter()
+                .map(|group| group.into_iter().map(|i| images[i].clone()).collect())
+                .collect()
+        }))
+    }
+}
+
+/// How exports show their progress: one bar for all the exports of a
+/// pack, which starts saving on the first byte of any.
+struct Shown<'a> {
+    progress: &'a dyn Progress,
+    first_byte: &'a Once,
+    total: Option<u64>,
+}
+
+/// The largest share of the whole export one of two side-by-side exports
+/// may stage for the split to be worth its cost: layers both groups hold
+/// are staged twice, and both exports compete with compression for the
+/// machine.
+const SIDE_BY_SIDE_SHARE: f64 = 0.85;
+
+/// Splits images (each a list of layers with sizes) into two groups whose
+/// exports the engine stages side by side, the larger as small as
+/// possible: each image, the largest first, joins the group it grows the
+/// least. `None` when the larger group would stage more than
+/// [`SIDE_BY_SIDE_SHARE`] of the whole.
+fn split_for_staging(images: &[Vec<(Digest, u64)>]) -> Option<Vec<Vec<usize>>> {
+    let size_of = |group: &HashMap<&Digest, u64>| group.values().sum::<u64>();
+    let mut order: Vec<usize> = (0..images.len()).collect();
+    let total_of = |i: usize| images[i].iter().map(|(_, size)| size).sum::<u64>();
+    order.sort_by_key(|&i| std::cmp::Reverse(total_of(i)));
+    let mut groups: [(Vec<usize>, HashMap<&Digest, u64>); 2] = Default::default();
+    for i in order {
+        let grown: Vec<u64> = groups
+            .iter()
+            .map(|(_, layers)| {
+                let mut layers = layers.clone();
+                layers.extend(images[i].iter().map(|(d, s)| (d, *s)));
+                size_of(&layers)
+            })
+            .collect();
+        let other = |g: usize| size_of(&groups[1 - g].1);
+        let chosen = (0..2)
+            .min_by_key(|&g| (grown[g].max(other(g)), grown[g]))
+            .expect("two groups");
+        groups[chosen].0.push(i);
+        groups[chosen]
+            .1
+            .extend(images[i].iter().map(|(d, s)| (d, *s)));
+    }
+    let whole: HashMap<&Digest, u64> = images.iter().flatten().map(|(d, s)| (d, *s)).collect();
+    let larger = groups.iter().map(|(_, layers)| size_of(layers)).max()?;
+    let worth_it = groups.iter().all(|(members, _)| !members.is_empty())
+        && (larger as f64) <= SIDE_BY_SIDE_SHARE * size_of(&whole) as f64;
+    worth_it.then(|| groups.into_iter().map(|(members, _)| members).collect())
+}
+
+/// The names to save `images` by: every reference, as given.
+fn names_of(images: &[ResolvedImage]) -> Vec<String> {
+    let mut names: Vec<String> = images
+        .iter()
+        .flat_map(|i| &i.refs)
+        .map(|r| r.given.clone())
+        .collect();
+    names.dedup();
+    names
+}
+
+/// What the export must hold of `images`, and the layers they list.
+fn wanted(images: &[ResolvedImage]) -> (Vec<WantedImage>, HashSet<Digest>) {
+    let mut wanted: Vec<WantedImage> = Vec::new();
+    let mut expected_layers: HashSet<Digest> = HashSet::new();
+    for image in images {
+        // Resolved here, an image always has both; by name otherwise.
+        let identity = match (&image.id, &image.layers) {
+            (Some(id), Some(diff_ids)) => {
+                expected_layers.extend(diff_ids.iter().cloned());
+                Identity::Engine {
+                    id: id.clone(),
+                    diff_ids: diff_ids.clone(),
+                }
+            }
+            _ => Identity::Tag,
+        };
+        wanted.push(WantedImage {
+            refs: image.refs.clone(),
+            identity,
+        });
+    }
+    (wanted, expected_layers)
 }
 
 impl DaemonSource {
@@ -275,5 +461,44 @@ fn from_extract(error: ExtractError) -> SourceError {
         ExtractError::NotFound { layer } => SourceError::Malformed {
             reason: format!("the engine's save did not contain layer {layer}"),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layer(n: u8, size: u64) -> (Digest, u64) {
+        (Digest::of(&[n]), size)
+    }
+
+    #[test]
+    fn images_split_so_the_larger_export_stages_least() {
+        let base = layer(0, 100);
+        // A large image alone, the rest (sharing the base) beside it.
+        let images = vec![
+            vec![base.clone(), layer(1, 20)],
+            vec![base.clone(), layer(2, 400)],
+            vec![base.clone(), layer(3, 40)],
+            vec![base.clone(), layer(3, 40), layer(4, 30)],
+        ];
+        let groups = split_for_staging(&images).unwrap();
+        assert_eq!(groups.len(), 2);
+        assert!(groups.contains(&vec![1]), "{groups:?}");
+        let mut rest = groups.into_iter().find(|g| g != &vec![1]).unwrap();
+        rest.sort();
+        assert_eq!(rest, vec![0, 2, 3]);
+    }
+
+    #[test]
+    fn images_that_share_most_of_their_bytes_are_exported_together() {
+        let base = layer(0, 1000);
+        let images = vec![
+            vec![base.clone(), layer(1, 50)],
+            vec![base.clone(), layer(2, 60)],
+            vec![base, layer(3, 70)],
+        ];
+        assert_eq!(split_for_staging(&images), None);
+        assert_eq!(split_for_staging(&[vec![layer(1, 10)]]), None);
     }
 }
