@@ -188,9 +188,11 @@ impl Source for DaemonSource {
         layers: &mut dyn LayerSink,
         progress: &dyn Progress,
     ) -> Result<Vec<ImageRecord>, SourceError> {
-        match self.side_by_side(images)? {
-            Some(groups) => self.export_side_by_side(images, &groups, layers, progress),
-            None => self.export_saving(images, &names_of(images), layers, progress),
+        let sized = self.sized_layers(images)?;
+        let total = sized.as_deref().and_then(union_size);
+        match self.side_by_side(images, sized.as_deref())? {
+            Some(groups) => self.export_side_by_side(images, &groups, total, layers, progress),
+            None => self.export_one(images, &names_of(images), total, layers, progress),
         }
     }
 }
@@ -206,7 +208,24 @@ impl DaemonSource {
         layers: &mut dyn LayerSink,
         progress: &dyn Progress,
     ) -> Result<Vec<ImageRecord>, SourceError> {
-        let total = self.export_size(images);
+        let total = self
+            .sized_layers(images)
+            .ok()
+            .flatten()
+            .as_deref()
+            .and_then(union_size);
+        self.export_one(images, names, total, layers, progress)
+    }
+
+    /// [`Self::export_saving`], of `total` bytes of layers if known.
+    fn export_one(
+        &self,
+        images: &[ResolvedImage],
+        names: &[String],
+        total: Option<u64>,
+        layers: &mut dyn LayerSink,
+        progress: &dyn Progress,
+    ) -> Result<Vec<ImageRecord>, SourceError> {
         // The engine may stage the whole export before sending a byte
         // (Docker 20.10 does): say so until the first byte arrives.
         progress.start(Task::Preparing, total);
@@ -279,11 +298,11 @@ impl DaemonSource {
     fn export_side_by_side(
         &self,
         images: &[ResolvedImage],
-        groups: &[Vec<ResolvedImage>],
+        groups: &[ExportGroup],
+        total: Option<u64>,
         layers: &mut dyn LayerSink,
         progress: &dyn Progress,
     ) -> Result<Vec<ImageRecord>, SourceError> {
-        let total = self.export_size(images);
         progress.start(Task::Preparing, total);
         let first_byte = Once::new();
         let shown = Shown {
@@ -297,10 +316,10 @@ impl DaemonSource {
                 .iter()
                 .map(|group| {
                     let (shared, shown) = (&shared, &shown);
-                    let (names, size) = (names_of(group), self.export_size(group));
+                    let names = names_of(&group.images);
                     scope.spawn(move || {
                         let mut sink = shared.handle();
-                        self.save_and_read(group, &names, size, &mut sink, shown)
+                        self.save_and_read(&group.images, &names, group.size, &mut sink, shown)
                     })
                 })
                 .collect();
@@ -323,16 +342,38 @@ impl DaemonSource {
         Ok(records)
     }
 
-    /// Two groups of `images` to export side by side, where the engine
-    /// stages a whole export before its first byte and the two are worth
-    /// it; `None` for one export.
+    /// Two groups of `images` (`sized`: their layers with sizes) to export
+    /// side by side, each with the bytes it stages, where the engine stages
+    /// a whole export before its first byte and the two are worth it; `None`
+    /// for one export.
     fn side_by_side(
         &self,
         images: &[ResolvedImage],
-    ) -> Result<Option<Vec<Vec<ResolvedImage>>>, SourceError> {
-        if images.len() < 2 || self.engine.info()?.store != ImageStore::Graph {
+        sized: Option<&[SizedLayers]>,
+    ) -> Result<Option<Vec<ExportGroup>>, SourceError> {
+        let Some(sized) = sized.filter(|_| images.len() >= 2) else {
+            return Ok(None);
+        };
+        if self.engine.info()?.store != ImageStore::Graph {
             return Ok(None);
         }
+        Ok(split_for_staging(sized).map(|groups| {
+            groups
+                .into_iter()
+                .map(|group| ExportGroup {
+                    size: union_size(&group.iter().map(|&i| sized[i].clone()).collect::<Vec<_>>()),
+                    images: group.into_iter().map(|i| images[i].clone()).collect(),
+                })
+                .collect()
+        }))
+    }
+
+    /// Each image's layers with their sizes, as the engine's history tells
+    /// them; `None` where it does not for one of them.
+    fn sized_layers(
+        &self,
+        images: &[ResolvedImage],
+    ) -> Result<Option<Vec<SizedLayers>>, SourceError> {
         let mut sized = Vec::new();
         for image in images {
             let Some(layers) = &image.layers else {
@@ -343,13 +384,25 @@ impl DaemonSource {
             };
             sized.push(layers.iter().cloned().zip(sizes).collect());
         }
-        Ok(split_for_staging(&sized).map(|groups| {
-            groups
-                .into_iter()
-                .map(|group| group.into_iter().map(|i| images[i].clone()).collect())
-                .collect()
-        }))
+        Ok(Some(sized))
     }
+}
+
+/// The bytes of `images`' layers (each with its size), each layer counted
+/// once, as an export carries them; `None` for none.
+fn union_size(images: &[SizedLayers]) -> Option<u64> {
+    let layers: HashMap<&Digest, u64> = images.iter().flatten().map(|(d, s)| (d, *s)).collect();
+    let total: u64 = layers.values().sum();
+    (total > 0).then_some(total)
+}
+
+/// One image's layers with their sizes, bottom first.
+type SizedLayers = Vec<(Digest, u64)>;
+
+/// Images exported in one request, and the bytes of layers they hold.
+struct ExportGroup {
+    images: Vec<ResolvedImage>,
+    size: Option<u64>,
 }
 
 /// How exports show their progress: one bar for all the exports of a
@@ -366,40 +419,96 @@ struct Shown<'a> {
 /// machine.
 const SIDE_BY_SIDE_SHARE: f64 = 0.85;
 
+/// Images whose every split into two is tried (2^15 splits take a few
+/// milliseconds); further images join the group they grow the least.
+const SPLIT_EXACTLY: usize = 16;
+
 /// Splits images (each a list of layers with sizes) into two groups whose
-/// exports the engine stages side by side, the larger as small as
-/// possible: each image, the largest first, joins the group it grows the
-/// least. `None` when the larger group would stage more than
-/// [`SIDE_BY_SIDE_SHARE`] of the whole.
-fn split_for_staging(images: &[Vec<(Digest, u64)>]) -> Option<Vec<Vec<usize>>> {
-    let size_of = |group: &HashMap<&Digest, u64>| group.values().sum::<u64>();
+/// exports the engine stages side by side, the one staging more as small as
+/// possible, then the two together. `None` when the larger group would
+/// stage more than [`SIDE_BY_SIDE_SHARE`] of the whole.
+fn split_for_staging(images: &[SizedLayers]) -> Option<Vec<Vec<usize>>> {
+    if images.len() < 2 {
+        return None;
+    }
+    let staging = Staging::of(images);
     let mut order: Vec<usize> = (0..images.len()).collect();
-    let total_of = |i: usize| images[i].iter().map(|(_, size)| size).sum::<u64>();
-    order.sort_by_key(|&i| std::cmp::Reverse(total_of(i)));
-    let mut groups: [(Vec<usize>, HashMap<&Digest, u64>); 2] = Default::default();
-    for i in order {
-        let grown: Vec<u64> = groups
+    order.sort_by_key(|&i| std::cmp::Reverse(staging.stages(&[i])));
+    let (exact, rest) = order.split_at(order.len().min(SPLIT_EXACTLY));
+    let mut groups = staging.best_split(exact);
+    for &image in rest {
+        let grows = |group: &[usize]| {
+            let mut joined = group.to_vec();
+            joined.push(image);
+            staging.stages(&joined) - staging.stages(group)
+        };
+        let chosen = usize::from(grows(&groups[1]) < grows(&groups[0]));
+        groups[chosen].push(image);
+    }
+    let [a, b] = [staging.stages(&groups[0]), staging.stages(&groups[1])];
+    let everything: Vec<usize> = (0..images.len()).collect();
+    let worth_it = (a.max(b) as f64) <= SIDE_BY_SIDE_SHARE * staging.stages(&everything) as f64;
+    worth_it.then(|| groups.to_vec())
+}
+
+/// The layers each image stages, by index, and their sizes.
+struct Staging {
+    images: Vec<Vec<usize>>,
+    sizes: Vec<u64>,
+}
+
+impl Staging {
+    fn of(images: &[SizedLayers]) -> Self {
+        let mut index: HashMap<&Digest, usize> = HashMap::new();
+        let mut sizes = Vec::new();
+        let images = images
             .iter()
-            .map(|(_, layers)| {
-                let mut layers = layers.clone();
-                layers.extend(images[i].iter().map(|(d, s)| (d, *s)));
-                size_of(&layers)
+            .map(|layers| {
+                layers
+                    .iter()
+                    .map(|(digest, size)| {
+                        *index.entry(digest).or_insert_with(|| {
+                            sizes.push(*size);
+                            sizes.len() - 1
+                        })
+                    })
+                    .collect()
             })
             .collect();
-        let other = |g: usize| size_of(&groups[1 - g].1);
-        let chosen = (0..2)
-            .min_by_key(|&g| (grown[g].max(other(g)), grown[g]))
-            .expect("two groups");
-        groups[chosen].0.push(i);
-        groups[chosen]
-            .1
-            .extend(images[i].iter().map(|(d, s)| (d, *s)));
+        Self { images, sizes }
     }
-    let whole: HashMap<&Digest, u64> = images.iter().flatten().map(|(d, s)| (d, *s)).collect();
-    let larger = groups.iter().map(|(_, layers)| size_of(layers)).max()?;
-    let worth_it = groups.iter().all(|(members, _)| !members.is_empty())
-        && (larger as f64) <= SIDE_BY_SIDE_SHARE * size_of(&whole) as f64;
-    worth_it.then(|| groups.into_iter().map(|(members, _)| members).collect())
+
+    /// The bytes an export of `members` stages, each layer once.
+    fn stages(&self, members: &[usize]) -> u64 {
+        let mut seen = vec![false; self.sizes.len()];
+        let mut total = 0;
+        for layer in members.iter().flat_map(|&i| &self.images[i]) {
+            if !std::mem::replace(&mut seen[*layer], true) {
+                total += self.sizes[*layer];
+            }
+        }
+        total
+    }
+
+    /// The split of `images` (two or more) whose larger group stages
+    /// least, then both together least; every split is tried.
+    fn best_split(&self, images: &[usize]) -> [Vec<usize>; 2] {
+        let (last, others) = images.split_last().expect("two or more images");
+        let mut best: (Option<(u64, u64)>, [Vec<usize>; 2]) = Default::default();
+        // The last image stays in the second group: each split is tried once.
+        for mask in 1..1u32 << others.len() {
+            let mut groups: [Vec<usize>; 2] = [Vec::new(), vec![*last]];
+            for (bit, &image) in others.iter().enumerate() {
+                groups[usize::from(mask & (1 << bit) == 0)].push(image);
+            }
+            let [a, b] = [self.stages(&groups[0]), self.stages(&groups[1])];
+            let score = (a.max(b), a + b);
+            if best.0.is_none_or(|kept| score < kept) {
+                best = (Some(score), groups);
+            }
+        }
+        best.1
+    }
 }
 
 /// The names to save `images` by: every reference, as given.
@@ -435,21 +544,6 @@ fn wanted(images: &[ResolvedImage]) -> (Vec<WantedImage>, HashSet<Digest>) {
         });
     }
     (wanted, expected_layers)
-}
-
-impl DaemonSource {
-    /// The bytes of the layers `images` hold, each counted once, as the
-    /// export carries them; `None` where the engine does not tell a size.
-    fn export_size(&self, images: &[ResolvedImage]) -> Option<u64> {
-        let mut sizes: std::collections::HashMap<&Digest, u64> = std::collections::HashMap::new();
-        for image in images {
-            let layers = image.layers.as_ref()?;
-            let layer_sizes = self.layer_sizes(image).ok()??;
-            sizes.extend(layers.iter().zip(layer_sizes));
-        }
-        let total: u64 = sizes.values().sum();
-        (total > 0).then_some(total)
-    }
 }
 
 /// A failure to take layers from the engine, as the source's own error.
@@ -488,6 +582,45 @@ mod tests {
         let mut rest = groups.into_iter().find(|g| g != &vec![1]).unwrap();
         rest.sort();
         assert_eq!(rest, vec![0, 2, 3]);
+    }
+
+    #[test]
+    fn images_on_one_runtime_stay_together_so_it_is_staged_once() {
+        // Stack b's shape: a JRE under two images of jars, Node.js under
+        // one, and two images on the base alone.
+        let (base, jre, node) = (layer(0, 117), layer(1, 230), layer(2, 99));
+        let images = vec![
+            vec![base.clone(), jre.clone()],
+            vec![base.clone(), node.clone()],
+            vec![base.clone(), jre.clone(), layer(3, 19)],
+            vec![base.clone(), jre, layer(4, 61)],
+            vec![base.clone(), node, layer(5, 111)],
+            vec![base.clone(), layer(6, 139)],
+            vec![base, layer(7, 12)],
+        ];
+        let groups = split_for_staging(&images).unwrap();
+        let group_of = |image: usize| groups.iter().position(|g| g.contains(&image));
+        assert!(
+            [2, 3].iter().all(|&i| group_of(i) == group_of(0)),
+            "{groups:?}"
+        );
+        assert_eq!(group_of(4), group_of(1), "{groups:?}");
+        assert_ne!(group_of(0), group_of(1), "{groups:?}");
+        // 117 + 230 + 19 + 61 + 12 beside 117 + 99 + 111 + 139.
+        let staged = |g: &Vec<usize>| Staging::of(&images).stages(g);
+        assert_eq!(groups.iter().map(staged).max(), Some(466));
+    }
+
+    #[test]
+    fn images_past_those_split_exactly_join_the_group_they_grow_least() {
+        let images: Vec<SizedLayers> = (0..20u8)
+            .map(|i| vec![layer(100 + i % 2, 1000), layer(i, 10 + u64::from(i))])
+            .collect();
+        let groups = split_for_staging(&images).unwrap();
+        for group in groups {
+            let bases: HashSet<u8> = group.iter().map(|&i| i as u8 % 2).collect();
+            assert_eq!(bases.len(), 1, "each base is staged once: {group:?}");
+        }
     }
 
     #[test]
