@@ -149,7 +149,11 @@ impl Inventory {
                 });
             }
         }
-        let mut recorded = crate::unpack::record::Record::layer_sizes(state_dir, &info.id)?;
+        let mut recorded = crate::unpack::record::Record::layer_sizes(
+            state_dir,
+            &info.id,
+            info.former_id.as_deref(),
+        )?;
         let configs = kept_configs(state_dir, &images)?;
         if count {
             let exported = holding_unsized(&images, &recorded);

@@ -17,6 +17,10 @@ use crate::verify::VerifyError;
 pub struct Holdings {
     /// A stable identity of the target, keying its unpack record.
     pub target: String,
+    /// The identity its record was kept under by earlier versions of
+    /// airgap, where that differs (see `EngineInfo::former_id`): a record
+    /// found only there is taken over.
+    pub former_target: Option<String>,
     /// For each image of the bundle, in order: true when the target holds
     /// exactly that image already, so nothing of it is written again.
     pub present: Vec<bool>,

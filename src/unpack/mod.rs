@@ -237,7 +237,11 @@ pub fn unpack(
     // Held until the record is written: another unpack of this engine
     // waits here, then checks against what this one applied.
     let holdings = sink.holdings(&manifest.images)?;
-    let mut record = Record::open(&options.state_dir, &holdings.target)?;
+    let mut record = Record::open(
+        &options.state_dir,
+        &holdings.target,
+        holdings.former_target.as_deref(),
+    )?;
     let manifest_digest: Digest = bundle.manifest_digest();
     let previously_applied = record.applied(&manifest_digest).cloned();
     let downgrades = record.downgrades(&manifest);

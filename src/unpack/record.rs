@@ -250,8 +250,12 @@ struct Claim<'a> {
 impl Record {
     /// Opens (or starts) the record of the engine `engine_id` under `dir`,
     /// creating `dir` (mode 0700) if it is missing. Waits, without a word,
-    /// while another unpack of the same engine holds the record.
-    pub fn open(dir: &Path, engine_id: &str) -> Result<Self, RecordError> {
+    /// while another unpack of the same engine holds the record. Where there
+    /// is none yet, the record kept under `former_id` (the key an earlier
+    /// airgap used) is taken over as a copy: engines that shared that key
+    /// each keep what it recorded, so no rollback goes unrefused, and part
+    /// from here on.
+    pub fn open(dir: &Path, engine_id: &str, former_id: Option<&str>) -> Result<Self, RecordError> {
         ensure_dir(dir)?;
         let insecure = |source| RecordError::Insecure {
             dir: dir.to_owned(),
@@ -260,10 +264,21 @@ impl Record {
         untrusted::check_strict(dir).map_err(insecure)?;
         let path = record_path(dir, engine_id);
         let lock = lock(&path.with_extension("lock"))?;
-        let data = load(dir, &path)?.unwrap_or_else(|| RecordData {
-            engine: engine_id.to_owned(),
-            ..RecordData::default()
-        });
+        let data = match load(dir, &path)? {
+            Some(data) => data,
+            None => match former_id {
+                Some(former) => load(dir, &record_path(dir, former))?,
+                None => None,
+            }
+            .map(|former| RecordData {
+                engine: engine_id.to_owned(),
+                ..former
+            })
+            .unwrap_or_else(|| RecordData {
+                engine: engine_id.to_owned(),
+                ..RecordData::default()
+            }),
+        };
         Ok(Self {
             path,
             data,
@@ -415,13 +430,25 @@ impl Record {
         self.save()
     }
 
-    /// The layer sizes recorded for the engine `engine_id` under `dir`,
-    /// read without the lock (records are replaced atomically) and without
-    /// creating anything: empty where there is no record yet. Held to the
-    /// same rules as [`Record::open`]: a record another account could have
-    /// written is refused, not believed.
-    pub fn layer_sizes(dir: &Path, engine_id: &str) -> Result<BTreeMap<Digest, u64>, RecordError> {
-        let Some(data) = load(dir, &record_path(dir, engine_id))? else {
+    /// The layer sizes recorded for the engine `engine_id` under `dir`
+    /// (or, where it has no record yet, under `former_id`, as
+    /// [`Record::open`] takes it over), read without the lock (records are
+    /// replaced atomically) and without creating anything: empty where there
+    /// is no record yet. Held to the same rules as [`Record::open`]: a record
+    /// another account could have written is refused, not believed.
+    pub fn layer_sizes(
+        dir: &Path,
+        engine_id: &str,
+        former_id: Option<&str>,
+    ) -> Result<BTreeMap<Digest, u64>, RecordError> {
+        let data = match load(dir, &record_path(dir, engine_id))? {
+            Some(data) => Some(data),
+            None => match former_id {
+                Some(former) => load(dir, &record_path(dir, former))?,
+                None => None,
+            },
+        };
+        let Some(data) = data else {
             return Ok(BTreeMap::new());
         };
         untrusted::check_strict(dir).map_err(|source| RecordError::Insecure {
@@ -604,12 +631,12 @@ mod tests {
     #[test]
     fn an_older_bundle_moving_a_tag_back_is_a_downgrade_and_a_newer_one_is_not() {
         let dir = tempfile::tempdir().unwrap();
-        let mut record = Record::open(dir.path(), "engine-1").unwrap();
+        let mut record = Record::open(dir.path(), "engine-1", None).unwrap();
         let v2 = bundle("2026-06-01T00:00:00Z", "v2");
         record.note_applied(&v2, &Digest::of(b"v2"), None).unwrap();
         drop(record);
 
-        let record = Record::open(dir.path(), "engine-1").unwrap();
+        let record = Record::open(dir.path(), "engine-1", None).unwrap();
         let v1 = bundle("2026-01-01T00:00:00Z", "v1");
         let downgrades = record.downgrades(&v1);
         assert_eq!(downgrades.len(), 1);
@@ -631,7 +658,11 @@ mod tests {
     fn the_sizes_of_carried_layers_are_recorded_and_read_back_without_the_lock() {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("state");
-        assert!(Record::layer_sizes(&state, "engine-1").unwrap().is_empty());
+        assert!(
+            Record::layer_sizes(&state, "engine-1", None)
+                .unwrap()
+                .is_empty()
+        );
         assert!(!state.exists(), "reading creates nothing");
         let carried = BlobRef {
             digest: Digest::of(b"carried"),
@@ -644,23 +675,65 @@ mod tests {
         let mut delta = bundle("2026-06-01T00:00:00Z", "v2");
         delta.images[0].layers = vec![held.clone(), carried.clone()];
         delta.required = vec![held.clone()];
-        let mut record = Record::open(&state, "engine-1").unwrap();
+        let mut record = Record::open(&state, "engine-1", None).unwrap();
         record
             .note_applied(&delta, &Digest::of(b"v2"), None)
             .unwrap();
-        let sizes = Record::layer_sizes(&state, "engine-1").unwrap();
+        let sizes = Record::layer_sizes(&state, "engine-1", None).unwrap();
         assert_eq!(sizes.get(&carried.digest), Some(&3072));
         assert!(
             !sizes.contains_key(&held.digest),
             "a layer the bundle only required was not counted here"
         );
-        assert!(Record::layer_sizes(&state, "engine-2").unwrap().is_empty());
+        assert!(
+            Record::layer_sizes(&state, "engine-2", None)
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_record_kept_under_the_former_key_is_taken_over_by_each_engine_that_shared_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut shared = Record::open(dir.path(), "ID", None).unwrap();
+        shared
+            .note_applied(
+                &bundle("2026-06-01T00:00:00Z", "v2"),
+                &Digest::of(b"v2"),
+                None,
+            )
+            .unwrap();
+        let carried = shared.data.layer_sizes.clone();
+        drop(shared);
+        let older = bundle("2026-01-01T00:00:00Z", "v1");
+        for engine in ["ID /var/lib/docker", "ID /srv/docker"] {
+            let record = Record::open(dir.path(), engine, Some("ID")).unwrap();
+            assert_eq!(
+                record.downgrades(&older).len(),
+                1,
+                "{engine} keeps the history"
+            );
+            assert_eq!(record.data.engine, engine);
+            assert_eq!(
+                Record::layer_sizes(dir.path(), engine, Some("ID")).unwrap(),
+                carried
+            );
+        }
+        let mut first = Record::open(dir.path(), "ID /var/lib/docker", Some("ID")).unwrap();
+        first
+            .note_applied(&older, &Digest::of(b"v1"), None)
+            .unwrap();
+        drop(first);
+        let second = Record::open(dir.path(), "ID /srv/docker", Some("ID")).unwrap();
+        assert!(second.applied(&Digest::of(b"v1")).is_none(), "the two part");
+        let first = Record::open(dir.path(), "ID /var/lib/docker", Some("ID")).unwrap();
+        assert!(first.applied(&Digest::of(b"v1")).is_some());
     }
 
     #[test]
     fn records_are_per_engine() {
         let dir = tempfile::tempdir().unwrap();
-        let mut record = Record::open(dir.path(), "engine-1").unwrap();
+        let mut record = Record::open(dir.path(), "engine-1", None).unwrap();
         record
             .note_applied(
                 &bundle("2026-06-01T00:00:00Z", "v2"),
@@ -668,7 +741,7 @@ mod tests {
                 None,
             )
             .unwrap();
-        let other = Record::open(dir.path(), "engine-2").unwrap();
+        let other = Record::open(dir.path(), "engine-2", None).unwrap();
         assert!(
             other
                 .downgrades(&bundle("2026-01-01T00:00:00Z", "v1"))
@@ -679,10 +752,10 @@ mod tests {
     #[test]
     fn a_damaged_record_is_an_error_not_a_fresh_start() {
         let dir = tempfile::tempdir().unwrap();
-        let path = Record::open(dir.path(), "e").unwrap().path;
+        let path = Record::open(dir.path(), "e", None).unwrap().path;
         std::fs::write(&path, b"{not json").unwrap();
         assert!(matches!(
-            Record::open(dir.path(), "e"),
+            Record::open(dir.path(), "e", None),
             Err(RecordError::Damaged { .. })
         ));
     }
@@ -711,14 +784,14 @@ mod tests {
     #[test]
     fn a_second_open_of_the_same_engine_waits_for_the_first_and_sees_its_update() {
         let dir = tempfile::tempdir().unwrap();
-        let mut first = Record::open(dir.path(), "e").unwrap();
+        let mut first = Record::open(dir.path(), "e", None).unwrap();
         let lock_inode = std::fs::metadata(first.path.with_extension("lock"))
             .unwrap()
             .ino();
         let (opened, second_opened) = mpsc::channel();
         let state = dir.path().to_owned();
         let second = std::thread::spawn(move || {
-            let record = Record::open(&state, "e").unwrap();
+            let record = Record::open(&state, "e", None).unwrap();
             opened.send(()).unwrap();
             record.downgrades(&bundle("2026-01-01T00:00:00Z", "v1"))
         });
@@ -749,12 +822,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let v1 = bundle("2026-01-01T00:00:00Z", "v1");
         let v2 = bundle("2026-06-01T00:00:00Z", "v2");
-        let mut record = Record::open(dir.path(), "e").unwrap();
+        let mut record = Record::open(dir.path(), "e", None).unwrap();
         record.note_intent(&v2, &Digest::of(b"v2"), None).unwrap();
         // Interrupted: the engine may have moved the tags, nothing completes.
         drop(record);
 
-        let mut record = Record::open(dir.path(), "e").unwrap();
+        let mut record = Record::open(dir.path(), "e", None).unwrap();
         let downgrades = record.downgrades(&v1);
         assert_eq!(downgrades.len(), 1, "an older bundle is a rollback");
         assert!(downgrades[0].current_interrupted);
@@ -778,7 +851,7 @@ mod tests {
 
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(!text.contains("pending"), "completed: nothing pending");
-        let record = Record::open(dir.path(), "e").unwrap();
+        let record = Record::open(dir.path(), "e", None).unwrap();
         assert!(record.applied(&Digest::of(b"v2")).is_some());
         let downgrades = record.downgrades(&v1);
         assert_eq!(downgrades.len(), 1);
@@ -788,7 +861,7 @@ mod tests {
     #[test]
     fn a_finished_unpack_settles_the_tags_an_interrupted_one_left_pending() {
         let dir = tempfile::tempdir().unwrap();
-        let mut record = Record::open(dir.path(), "e").unwrap();
+        let mut record = Record::open(dir.path(), "e", None).unwrap();
         let v3 = bundle("2026-12-01T00:00:00Z", "v3");
         record.note_intent(&v3, &Digest::of(b"v3"), None).unwrap();
         // A rollback to v1 someone meant (--allow-downgrade), run to the end.
@@ -806,12 +879,12 @@ mod tests {
     #[test]
     fn a_withdrawn_intent_counts_for_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let mut record = Record::open(dir.path(), "e").unwrap();
+        let mut record = Record::open(dir.path(), "e", None).unwrap();
         let v2 = bundle("2026-06-01T00:00:00Z", "v2");
         record.note_intent(&v2, &Digest::of(b"v2"), None).unwrap();
         record.withdraw_intent(&Digest::of(b"v2")).unwrap();
         drop(record);
-        let record = Record::open(dir.path(), "e").unwrap();
+        let record = Record::open(dir.path(), "e", None).unwrap();
         assert!(
             record
                 .downgrades(&bundle("2026-01-01T00:00:00Z", "v1"))
@@ -822,7 +895,7 @@ mod tests {
     #[test]
     fn a_record_written_before_intents_existed_still_reads() {
         let dir = tempfile::tempdir().unwrap();
-        let path = Record::open(dir.path(), "e").unwrap().path;
+        let path = Record::open(dir.path(), "e", None).unwrap().path;
         let v2 = Digest::of(b"v2");
         let config = Digest::of(b"v2");
         let old = format!(
@@ -834,7 +907,7 @@ mod tests {
 "#
         );
         std::fs::write(&path, old).unwrap();
-        let record = Record::open(dir.path(), "e").unwrap();
+        let record = Record::open(dir.path(), "e", None).unwrap();
         assert!(record.applied(&v2).is_some());
         assert_eq!(
             record
@@ -854,10 +927,10 @@ mod tests {
         let state = dir.path().join("state");
         std::fs::create_dir(&state).unwrap();
         std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o777)).unwrap();
-        let error = Record::open(&state, "e").unwrap_err();
+        let error = Record::open(&state, "e", None).unwrap_err();
         assert!(matches!(error, RecordError::Insecure { .. }), "{error}");
         std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o755)).unwrap();
-        Record::open(&state, "e").unwrap();
+        Record::open(&state, "e", None).unwrap();
     }
 
     /// Gives `path` to nobody; false when this process may not (not root),
@@ -884,19 +957,19 @@ mod tests {
         if !give_to_nobody(&state) {
             return;
         }
-        assert!(is_insecure(Record::open(&state, "e")));
+        assert!(is_insecure(Record::open(&state, "e", None)));
 
         let state = dir.path().join("mine");
-        let path = Record::open(&state, "e").unwrap().path;
+        let path = Record::open(&state, "e", None).unwrap().path;
         std::fs::write(&path, b"{}").unwrap();
         assert!(give_to_nobody(&path));
-        assert!(is_insecure(Record::open(&state, "e")));
+        assert!(is_insecure(Record::open(&state, "e", None)));
     }
 
     #[test]
     fn a_record_that_is_a_link_a_fifo_or_too_large_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let mut record = Record::open(dir.path(), "e").unwrap();
+        let mut record = Record::open(dir.path(), "e", None).unwrap();
         record
             .note_applied(
                 &bundle("2026-06-01T00:00:00Z", "v2"),
@@ -909,7 +982,7 @@ mod tests {
         let elsewhere = dir.path().join("elsewhere.json");
         std::fs::rename(&path, &elsewhere).unwrap();
         std::os::unix::fs::symlink(&elsewhere, &path).unwrap();
-        let error = Record::open(dir.path(), "e").unwrap_err();
+        let error = Record::open(dir.path(), "e", None).unwrap_err();
         assert!(matches!(error, RecordError::NotARecord { .. }), "{error}");
         let message = error.to_string();
         assert!(
@@ -920,13 +993,13 @@ mod tests {
 
         std::fs::remove_file(&path).unwrap();
         crate::files::untrusted::mkfifo(&path);
-        let error = Record::open(dir.path(), "e").unwrap_err();
+        let error = Record::open(dir.path(), "e", None).unwrap_err();
         assert!(error.to_string().contains("FIFO"), "{error}");
 
         std::fs::remove_file(&path).unwrap();
         let huge = File::create(&path).unwrap();
         huge.set_len(RECORD_LIMIT + 1).unwrap();
-        let error = Record::open(dir.path(), "e").unwrap_err();
+        let error = Record::open(dir.path(), "e", None).unwrap_err();
         assert!(error.to_string().contains("more than a"), "{error}");
     }
 
@@ -935,7 +1008,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("state/airgap");
         let umask = rustix::process::umask(Mode::from_raw_mode(0o022));
-        let opened = Record::open(&state, "e").map(|r| r.path);
+        let opened = Record::open(&state, "e", None).map(|r| r.path);
         rustix::process::umask(umask);
         let path = opened.unwrap();
         for created in [dir.path().join("state"), state] {

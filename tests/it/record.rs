@@ -270,3 +270,32 @@ fn a_state_dir_others_can_write_is_refused_before_anything_is_loaded() {
         "images were loaded with an unsafe record"
     );
 }
+
+#[test]
+fn two_docker_engines_on_one_machine_keep_records_of_their_own() {
+    // Docker 20.10 reports the machine's ID (/etc/docker/key.json) for
+    // every dockerd on it: a-connected and a-offline share one here.
+    let (_lock, [connected, offline]) = engines!("a-connected", "a-offline");
+    let id = |engine: &TestEngine| engine.docker(&["info", "--format", "{{.ID}}"]);
+    assert_eq!(id(&connected), id(&offline), "the premise: one ID for both");
+    let (_dir, dir) = workdir_with_keys();
+    old_and_new_bundles(&connected, &dir);
+    let state = tempfile::tempdir().unwrap();
+    let renamed = "recordtest/web:1";
+    let unpack_renamed = |engine: &TestEngine, bundle: &str| {
+        let mut args = unpack_args(engine, bundle, state.path());
+        args.extend(["--tag", "fixture/web:1=recordtest/web:1"]);
+        airgap(&dir, &args)
+    };
+    for engine in [&connected, &offline] {
+        engine.docker_output(&["rmi", renamed]);
+    }
+
+    unpack_renamed(&offline, "new.zst").success();
+    // Only a-offline got the newer bundle: the older one is no rollback on a-connected.
+    unpack_renamed(&connected, "old.zst").success();
+    let refused = unpack_renamed(&offline, "old.zst").failure(DOWNGRADE);
+    assert!(refused.stderr.contains("downgrade"), "{}", refused.stderr);
+    connected.docker_output(&["rmi", renamed]);
+    offline.docker_output(&["rmi", renamed]);
+}

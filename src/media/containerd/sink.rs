@@ -83,6 +83,7 @@ impl Sink for ContainerdSink {
             .collect();
         Ok(Holdings {
             target,
+            former_target: None,
             present,
             takes_absent_layers: false,
         })

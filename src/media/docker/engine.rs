@@ -125,9 +125,14 @@ pub struct EngineInfo {
     pub product: String,
     /// The negotiated API version.
     pub api_version: String,
-    /// A stable identity of the engine's image store: the engine's ID where
-    /// it reports one, else its host name and data root.
+    /// A stable identity of the engine's image store: the engine's ID and
+    /// its data root where it reports an ID, else its host name and data root.
     pub id: String,
+    /// The identity airgap keyed an engine's records by before it added the
+    /// data root to the ID, where that differs: Docker 20.10 takes its ID
+    /// from `/etc/docker/key.json`, so every dockerd on a machine reports
+    /// the same one.
+    pub former_id: Option<String>,
     /// How it stores images.
     pub store: ImageStore,
     /// Where it keeps its data, if it says and runs on this machine (reached
@@ -232,18 +237,17 @@ impl Engine {
             .filter(|dir| !dir.is_empty() && self.host.starts_with("unix://"))
             .map(std::path::PathBuf::from)
             .filter(|dir| dir.is_dir());
-        let id = match system.id.filter(|id| !id.is_empty()) {
-            Some(id) => id,
-            None => format!(
-                "{}:{}",
-                system.name.unwrap_or_default(),
-                system.docker_root_dir.unwrap_or_default()
-            ),
+        let root = system.docker_root_dir.unwrap_or_default();
+        let (id, former_id) = match system.id.filter(|id| !id.is_empty()) {
+            Some(id) if !root.is_empty() => (format!("{id} {root}"), Some(id)),
+            Some(id) => (id, None),
+            None => (format!("{}:{root}", system.name.unwrap_or_default()), None),
         };
         Ok(EngineInfo {
             product,
             api_version: format!("{}", self.client.client_version()),
             id,
+            former_id,
             store,
             local_data_root,
             platform: runs_on,

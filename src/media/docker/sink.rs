@@ -143,6 +143,7 @@ impl Sink for DaemonSink {
         }
         Ok(Holdings {
             target: info.id,
+            former_target: info.former_id,
             present,
             takes_absent_layers: info.store.accepts_absent_layers(),
         })

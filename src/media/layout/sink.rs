@@ -97,6 +97,7 @@ impl Sink for LayoutSink {
         let dir = std::fs::canonicalize(&self.dir).unwrap_or_else(|_| self.dir.clone());
         Ok(Holdings {
             target: format!("oci-layout:{}", dir.display()),
+            former_target: None,
             present,
             takes_absent_layers: false,
         })

@@ -353,6 +353,7 @@ impl Sink for RegistrySink {
         self.client.ping().map_err(|e| self.failed(e))?;
         Ok(Holdings {
             target: self.address.to_string(),
+            former_target: None,
             // Whether the registry holds an image is known only once its
             // layers are compressed; blobs and manifests it has are not sent again.
             present: vec![false; images.len()],
