@@ -191,7 +191,11 @@ impl Source for DaemonSource {
         let sized = self.sized_layers(images)?;
         let total = sized.as_deref().and_then(union_size);
         match self.side_by_side(images, sized.as_deref())? {
-            Some(groups) => self.export_side_by_side(images, &groups, total, layers, progress),
+            Some(groups) => {
+                // Layers both groups hold arrive twice.
+                let both: Option<u64> = groups.iter().map(|g| g.size).sum();
+                self.export_side_by_side(images, &groups, both, layers, progress)
+            }
             None => self.export_one(images, &names_of(images), total, layers, progress),
         }
     }
