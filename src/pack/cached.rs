@@ -126,10 +126,12 @@ fn from_known(
     })
 }
 
-/// The sizes of the layers a delta leaves out, as the site (`stated`), the
-/// cache or the `--since` bundles give them: hints for an export that names
-/// layers only once it has read them, so that it need not stage one it
-/// can skip. The reader checks each skipped layer by its digest.
+/// The sizes of the layers a delta leaves out, as the site (`stated`) or
+/// the records of the images in the cache or the `--since` bundles give
+/// them: hints for an export that names layers only once it has read them,
+/// so that it need not stage one it can skip. The reader checks each
+/// skipped layer by its digest. (A cached frame is not opened for its
+/// size: checking it would hash the whole frame.)
 pub fn left_out_sizes(
     known: &Known<'_>,
     images: &[ResolvedImage],
@@ -147,13 +149,6 @@ pub fn left_out_sizes(
         .flat_map(|image| image.layers);
     for layer in recorded.filter(|layer| left_out.contains(&layer.digest)) {
         sizes.entry(layer.digest).or_insert(layer.size);
-    }
-    for digest in left_out {
-        if !sizes.contains_key(digest) {
-            if let Some(frame) = known.layer(digest) {
-                sizes.insert(digest.clone(), frame.size);
-            }
-        }
     }
     sizes.into_values().collect()
 }

@@ -163,7 +163,7 @@ impl BlobStore {
     /// one of that size ([`LayerSink::skims`]).
     pub fn leave_out(&mut self, layers: HashSet<Digest>, sizes: HashSet<u64>) {
         self.left_out = layers;
-        self.skimmed_sizes.extend(sizes);
+        self.skimmed_sizes = sizes;
     }
 
     fn send(&self, delivery: Delivery) -> Result<(), SourceError> {
