@@ -149,6 +149,9 @@ pub struct Engine {
     client: Docker,
     transfer_client: Docker,
     runtime: Handle,
+    /// Asked once: Podman takes a third of a second to answer it, and a
+    /// pack or unpack needs it several times.
+    info: std::sync::Arc<std::sync::OnceLock<EngineInfo>>,
 }
 
 impl Engine {
@@ -174,6 +177,7 @@ impl Engine {
             client,
             transfer_client,
             runtime,
+            info: Default::default(),
         })
     }
 
@@ -184,6 +188,14 @@ impl Engine {
 
     /// Product name, API version and identity.
     pub fn info(&self) -> Result<EngineInfo, EngineError> {
+        if let Some(info) = self.info.get() {
+            return Ok(info.clone());
+        }
+        let info = self.ask_info()?;
+        Ok(self.info.get_or_init(|| info).clone())
+    }
+
+    fn ask_info(&self) -> Result<EngineInfo, EngineError> {
         let version = self
             .runtime
             .block_on(self.client.version())
