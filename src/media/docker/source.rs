@@ -1,7 +1,7 @@
 //! Images from a running engine: looked up with inspect, exported with
 //! `docker save` (two requests side by side where the engine stages a
-//! whole export before sending it), and read as it streams by the archive
-//! reader.
+//! whole export before sending it: Docker's graph drivers and Podman), and
+//! read as it streams by the archive reader.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Once;
@@ -188,7 +188,12 @@ impl Source for DaemonSource {
         layers: &mut dyn LayerSink,
         progress: &dyn Progress,
     ) -> Result<Vec<ImageRecord>, SourceError> {
-        let sized = self.sized_layers(images)?;
+        // Sizes only shape the exports: an engine that cannot tell them
+        // (Podman 4.3 fails on a history entry without a time) gets one.
+        let sized = self.sized_layers(images).unwrap_or_else(|error| {
+            tracing::debug!("engine: no layer sizes from its history: {error}");
+            None
+        });
         let total = sized.as_deref().and_then(union_size);
         match self.side_by_side(images, sized.as_deref())? {
             Some(groups) => {
@@ -358,7 +363,9 @@ impl DaemonSource {
         let Some(sized) = sized.filter(|_| images.len() >= 2) else {
             return Ok(None);
         };
-        if self.engine.info()?.store != ImageStore::Graph {
+        // The containerd store streams from its first byte, and its export
+        // alone keeps more than a core busy: two would only compete.
+        if self.engine.info()?.store == ImageStore::Containerd {
             return Ok(None);
         }
         Ok(split_for_staging(sized).map(|groups| {

@@ -79,7 +79,12 @@ impl Image {
             .layers
             .iter()
             .enumerate()
-            .map(|(i, _)| serde_json::json!({ "created_by": format!("layer {i}") }))
+            .map(|(i, _)| {
+                serde_json::json!({
+                    "created": "2026-01-01T00:00:00Z",
+                    "created_by": format!("layer {i}"),
+                })
+            })
             .collect();
         config["history"] = serde_json::Value::Array(history);
         self.config = serde_json::to_vec(&config).unwrap();
