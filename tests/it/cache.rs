@@ -775,9 +775,18 @@ fn a_history_the_engine_cannot_show_only_costs_the_exports_side_by_side() {
         image.config = serde_json::to_vec(&config).unwrap();
         image
     };
-    load(&podman, &[untimed("untimed/one:1", "one"), untimed("untimed/two:1", "two")]);
+    load(
+        &podman,
+        &[
+            untimed("untimed/one:1", "one"),
+            untimed("untimed/two:1", "two"),
+        ],
+    );
     let history = podman.docker_output(&["history", "untimed/one:1"]);
-    assert!(!history.status.success(), "the premise: Podman cannot show it");
+    assert!(
+        !history.status.success(),
+        "the premise: Podman cannot show it"
+    );
     let (_keep, dir) = workdir_with_keys();
     let images = ["untimed/one:1", "untimed/two:1"];
     let (_, run) = pack(&dir, &podman.host, "untimed.zst", &images, &["--no-cache"]);
