@@ -188,21 +188,16 @@ impl Source for DaemonSource {
         layers: &mut dyn LayerSink,
         progress: &dyn Progress,
     ) -> Result<Vec<ImageRecord>, SourceError> {
-        // Sizes only shape the exports: an engine that cannot tell them
-        // (Podman 4.3 fails on a history entry without a time) gets one.
-        let sized = self.sized_layers(images).unwrap_or_else(|error| {
-            tracing::debug!("engine: no layer sizes from its history: {error}");
-            None
-        });
-        let total = sized.as_deref().and_then(union_size);
-        match self.side_by_side(images, sized.as_deref())? {
-            Some(groups) => {
-                // Layers both groups hold arrive twice.
-                let both: Option<u64> = groups.iter().map(|g| g.size).sum();
-                self.export_side_by_side(images, &groups, both, layers, progress)
-            }
-            None => self.export_one(images, &names_of(images), total, layers, progress),
-        }
+        let sized = self.sized_layers(images);
+        let groups = match self.side_by_side(images, sized.as_deref())? {
+            Some(groups) => groups,
+            None => vec![ExportGroup {
+                names: names_of(images),
+                size: sized.as_deref().and_then(union_size),
+                images: images.to_vec(),
+            }],
+        };
+        self.export_groups(images, &groups, layers, progress)
     }
 }
 
@@ -217,24 +212,26 @@ impl DaemonSource {
         layers: &mut dyn LayerSink,
         progress: &dyn Progress,
     ) -> Result<Vec<ImageRecord>, SourceError> {
-        let total = self
-            .sized_layers(images)
-            .ok()
-            .flatten()
-            .as_deref()
-            .and_then(union_size);
-        self.export_one(images, names, total, layers, progress)
+        let size = self.sized_layers(images).as_deref().and_then(union_size);
+        let group = ExportGroup {
+            images: images.to_vec(),
+            names: names.to_vec(),
+            size,
+        };
+        self.export_groups(images, &[group], layers, progress)
     }
 
-    /// [`Self::export_saving`], of `total` bytes of layers if known.
-    fn export_one(
+    /// Exports each of `groups` with one `docker save`, side by side where
+    /// there are two, into `layers`; the records come in the order of `images`.
+    fn export_groups(
         &self,
         images: &[ResolvedImage],
-        names: &[String],
-        total: Option<u64>,
+        groups: &[ExportGroup],
         layers: &mut dyn LayerSink,
         progress: &dyn Progress,
     ) -> Result<Vec<ImageRecord>, SourceError> {
+        // Layers two groups hold arrive twice.
+        let total: Option<u64> = groups.iter().map(|g| g.size).sum();
         // The engine may stage the whole export before sending a byte
         // (Docker 20.10 does): say so until the first byte arrives.
         progress.start(Task::Preparing, total);
@@ -244,27 +241,29 @@ impl DaemonSource {
             first_byte: &first_byte,
             total,
         };
-        let records = self.save_and_read(images, names, total, layers, &shown);
+        let records = match groups {
+            [group] => self.save_and_read(group, layers, &shown),
+            _ => self.read_side_by_side(images, groups, layers, &shown),
+        };
         progress.finish();
         records
     }
 
-    /// One `docker save` of `names` (about `size` bytes), read into
-    /// `layers`. A layer that was only hashed ([`LayerSink::skims`]) but
-    /// turns out to be needed makes the export run again, staging every layer.
+    /// One `docker save` of `group`, read into `layers`. A layer that was
+    /// only hashed ([`LayerSink::skims`]) but turns out to be needed makes
+    /// the export run again, staging every layer.
     fn save_and_read(
         &self,
-        images: &[ResolvedImage],
-        names: &[String],
-        size: Option<u64>,
+        group: &ExportGroup,
         layers: &mut dyn LayerSink,
         shown: &Shown<'_>,
     ) -> Result<Vec<ImageRecord>, SourceError> {
-        let (wanted, expected_layers) = wanted(images);
+        let names = &group.names;
+        let (wanted, expected_layers) = wanted(&group.images);
         tracing::info!(
             "engine: save {} ({})",
             escape_all(names, ", "),
-            size.map_or_else(
+            group.size.map_or_else(
                 || "size unknown".to_owned(),
                 |t| format!("about {t} bytes of layers")
             )
@@ -302,34 +301,22 @@ impl DaemonSource {
         }
     }
 
-    /// Exports `groups` of `images` with one `docker save` each, read side
-    /// by side into `layers`; the records come in the order of `images`.
-    fn export_side_by_side(
+    /// Reads an export of each of `groups` on a thread of its own into
+    /// `layers`; the records come in the order of `images`.
+    fn read_side_by_side(
         &self,
         images: &[ResolvedImage],
         groups: &[ExportGroup],
-        total: Option<u64>,
         layers: &mut dyn LayerSink,
-        progress: &dyn Progress,
+        shown: &Shown<'_>,
     ) -> Result<Vec<ImageRecord>, SourceError> {
-        progress.start(Task::Preparing, total);
-        let first_byte = Once::new();
-        let shown = Shown {
-            progress,
-            first_byte: &first_byte,
-            total,
-        };
         let shared = SharedSink::new(layers);
         let read: Vec<Result<Vec<ImageRecord>, SourceError>> = std::thread::scope(|scope| {
             let readers: Vec<_> = groups
                 .iter()
                 .map(|group| {
-                    let (shared, shown) = (&shared, &shown);
-                    let names = names_of(&group.images);
-                    scope.spawn(move || {
-                        let mut sink = shared.handle();
-                        self.save_and_read(&group.images, &names, group.size, &mut sink, shown)
-                    })
+                    let shared = &shared;
+                    scope.spawn(move || self.save_and_read(group, &mut shared.handle(), shown))
                 })
                 .collect();
             readers
@@ -337,7 +324,6 @@ impl DaemonSource {
                 .map(|reader| reader.join().expect("an export reader does not panic"))
                 .collect()
         });
-        progress.finish();
         let mut records = Vec::new();
         for group in read {
             records.extend(group?);
@@ -371,31 +357,39 @@ impl DaemonSource {
         Ok(split_for_staging(sized).map(|groups| {
             groups
                 .into_iter()
-                .map(|group| ExportGroup {
-                    size: union_size(&group.iter().map(|&i| sized[i].clone()).collect::<Vec<_>>()),
-                    images: group.into_iter().map(|i| images[i].clone()).collect(),
+                .map(|group| {
+                    let images: Vec<ResolvedImage> =
+                        group.iter().map(|&i| images[i].clone()).collect();
+                    ExportGroup {
+                        size: union_size(
+                            &group.iter().map(|&i| sized[i].clone()).collect::<Vec<_>>(),
+                        ),
+                        names: names_of(&images),
+                        images,
+                    }
                 })
                 .collect()
         }))
     }
 
     /// Each image's layers with their sizes, as the engine's history tells
-    /// them; `None` where it does not for one of them.
-    fn sized_layers(
-        &self,
-        images: &[ResolvedImage],
-    ) -> Result<Option<Vec<SizedLayers>>, SourceError> {
+    /// them; `None` where it does not for one of them. Sizes only shape the
+    /// exports and their progress, so an engine that fails to tell them
+    /// (Podman 4.3 does for a history entry without a time) costs no more.
+    fn sized_layers(&self, images: &[ResolvedImage]) -> Option<Vec<SizedLayers>> {
         let mut sized = Vec::new();
         for image in images {
-            let Some(layers) = &image.layers else {
-                return Ok(None);
-            };
-            let Some(sizes) = self.layer_sizes(image)? else {
-                return Ok(None);
+            let layers = image.layers.as_ref()?;
+            let sizes = match self.layer_sizes(image) {
+                Ok(sizes) => sizes?,
+                Err(error) => {
+                    tracing::debug!("engine: no layer sizes from its history: {error}");
+                    return None;
+                }
             };
             sized.push(layers.iter().cloned().zip(sizes).collect());
         }
-        Ok(Some(sized))
+        Some(sized)
     }
 }
 
@@ -410,9 +404,11 @@ fn union_size(images: &[SizedLayers]) -> Option<u64> {
 /// One image's layers with their sizes, bottom first.
 type SizedLayers = Vec<(Digest, u64)>;
 
-/// Images exported in one request, and the bytes of layers they hold.
+/// Images exported in one request, the names it asks for them by, and
+/// the bytes of layers they hold.
 struct ExportGroup {
     images: Vec<ResolvedImage>,
+    names: Vec<String>,
     size: Option<u64>,
 }
 
