@@ -99,7 +99,9 @@ pub fn read_archive(
                     docker_manifest = Some(parsed);
                 } else if is_ignored(&path) {
                     continue;
-                } else if let Some(digest) = unneeded_named_layer(&path, expected_layers, layers) {
+                } else if let Some(digest) = expected_named_layer(&path, expected_layers)
+                    .filter(|d| needs_no_bytes(layers, d))
+                {
                     let size = entry.size();
                     check_named_digest(&path, &hash_only(entry)?)?;
                     contents
@@ -108,13 +110,15 @@ pub fn read_archive(
                 } else if skim && layers.skims(entry.size()) && named_digest(&path).is_none() {
                     let size = entry.size();
                     let digest = hash_only(entry)?;
-                    if !layers.is_left_out(&digest) && !layers.has_layer(&digest) {
+                    if !needs_no_bytes(layers, &digest) {
                         return Err(SourceError::SkimmedNeeded { digest });
                     }
                     contents
                         .files
                         .insert(path, ArchiveFile::Layer { digest, size });
-                } else if let Some(digest) = streamable_layer(&path, expected_layers, layers) {
+                } else if let Some(digest) =
+                    expected_named_layer(&path, expected_layers).filter(|d| layers.takes_stream(d))
+                {
                     let size = entry.size();
                     let mut hashing = HashingReader::new(entry);
                     layers.stream_layer(&digest, size, &mut hashing)?;
@@ -236,17 +240,16 @@ fn is_ignored(path: &str) -> bool {
         || (path.contains('/') && !path.starts_with("blobs/") && matches!(name, "json" | "VERSION"))
 }
 
-/// The digest of an OCI layout blob that is an expected layer the sink
-/// needs no bytes of (left out, or taken already): it is only hashed.
-fn unneeded_named_layer(
-    path: &str,
-    expected_layers: &HashSet<Digest>,
-    layers: &dyn LayerSink,
-) -> Option<Digest> {
-    let digest = named_digest(path)?;
-    (expected_layers.contains(&digest)
-        && (layers.is_left_out(&digest) || layers.has_layer(&digest)))
-    .then_some(digest)
+/// The digest of an OCI layout blob that is an expected layer: its name
+/// is its digest, so it need not be staged to learn it.
+fn expected_named_layer(path: &str, expected_layers: &HashSet<Digest>) -> Option<Digest> {
+    named_digest(path).filter(|digest| expected_layers.contains(digest))
+}
+
+/// True when the sink needs no bytes of the layer `digest` (the bundle
+/// leaves it out, or has it already), so that it is only hashed.
+fn needs_no_bytes(layers: &dyn LayerSink, digest: &Digest) -> bool {
+    layers.is_left_out(digest) || layers.has_layer(digest)
 }
 
 /// The digest of a layer read without keeping its bytes.
@@ -254,18 +257,6 @@ fn hash_only(entry: impl Read) -> Result<Digest, SourceError> {
     let mut hashing = HashingReader::new(entry);
     std::io::copy(&mut hashing, &mut std::io::sink()).map_err(SourceError::Read)?;
     Ok(hashing.finish().0)
-}
-
-/// The digest of an OCI layout blob that is an expected, uncompressed layer
-/// the sink takes as a stream: its name is its digest, so it need not be
-/// staged to learn it.
-fn streamable_layer(
-    path: &str,
-    expected_layers: &HashSet<Digest>,
-    layers: &dyn LayerSink,
-) -> Option<Digest> {
-    let digest = named_digest(path)?;
-    (expected_layers.contains(&digest) && layers.takes_stream(&digest)).then_some(digest)
 }
 
 /// The digest a blob's path names (`blobs/sha256/<hex>`, `<hex>.json`), if any.
