@@ -264,21 +264,10 @@ impl Record {
         untrusted::check_strict(dir).map_err(insecure)?;
         let path = record_path(dir, engine_id);
         let lock = lock(&path.with_extension("lock"))?;
-        let data = match load(dir, &path)? {
-            Some(data) => data,
-            None => match former_id {
-                Some(former) => load(dir, &record_path(dir, former))?,
-                None => None,
-            }
-            .map(|former| RecordData {
-                engine: engine_id.to_owned(),
-                ..former
-            })
-            .unwrap_or_else(|| RecordData {
-                engine: engine_id.to_owned(),
-                ..RecordData::default()
-            }),
-        };
+        let data = load_taking_over(dir, engine_id, former_id)?.unwrap_or_else(|| RecordData {
+            engine: engine_id.to_owned(),
+            ..RecordData::default()
+        });
         Ok(Self {
             path,
             data,
@@ -441,14 +430,7 @@ impl Record {
         engine_id: &str,
         former_id: Option<&str>,
     ) -> Result<BTreeMap<Digest, u64>, RecordError> {
-        let data = match load(dir, &record_path(dir, engine_id))? {
-            Some(data) => Some(data),
-            None => match former_id {
-                Some(former) => load(dir, &record_path(dir, former))?,
-                None => None,
-            },
-        };
-        let Some(data) = data else {
+        let Some(data) = load_taking_over(dir, engine_id, former_id)? else {
             return Ok(BTreeMap::new());
         };
         untrusted::check_strict(dir).map_err(|source| RecordError::Insecure {
@@ -537,6 +519,27 @@ fn lock(path: &Path) -> Result<File, RecordError> {
 fn record_path(dir: &Path, engine_id: &str) -> PathBuf {
     let name = Digest::of(engine_id.as_bytes());
     dir.join(format!("engine-{}.json", &name.hex()[..16]))
+}
+
+/// The record of the engine `engine_id` under `dir`, or, where it has none
+/// yet, the one kept under `former_id`, made its own; `None` where neither is.
+fn load_taking_over(
+    dir: &Path,
+    engine_id: &str,
+    former_id: Option<&str>,
+) -> Result<Option<RecordData>, RecordError> {
+    if let Some(data) = load(dir, &record_path(dir, engine_id))? {
+        return Ok(Some(data));
+    }
+    let Some(former) = former_id else {
+        return Ok(None);
+    };
+    Ok(
+        load(dir, &record_path(dir, former))?.map(|data| RecordData {
+            engine: engine_id.to_owned(),
+            ..data
+        }),
+    )
 }
 
 /// The record at `path` in the state directory `dir`, held to its rules
