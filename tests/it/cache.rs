@@ -14,7 +14,7 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 
 use crate::engines;
-use crate::support::cmd::{Run, airgap, workdir_with_keys};
+use crate::support::cmd::{Run, airgap, unpack_into, workdir_with_keys};
 use crate::support::engine::TestEngine;
 use crate::support::fixtures;
 
@@ -411,21 +411,8 @@ fn a_delta_since_an_earlier_bundle_exports_only_the_changed_image() {
     offline.wipe();
     let state = dir.join("site-state");
     let unpack = |bundle: &str| {
-        airgap(
-            &dir,
-            &[
-                "--host",
-                &offline.host,
-                "unpack",
-                "-q",
-                bundle,
-                "--key",
-                "ops.pub.pem",
-                "--state-dir",
-                state.to_str().unwrap(),
-            ],
-        )
-        .success();
+        let state = ["--state-dir", state.to_str().unwrap()];
+        unpack_into(&dir, &offline.host, bundle, &state).success();
     };
     unpack("v1.zst");
 
@@ -687,19 +674,7 @@ fn exported_side_by_side(source: &TestEngine, offline: &TestEngine) {
     for image in images {
         offline.docker_output(&["rmi", "-f", image]);
     }
-    airgap(
-        &dir,
-        &[
-            "--host",
-            &offline.host,
-            "unpack",
-            "-q",
-            "cold.zst",
-            "--key",
-            "ops.pub.pem",
-        ],
-    )
-    .success();
+    unpack_into(&dir, &offline.host, "cold.zst", &[]).success();
     for image in images {
         assert_arrived(image, source, offline);
     }
@@ -746,19 +721,7 @@ fn a_layer_the_size_of_a_left_out_one_is_exported_again_not_lost() {
         offline.docker_output(&["rmi", "-f", image]);
     }
     for bundle in ["base.zst", "top.zst"] {
-        airgap(
-            &dir,
-            &[
-                "--host",
-                &offline.host,
-                "unpack",
-                "-q",
-                bundle,
-                "--key",
-                "ops.pub.pem",
-            ],
-        )
-        .success();
+        unpack_into(&dir, &offline.host, bundle, &[]).success();
     }
     assert_arrived("skim/top:1", &connected, &offline);
 }

@@ -22,18 +22,7 @@ fn pack(from: &TestEngine, dir: &Path, images: &[&str], output: &str, extra: &[&
 }
 
 fn unpack(into: &TestEngine, dir: &Path, bundle: &str) -> crate::support::cmd::Run {
-    airgap(
-        dir,
-        &[
-            "--host",
-            &into.host,
-            "unpack",
-            "-q",
-            bundle,
-            "--key",
-            "ops.pub.pem",
-        ],
-    )
+    crate::support::cmd::unpack_into(dir, &into.host, bundle, &[])
 }
 
 /// Layer blobs a bundle carries (blob entries that are not configs or manifests).

@@ -63,6 +63,21 @@ pub fn airgap(dir: &Path, args: &[&str]) -> Run {
     output.into()
 }
 
+/// `airgap --host HOST unpack -q BUNDLE --key ops.pub.pem` and `extra`, in `dir`.
+pub fn unpack_into(dir: &Path, host: &str, bundle: &str, extra: &[&str]) -> Run {
+    let mut args = vec![
+        "--host",
+        host,
+        "unpack",
+        "-q",
+        bundle,
+        "--key",
+        "ops.pub.pem",
+    ];
+    args.extend(extra);
+    airgap(dir, &args)
+}
+
 /// A fresh directory with a key pair `ops.pem` / `ops.pub.pem`.
 pub fn workdir_with_keys() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
