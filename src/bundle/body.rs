@@ -121,13 +121,14 @@ fn frame_encoder<W: Write>(
     len: u64,
 ) -> io::Result<zstd::stream::write::Encoder<'static, W>> {
     let mut encoder = zstd::stream::write::Encoder::new(out, compression.level)?;
-    let (window_log, job_size) = compression.window_and_job();
+    let (window_log, job_size, overlap_log) = compression.window_and_job();
     // zstd's output is the same for any number of workers, but not with
     // none: one worker, not the calling thread, keeps a one-core machine's
     // bundle byte for byte the same as a four-core one's.
     if compression.threads >= 1 {
         encoder.multithread(compression.threads)?;
         encoder.set_parameter(CParameter::JobSize(job_size))?;
+        encoder.set_parameter(CParameter::OverlapSizeLog(overlap_log))?;
     }
     encoder.long_distance_matching(true)?;
     encoder.window_log(window_log)?;

@@ -44,16 +44,19 @@ pub struct Compression {
 
 /// The default level. Every layer is a frame of its own (see
 /// `bundle::body`), which loses the matches across layers a single stream
-/// finds; level 6 wins them back (0.89 × and 0.86 × `docker save | zstd
-/// -3` on the two bench stacks, where level 3 gives 0.94 × and 0.89 ×) for
-/// twice level 3's CPU, paid once per layer: the layer cache keeps frames.
-pub const DEFAULT_LEVEL: i32 = 6;
+/// finds. Level 5 with the tuning of `Compression::match_finder` and jobs
+/// that see the data before them wins them back: 0.895 × and 0.874 ×
+/// `docker save | zstd -3` on the two bench stacks (level 3: 0.93 × and
+/// 0.90 ×). Level 6 was 1.3 % smaller for a quarter more CPU, which the
+/// cold pack, CPU-bound on two cores, paid in time (docs/BENCHMARKS.md).
+/// The layer cache keeps frames, so a layer pays this once.
+pub const DEFAULT_LEVEL: i32 = 5;
 /// The highest level offered. Above it zstd's match tables alone pass the
 /// memory budget (200 MB for a whole pack), for bundles about 5% smaller.
 pub const MAX_LEVEL: i32 = 16;
 /// Bumped whenever a change here (window, jobs, match finder) changes the
 /// bytes of a frame, so the layer cache never splices frames made otherwise.
-const FRAME_SETTINGS: u32 = 1;
+const FRAME_SETTINGS: u32 = 2;
 /// Every worker holds its own job buffers and match tables, so memory
 /// grows with their number; past four the export, not compression, limits.
 const MAX_DEFAULT_THREADS: u32 = 4;
@@ -81,27 +84,37 @@ impl Compression {
         )
     }
 
-    /// zstd's window (log2 bytes) and multithreading job size. Jobs far
-    /// smaller than zstd's default (four windows) let every worker compress
-    /// a single large layer. With long-distance matching zstd's input
-    /// buffer holds a whole window besides the jobs, so window and jobs are
-    /// what memory follows: 32 MiB and 4 MiB jobs take 63 MB for a 1 GiB
-    /// layer with one worker and 77 MB with two, where 64 MiB and 12 MiB
-    /// took 135 and 157 MB, for frames 0.6 % (first bench stack) to 1.6 %
-    /// (second) larger (docs/BENCHMARKS.md).
-    pub(super) fn window_and_job(&self) -> (u32, u32) {
-        (WINDOW_LOG_MAX - 2, 4 << 20)
+    /// zstd's window (log2 bytes), multithreading job size, and how much
+    /// of the data before a job the job sees (zstd's overlap log, 9: all it
+    /// can). Jobs far smaller than zstd's default (four windows) let every
+    /// worker compress a single large layer; the overlap gives back part of
+    /// what small jobs lose (on the first bench stack, frames 0.9 % smaller
+    /// for 4 % more CPU), and 8 MiB jobs another 0.2 % over 4 MiB ones. With
+    /// long-distance matching zstd's input buffer holds a whole window
+    /// besides the jobs, so window and jobs are what memory follows: 32 MiB
+    /// and 4 MiB jobs took 63 MB for a 1 GiB layer with one worker and 77
+    /// MB with two, where 64 MiB and 12 MiB took 135 and 157 MB
+    /// (docs/BENCHMARKS.md).
+    pub(super) fn window_and_job(&self) -> (u32, u32, u32) {
+        (WINDOW_LOG_MAX - 2, 8 << 20, 9)
     }
 
     /// zstd parameters set on top of the level's own. (A larger
     /// long-distance table, which found matches between the layers of a
     /// single stream, only costs time within one layer's frame.)
     pub(super) fn match_finder(&self) -> Vec<CParameter> {
-        let mut tuning = Vec::new();
-        if self.level == 3 {
+        // Long-distance matching looked a position up in 64 (128 at level 3)
+        // by default, 9 % of a cold pack's CPU at level 6; one in 256 costs
+        // 0.2 % in size on the bench stacks.
+        let mut tuning = vec![CParameter::LdmHashRateLog(8)];
+        match self.level {
             // Twice level 3's short-match table (half of level 4's) buys most
             // of the size level 4 has over level 3, at level 3's CPU.
-            tuning.push(CParameter::ChainLog(17));
+            3 => tuning.push(CParameter::ChainLog(17)),
+            // Twice level 5's hash table: 0.6 % smaller frames for 7 % more
+            // CPU, where level 6 is 1.3 % smaller for 25 % more.
+            5 => tuning.push(CParameter::HashLog(20)),
+            _ => {}
         }
         tuning
     }
