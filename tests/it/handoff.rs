@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::engines;
-use crate::support::cmd::{airgap, workdir_with_keys};
+use crate::support::cmd::{airgap, unpack_into, workdir_with_keys};
 use crate::support::disk::SmallDisk;
 use crate::support::fixtures::{self, app_tags};
 use crate::support::synthetic;
@@ -64,19 +64,7 @@ fn a_bundle_split_into_small_parts_verifies_and_unpacks_from_any_part() {
     ] {
         airgap(&dir, &["verify", named, "--key", "ops.pub.pem"]).success();
     }
-    airgap(
-        &dir,
-        &[
-            "--host",
-            &offline.host,
-            "unpack",
-            "-q",
-            "out/shop.zst.002",
-            "--key",
-            "ops.pub.pem",
-        ],
-    )
-    .success();
+    unpack_into(&dir, &offline.host, "out/shop.zst.002", &[]).success();
     for tag in app_tags() {
         assert_eq!(offline.inspect(&tag), connected.inspect(&tag), "{tag}");
     }

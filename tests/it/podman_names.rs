@@ -6,7 +6,7 @@
 //! short one arrives as written.
 
 use crate::engines;
-use crate::support::cmd::{airgap, workdir_with_keys};
+use crate::support::cmd::{airgap, unpack_into, workdir_with_keys};
 use crate::support::engine::TestEngine;
 use crate::support::fixtures;
 
@@ -52,19 +52,7 @@ fn after_unpack_into_podman_the_bundles_references_resolve_as_written() {
     connected.docker(&["rmi", "ux/web:1.0"]);
     podman.wipe();
     for _ in 0..2 {
-        airgap(
-            &dir,
-            &[
-                "--host",
-                &podman.host,
-                "unpack",
-                "-q",
-                "ux.zst",
-                "--key",
-                "ops.pub.pem",
-            ],
-        )
-        .success();
+        unpack_into(&dir, &podman.host, "ux.zst", &[]).success();
         for (written, original) in [
             ("docker.io/ux/web:1.0", "fixture/web:1"),
             ("ux/web:1.0", "fixture/web:1"),
@@ -118,19 +106,7 @@ fn pack_from_podman_takes_localhost_names_in_both_spellings() {
         packed.stderr
     );
     offline.wipe();
-    airgap(
-        &dir,
-        &[
-            "--host",
-            &offline.host,
-            "unpack",
-            "-q",
-            "local.zst",
-            "--key",
-            "ops.pub.pem",
-        ],
-    )
-    .success();
+    unpack_into(&dir, &offline.host, "local.zst", &[]).success();
     assert_same(&offline, "localhost/ux/lw:1", &podman, "localhost/ux/lw:1");
     assert_same(&offline, "ux/lk:1", &podman, "localhost/ux/lk:1");
     podman.docker(&["rmi", "localhost/ux/lw:1", "localhost/ux/lk:1"]);

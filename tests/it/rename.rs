@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::engines;
-use crate::support::cmd::{Run, airgap, workdir_with_keys};
+use crate::support::cmd::{Run, airgap, unpack_into, workdir_with_keys};
 use crate::support::engine::TestEngine;
 use crate::support::fixtures;
 
@@ -37,19 +37,9 @@ fn pack(connected: &TestEngine, dir: &Path, output: &str, extra: &[&str]) -> Run
 }
 
 fn unpack(engine: &TestEngine, dir: &Path, bundle: &str, state: &Path, extra: &[&str]) -> Run {
-    let mut args = vec![
-        "--host",
-        &engine.host,
-        "unpack",
-        "-q",
-        bundle,
-        "--key",
-        "ops.pub.pem",
-        "--state-dir",
-        state.to_str().unwrap(),
-    ];
+    let mut args = vec!["--state-dir", state.to_str().unwrap()];
     args.extend(extra);
-    airgap(dir, &args)
+    unpack_into(dir, &engine.host, bundle, &args)
 }
 
 /// Every `REPOSITORY:TAG` the engine holds, sorted.

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::engines;
-use crate::support::cmd::{airgap, bundle_entries, workdir_with_keys};
+use crate::support::cmd::{airgap, bundle_entries, unpack_into, workdir_with_keys};
 use crate::support::engine::TestEngine;
 use crate::support::fixtures::{self, app_tags};
 
@@ -16,20 +16,9 @@ fn pack(from: &TestEngine, dir: &Path, tags: &[String]) {
 }
 
 fn unpack(into: &TestEngine, dir: &Path) -> String {
-    airgap(
-        dir,
-        &[
-            "--host",
-            &into.host,
-            "unpack",
-            "shop.zst",
-            "--key",
-            "ops.pub.pem",
-            "--quiet",
-        ],
-    )
-    .success()
-    .stdout
+    unpack_into(dir, &into.host, "shop.zst", &[])
+        .success()
+        .stdout
 }
 
 /// Every fixture runs on `engine` and prints its line.
