@@ -88,13 +88,13 @@ impl Compression {
     /// of the data before a job the job sees (zstd's overlap log, 9: all it
     /// can). Jobs far smaller than zstd's default (four windows) let every
     /// worker compress a single large layer; the overlap gives back part of
-    /// what small jobs lose (on the first bench stack, frames 0.9 % smaller
-    /// for 4 % more CPU), and 8 MiB jobs another 0.2 % over 4 MiB ones. With
+    /// what small jobs lose (frames 0.2–0.4 % smaller on the first bench
+    /// stack), and 8 MiB jobs another 0.2 % over 4 MiB ones. With
     /// long-distance matching zstd's input buffer holds a whole window
-    /// besides the jobs, so window and jobs are what memory follows: 32 MiB
-    /// and 4 MiB jobs took 63 MB for a 1 GiB layer with one worker and 77
-    /// MB with two, where 64 MiB and 12 MiB took 135 and 157 MB
-    /// (docs/BENCHMARKS.md).
+    /// besides the jobs, so window and jobs are what memory follows: a pack
+    /// peaked at 110–122 MB with 4 MiB jobs, 117–129 MB with 8 MiB and 150
+    /// MB with 16 MiB; a 64 MiB window with 12 MiB jobs took 157 MB for one
+    /// large layer (docs/BENCHMARKS.md).
     pub(super) fn window_and_job(&self) -> (u32, u32, u32) {
         (WINDOW_LOG_MAX - 2, 8 << 20, 9)
     }
