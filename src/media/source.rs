@@ -203,6 +203,17 @@ pub trait Source {
         Ok(None)
     }
 
+    /// The config digest of each of `images` whose ID is another digest
+    /// (Docker's containerd image store names an image by its manifest),
+    /// where the source can read it without an export; the others are
+    /// left out, and an image whose config is unknown is exported.
+    fn config_digests(
+        &self,
+        _images: &[ResolvedImage],
+    ) -> std::collections::HashMap<Digest, Digest> {
+        std::collections::HashMap::new()
+    }
+
     /// True when the images come from a running engine, whose export is
     /// costly enough that the layer cache (`crate::cache`) stands in for it
     /// where it holds an image whole.

@@ -186,11 +186,7 @@ pub fn pack_with_stats(
     // with the cache off or cold.
     let since = match &options.site {
         Some(site) if source.reads_from_engine() => {
-            let mut configs = since::SinceConfigs::read(&site.bundles);
-            for (digest, config, layers) in &site.configs {
-                configs.insert(digest.clone(), config.clone(), layers.clone());
-            }
-            configs
+            since::SinceConfigs::for_site(site, source, &resolved, cache)
         }
         _ => since::SinceConfigs::default(),
     };

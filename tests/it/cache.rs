@@ -477,6 +477,50 @@ fn a_delta_since_an_earlier_bundle_exports_only_the_changed_image() {
 }
 
 /// Writes, as a site inventory, the images `bundle` holds.
+/// Docker's containerd image store names an image by its manifest, not
+/// its config: the configs of the --since bundle still spare the exports,
+/// through the engine's own containerd.
+#[test]
+fn a_delta_since_an_earlier_bundle_on_the_containerd_store_exports_only_the_changed_image() {
+    let (_lock, [engine]) = engines!("b");
+    fixtures::ensure(&engine);
+    let (_keep, dir) = workdir_with_keys();
+    let v1 = ["fixture/app:1", "fixture/web:1", "fixture/worker:1"];
+    let v2 = ["fixture/app:2", "fixture/web:1", "fixture/worker:1"];
+    pack(&dir, &engine.host, "v1.zst", &v1, &["--no-cache"]);
+
+    let proxy = EngineProxy::start(&engine);
+    let since = ["--no-cache", "--since", "v1.zst"];
+    let (delta, run) = pack(&dir, &proxy.host, "v2.zst", &v2, &since);
+    let exports = proxy.exports();
+    assert_eq!(exports.len(), 1, "one export: {exports:?}");
+    assert!(exports[0].contains("fixture/app:2"), "{exports:?}");
+    for unchanged in ["fixture/web:1", "fixture/worker:1", "fixture/app:1"] {
+        assert!(!exports[0].contains(unchanged), "{unchanged}: {exports:?}");
+    }
+    assert!(
+        run.stdout.contains("exported 1 of 3 images"),
+        "{}",
+        run.stdout
+    );
+
+    write_inventory_of(&dir.join("v1.zst"), &dir.join("site.json"));
+    proxy.clear();
+    let (cold, _) = pack(
+        &dir,
+        &proxy.host,
+        "v2-cold.zst",
+        &v2,
+        &["--no-cache", "--have", "site.json"],
+    );
+    let exports = proxy.exports();
+    assert!(
+        exports.iter().any(|e| v2.iter().all(|i| e.contains(i))),
+        "the reference pack exports every image: {exports:?}"
+    );
+    assert_eq!(delta, cold, "the bundle is what it would have been");
+}
+
 fn write_inventory_of(bundle: &Path, inventory: &Path) {
     use airgap::delta::inventory::{
         INVENTORY_MEDIA_TYPE, Inventory, InventoryEngine, InventoryImage,

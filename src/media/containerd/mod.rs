@@ -20,6 +20,7 @@ mod sink;
 pub use address::{ContainerdAddress, DEFAULT_NAMESPACE, DEFAULT_SOCKETS};
 pub use ctr::Ctr;
 pub use inventory::take_inventory;
+pub use node::manifest_configs;
 pub use sink::ContainerdSink;
 
 use crate::digest::Digest;

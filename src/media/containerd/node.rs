@@ -235,6 +235,33 @@ pub enum StageError {
     Write(#[source] std::io::Error),
 }
 
+/// The config digest behind each of `manifests` that is a single-platform
+/// image manifest in `ctr`'s content store, each read and checked against
+/// its digest; an index, or a manifest it cannot read, is left out.
+pub fn manifest_configs<'a>(
+    ctr: &Ctr,
+    manifests: impl IntoIterator<Item = &'a Digest>,
+) -> HashMap<Digest, Digest> {
+    let mut configs = HashMap::new();
+    for manifest in manifests {
+        let read = ctr
+            .small_blob(manifest)
+            .and_then(|bytes| parse(manifest, &bytes));
+        match read {
+            Ok(ManifestOrIndex {
+                config: Some(config),
+                manifests,
+                ..
+            }) if manifests.is_empty() => {
+                configs.insert(manifest.clone(), config.digest);
+            }
+            Ok(_) => {}
+            Err(error) => tracing::debug!("containerd: {manifest} not read: {error}"),
+        }
+    }
+    configs
+}
+
 fn parse(digest: &Digest, bytes: &[u8]) -> Result<ManifestOrIndex, ContainerdError> {
     serde_json::from_slice(bytes).map_err(|e| ContainerdError::Content {
         digest: digest.clone(),

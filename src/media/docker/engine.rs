@@ -140,6 +140,10 @@ pub struct EngineInfo {
     pub local_data_root: Option<std::path::PathBuf>,
     /// The platform its containers run on, where it says.
     pub platform: Option<crate::media::platform::WantedPlatform>,
+    /// The containerd whose content store holds its images, on the
+    /// containerd image store where the engine names it (API 1.46 and
+    /// later) and runs on this machine.
+    pub containerd: Option<crate::media::containerd::ContainerdAddress>,
 }
 
 /// A connection to one engine.
@@ -249,6 +253,21 @@ impl Engine {
             .filter(|dir| !dir.is_empty() && self.host.starts_with("unix://"))
             .map(std::path::PathBuf::from)
             .filter(|dir| dir.is_dir());
+        let content_store = system
+            .containerd
+            .as_ref()
+            .filter(|_| store == ImageStore::Containerd && self.host.starts_with("unix://"))
+            .and_then(|c| {
+                Some(crate::media::containerd::ContainerdAddress {
+                    socket: Some(c.address.clone().filter(|a| a.starts_with('/'))?.into()),
+                    namespace: c
+                        .namespaces
+                        .as_ref()
+                        .and_then(|n| n.containers.clone())
+                        .unwrap_or_else(|| "moby".to_owned()),
+                    snapshotter: None,
+                })
+            });
         let root = system.docker_root_dir.unwrap_or_default();
         let (id, former_id) = match system.id.filter(|id| !id.is_empty()) {
             Some(id) if !root.is_empty() => (format!("{id} {root}"), Some(id)),
@@ -263,6 +282,7 @@ impl Engine {
             store,
             local_data_root,
             platform: runs_on,
+            containerd: content_store,
         })
     }
 

@@ -109,6 +109,26 @@ impl Source for DaemonSource {
         true
     }
 
+    fn config_digests(&self, images: &[ResolvedImage]) -> HashMap<Digest, Digest> {
+        // Only the engine's own containerd can tell: its API has no config
+        // digest for an image it names by its manifest.
+        let Some(address) = self.engine.info().ok().and_then(|info| info.containerd) else {
+            return HashMap::new();
+        };
+        match crate::media::containerd::Ctr::new(&address) {
+            Ok(ctr) => crate::media::containerd::manifest_configs(
+                &ctr,
+                images.iter().filter_map(|image| image.id.as_ref()),
+            ),
+            Err(error) => {
+                tracing::info!(
+                    "engine: its containerd is not reachable ({error}); images it names by manifest are exported"
+                );
+                HashMap::new()
+            }
+        }
+    }
+
     fn notes(&self, refs: &[ImageRef]) -> Result<Vec<String>, SourceError> {
         if self.engine.info()?.store != ImageStore::Podman {
             return Ok(Vec::new());
