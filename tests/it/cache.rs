@@ -352,17 +352,7 @@ fn a_delta_since_an_earlier_bundle_exports_only_the_changed_image() {
     let proxy = EngineProxy::start(&connected);
     let since = ["--cache-dir", "cache", "--since", "v1.zst"];
     let (delta, run) = pack(&dir, &proxy.host, "v2.zst", &v2, &since);
-    let exports = proxy.exports();
-    assert_eq!(exports.len(), 1, "one export: {exports:?}");
-    assert!(exports[0].contains("fixture/app:2"), "{exports:?}");
-    for unchanged in ["fixture/web:1", "fixture/worker:1", "fixture/app:1"] {
-        assert!(!exports[0].contains(unchanged), "{unchanged}: {exports:?}");
-    }
-    assert!(
-        run.stdout.contains("exported 1 of 3 images"),
-        "{}",
-        run.stdout
-    );
+    assert_only_app_2_exported(&proxy, &run);
 
     // Without the cache, the configs come from v1.zst: still one export.
     proxy.clear();
@@ -373,38 +363,9 @@ fn a_delta_since_an_earlier_bundle_exports_only_the_changed_image() {
         &v2,
         &["--no-cache", "--since", "v1.zst"],
     );
-    let exports = proxy.exports();
-    assert_eq!(
-        exports.len(),
-        1,
-        "one export without the cache: {exports:?}"
-    );
-    assert!(exports[0].contains("fixture/app:2"), "{exports:?}");
-    for unchanged in ["fixture/web:1", "fixture/worker:1", "fixture/app:1"] {
-        assert!(!exports[0].contains(unchanged), "{unchanged}: {exports:?}");
-    }
-    assert!(
-        run.stdout.contains("exported 1 of 3 images"),
-        "{}",
-        run.stdout
-    );
+    assert_only_app_2_exported(&proxy, &run);
 
-    // The same delta as a pack that exports everything: the site told by
-    // an inventory of what v1.zst holds, which carries no configs.
-    write_inventory_of(&dir.join("v1.zst"), &dir.join("site.json"));
-    proxy.clear();
-    let (cold, _) = pack(
-        &dir,
-        &proxy.host,
-        "v2-cold.zst",
-        &v2,
-        &["--no-cache", "--have", "site.json"],
-    );
-    let exports = proxy.exports();
-    assert!(
-        exports.iter().any(|e| v2.iter().all(|i| e.contains(i))),
-        "the reference pack exports every image: {exports:?}"
-    );
+    let cold = pack_exporting_every_image(&dir, &proxy, &v2);
     assert_eq!(delta, cold, "the bundle is what it would have been");
     assert_eq!(uncached, cold, "configs from v1.zst change no byte");
 
@@ -492,6 +453,15 @@ fn a_delta_since_an_earlier_bundle_on_the_containerd_store_exports_only_the_chan
     let proxy = EngineProxy::start(&engine);
     let since = ["--no-cache", "--since", "v1.zst"];
     let (delta, run) = pack(&dir, &proxy.host, "v2.zst", &v2, &since);
+    assert_only_app_2_exported(&proxy, &run);
+
+    let cold = pack_exporting_every_image(&dir, &proxy, &v2);
+    assert_eq!(delta, cold, "the bundle is what it would have been");
+}
+
+/// Asserts that the one export `proxy` saw was of fixture/app:2 alone (of
+/// the three images packed), and that `run` said so.
+fn assert_only_app_2_exported(proxy: &EngineProxy, run: &Run) {
     let exports = proxy.exports();
     assert_eq!(exports.len(), 1, "one export: {exports:?}");
     assert!(exports[0].contains("fixture/app:2"), "{exports:?}");
@@ -503,14 +473,19 @@ fn a_delta_since_an_earlier_bundle_on_the_containerd_store_exports_only_the_chan
         "{}",
         run.stdout
     );
+}
 
+/// The same delta as a pack of `v2` that exports every image: the site
+/// told by an inventory of what v1.zst holds, which carries no configs.
+/// Gives the bundle's sha256.
+fn pack_exporting_every_image(dir: &Path, proxy: &EngineProxy, v2: &[&str]) -> String {
     write_inventory_of(&dir.join("v1.zst"), &dir.join("site.json"));
     proxy.clear();
     let (cold, _) = pack(
-        &dir,
+        dir,
         &proxy.host,
         "v2-cold.zst",
-        &v2,
+        v2,
         &["--no-cache", "--have", "site.json"],
     );
     let exports = proxy.exports();
@@ -518,7 +493,7 @@ fn a_delta_since_an_earlier_bundle_on_the_containerd_store_exports_only_the_chan
         exports.iter().any(|e| v2.iter().all(|i| e.contains(i))),
         "the reference pack exports every image: {exports:?}"
     );
-    assert_eq!(delta, cold, "the bundle is what it would have been");
+    cold
 }
 
 fn write_inventory_of(bundle: &Path, inventory: &Path) {
