@@ -379,21 +379,7 @@ fn a_delta_since_an_earlier_bundle_exports_only_the_changed_image() {
 
     // The site's own inventory carries the configs unpack kept and the
     // layer sizes it counted: one export with neither cache nor bundle.
-    airgap(
-        &dir,
-        &[
-            "--host",
-            &offline.host,
-            "inventory",
-            "--state-dir",
-            state.to_str().unwrap(),
-            "-o",
-            "have.json",
-        ],
-    )
-    .success();
-    let inventory: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("have.json")).unwrap()).unwrap();
+    let inventory = take_inventory(&dir, &offline, &state);
     for image in v1 {
         let (id, _) = connected.inspect(image).unwrap();
         assert!(
@@ -409,24 +395,7 @@ fn a_delta_since_an_earlier_bundle_exports_only_the_changed_image() {
         &v2,
         &["--no-cache", "--have", "have.json"],
     );
-    // Besides the changed image, only the layer to patch against comes
-    // from the engine (app:1, by ID): no bundle or cache holds it here.
-    let exports = proxy.exports();
-    let (old_id, _) = connected.inspect("fixture/app:1").unwrap();
-    assert_eq!(exports.len(), 2, "{exports:?}");
-    assert!(exports[0].contains(&old_id), "the patch base: {exports:?}");
-    assert!(exports[1].contains("fixture/app:2"), "{exports:?}");
-    for unchanged in ["fixture/web:1", "fixture/worker:1"] {
-        assert!(
-            exports.iter().all(|e| !e.contains(unchanged)),
-            "{unchanged}: {exports:?}"
-        );
-    }
-    assert!(
-        run.stdout.contains("exported 1 of 3 images"),
-        "{}",
-        run.stdout
-    );
+    assert_patch_base_and_app_2_exported(&proxy, &run, &connected);
     assert_eq!(
         from_inventory, cold,
         "configs from the inventory change no byte"
@@ -443,7 +412,7 @@ fn a_delta_since_an_earlier_bundle_exports_only_the_changed_image() {
 /// through the engine's own containerd.
 #[test]
 fn a_delta_since_an_earlier_bundle_on_the_containerd_store_exports_only_the_changed_image() {
-    let (_lock, [engine]) = engines!("b");
+    let (_lock, [engine, offline]) = engines!("b", "a-offline");
     fixtures::ensure(&engine);
     let (_keep, dir) = workdir_with_keys();
     let v1 = ["fixture/app:1", "fixture/web:1", "fixture/worker:1"];
@@ -457,6 +426,26 @@ fn a_delta_since_an_earlier_bundle_on_the_containerd_store_exports_only_the_chan
 
     let cold = pack_exporting_every_image(&dir, &proxy, &v2);
     assert_eq!(delta, cold, "the bundle is what it would have been");
+
+    // The configs a site's inventory carries serve the same way.
+    offline.wipe();
+    let state = dir.join("site-state");
+    let state_option = ["--state-dir", state.to_str().unwrap()];
+    unpack_into(&dir, &offline.host, "v1.zst", &state_option).success();
+    take_inventory(&dir, &offline, &state);
+    proxy.clear();
+    let (from_inventory, run) = pack(
+        &dir,
+        &proxy.host,
+        "v2-inventory.zst",
+        &v2,
+        &["--no-cache", "--have", "have.json"],
+    );
+    assert_patch_base_and_app_2_exported(&proxy, &run, &engine);
+    assert_eq!(
+        from_inventory, cold,
+        "configs from the inventory change no byte"
+    );
 }
 
 /// Asserts that the one export `proxy` saw was of fixture/app:2 alone (of
@@ -494,6 +483,47 @@ fn pack_exporting_every_image(dir: &Path, proxy: &EngineProxy, v2: &[&str]) -> S
         "the reference pack exports every image: {exports:?}"
     );
     cold
+}
+
+/// Asserts that besides fixture/app:2, `proxy` saw only the export of the
+/// layer to patch against (fixture/app:1 of `engine`, by ID): no bundle or
+/// cache holds it.
+fn assert_patch_base_and_app_2_exported(proxy: &EngineProxy, run: &Run, engine: &TestEngine) {
+    let exports = proxy.exports();
+    let (old_id, _) = engine.inspect("fixture/app:1").unwrap();
+    assert_eq!(exports.len(), 2, "{exports:?}");
+    assert!(exports[0].contains(&old_id), "the patch base: {exports:?}");
+    assert!(exports[1].contains("fixture/app:2"), "{exports:?}");
+    for unchanged in ["fixture/web:1", "fixture/worker:1"] {
+        assert!(
+            exports.iter().all(|e| !e.contains(unchanged)),
+            "{unchanged}: {exports:?}"
+        );
+    }
+    assert!(
+        run.stdout.contains("exported 1 of 3 images"),
+        "{}",
+        run.stdout
+    );
+}
+
+/// Writes `site`'s inventory, with the configs unpack kept in `state`, to
+/// `have.json`; gives it as JSON.
+fn take_inventory(dir: &Path, site: &TestEngine, state: &Path) -> serde_json::Value {
+    airgap(
+        dir,
+        &[
+            "--host",
+            &site.host,
+            "inventory",
+            "--state-dir",
+            state.to_str().unwrap(),
+            "-o",
+            "have.json",
+        ],
+    )
+    .success();
+    serde_json::from_slice(&std::fs::read(dir.join("have.json")).unwrap()).unwrap()
 }
 
 fn write_inventory_of(bundle: &Path, inventory: &Path) {
