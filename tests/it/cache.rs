@@ -387,19 +387,7 @@ fn a_delta_since_an_earlier_bundle_exports_only_the_changed_image() {
             "{image}'s config: {inventory}"
         );
     }
-    proxy.clear();
-    let (from_inventory, run) = pack(
-        &dir,
-        &proxy.host,
-        "v2-inventory.zst",
-        &v2,
-        &["--no-cache", "--have", "have.json"],
-    );
-    assert_patch_base_and_app_2_exported(&proxy, &run, &connected);
-    assert_eq!(
-        from_inventory, cold,
-        "configs from the inventory change no byte"
-    );
+    assert_have_json_spares_the_exports(&dir, &proxy, &v2, &connected, &cold);
 
     unpack("v2.zst");
     let (id, layers) = connected.inspect("fixture/app:2").unwrap();
@@ -433,19 +421,7 @@ fn a_delta_since_an_earlier_bundle_on_the_containerd_store_exports_only_the_chan
     let state_option = ["--state-dir", state.to_str().unwrap()];
     unpack_into(&dir, &offline.host, "v1.zst", &state_option).success();
     take_inventory(&dir, &offline, &state);
-    proxy.clear();
-    let (from_inventory, run) = pack(
-        &dir,
-        &proxy.host,
-        "v2-inventory.zst",
-        &v2,
-        &["--no-cache", "--have", "have.json"],
-    );
-    assert_patch_base_and_app_2_exported(&proxy, &run, &engine);
-    assert_eq!(
-        from_inventory, cold,
-        "configs from the inventory change no byte"
-    );
+    assert_have_json_spares_the_exports(&dir, &proxy, &v2, &engine, &cold);
 }
 
 /// Asserts that the one export `proxy` saw was of fixture/app:2 alone (of
@@ -485,10 +461,26 @@ fn pack_exporting_every_image(dir: &Path, proxy: &EngineProxy, v2: &[&str]) -> S
     cold
 }
 
-/// Asserts that besides fixture/app:2, `proxy` saw only the export of the
-/// layer to patch against (fixture/app:1 of `engine`, by ID): no bundle or
-/// cache holds it.
-fn assert_patch_base_and_app_2_exported(proxy: &EngineProxy, run: &Run, engine: &TestEngine) {
+/// Packs `v2` from `engine` (through `proxy`) with neither cache nor
+/// bundle, the site told by `have.json`, and asserts that the configs it
+/// carries spare the exports: besides fixture/app:2, only the layer to
+/// patch against (fixture/app:1, by ID) comes from the engine, and the
+/// bundle is `cold`'s.
+fn assert_have_json_spares_the_exports(
+    dir: &Path,
+    proxy: &EngineProxy,
+    v2: &[&str],
+    engine: &TestEngine,
+    cold: &str,
+) {
+    proxy.clear();
+    let (from_inventory, run) = pack(
+        dir,
+        &proxy.host,
+        "v2-inventory.zst",
+        v2,
+        &["--no-cache", "--have", "have.json"],
+    );
     let exports = proxy.exports();
     let (old_id, _) = engine.inspect("fixture/app:1").unwrap();
     assert_eq!(exports.len(), 2, "{exports:?}");
@@ -504,6 +496,10 @@ fn assert_patch_base_and_app_2_exported(proxy: &EngineProxy, run: &Run, engine: 
         run.stdout.contains("exported 1 of 3 images"),
         "{}",
         run.stdout
+    );
+    assert_eq!(
+        from_inventory, cold,
+        "configs from the inventory change no byte"
     );
 }
 
