@@ -247,16 +247,19 @@ impl Engine {
         } else {
             ImageStore::Graph
         };
+        // Paths the engine reports mean something here only where it runs
+        // here (reached through a unix socket).
+        let on_this_machine = self.host.starts_with("unix://");
         let local_data_root = system
             .docker_root_dir
             .clone()
-            .filter(|dir| !dir.is_empty() && self.host.starts_with("unix://"))
+            .filter(|dir| !dir.is_empty() && on_this_machine)
             .map(std::path::PathBuf::from)
             .filter(|dir| dir.is_dir());
         let content_store = system
             .containerd
             .as_ref()
-            .filter(|_| store == ImageStore::Containerd && self.host.starts_with("unix://"))
+            .filter(|_| store == ImageStore::Containerd && on_this_machine)
             .and_then(|c| {
                 Some(crate::media::containerd::ContainerdAddress {
                     socket: Some(c.address.clone().filter(|a| a.starts_with('/'))?.into()),
