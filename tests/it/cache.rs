@@ -339,19 +339,22 @@ fn a_damaged_config_in_the_cache_is_read_again_too() {
     assert_eq!(format!("sha256:{}", sha256(&entry)), config, "read again");
 }
 
+/// The stack of the --since delta tests, and its update: fixture/app
+/// changed, the others not.
+const V1: [&str; 3] = ["fixture/app:1", "fixture/web:1", "fixture/worker:1"];
+const V2: [&str; 3] = ["fixture/app:2", "fixture/web:1", "fixture/worker:1"];
+
 #[test]
 fn a_delta_since_an_earlier_bundle_exports_only_the_changed_image() {
     let (_lock, [connected, offline]) = engines!("a-connected", "a-offline");
     fixtures::ensure(&connected);
     let (_keep, dir) = workdir_with_keys();
-    let v1 = ["fixture/app:1", "fixture/web:1", "fixture/worker:1"];
-    let v2 = ["fixture/app:2", "fixture/web:1", "fixture/worker:1"];
     let cache = ["--cache-dir", "cache"];
-    pack(&dir, &connected.host, "v1.zst", &v1, &cache);
+    pack(&dir, &connected.host, "v1.zst", &V1, &cache);
 
     let proxy = EngineProxy::start(&connected);
     let since = ["--cache-dir", "cache", "--since", "v1.zst"];
-    let (delta, run) = pack(&dir, &proxy.host, "v2.zst", &v2, &since);
+    let (delta, run) = pack(&dir, &proxy.host, "v2.zst", &V2, &since);
     assert_only_app_2_exported(&proxy, &run);
 
     // Without the cache, the configs come from v1.zst: still one export.
@@ -360,12 +363,12 @@ fn a_delta_since_an_earlier_bundle_exports_only_the_changed_image() {
         &dir,
         &proxy.host,
         "v2-uncached.zst",
-        &v2,
+        &V2,
         &["--no-cache", "--since", "v1.zst"],
     );
     assert_only_app_2_exported(&proxy, &run);
 
-    let cold = pack_exporting_every_image(&dir, &proxy, &v2);
+    let cold = pack_exporting_every_image(&dir, &proxy);
     assert_eq!(delta, cold, "the bundle is what it would have been");
     assert_eq!(uncached, cold, "configs from v1.zst change no byte");
 
@@ -380,14 +383,14 @@ fn a_delta_since_an_earlier_bundle_exports_only_the_changed_image() {
     // The site's own inventory carries the configs unpack kept and the
     // layer sizes it counted: one export with neither cache nor bundle.
     let inventory = take_inventory(&dir, &offline, &state);
-    for image in v1 {
+    for image in V1 {
         let (id, _) = connected.inspect(image).unwrap();
         assert!(
             inventory["configs"][&id].is_string(),
             "{image}'s config: {inventory}"
         );
     }
-    assert_have_json_spares_the_exports(&dir, &proxy, &v2, &connected, &cold);
+    assert_have_json_spares_the_exports(&dir, &proxy, &connected, &cold);
 
     unpack("v2.zst");
     let (id, layers) = connected.inspect("fixture/app:2").unwrap();
@@ -403,16 +406,14 @@ fn a_delta_since_an_earlier_bundle_on_the_containerd_store_exports_only_the_chan
     let (_lock, [engine, offline]) = engines!("b", "a-offline");
     fixtures::ensure(&engine);
     let (_keep, dir) = workdir_with_keys();
-    let v1 = ["fixture/app:1", "fixture/web:1", "fixture/worker:1"];
-    let v2 = ["fixture/app:2", "fixture/web:1", "fixture/worker:1"];
-    pack(&dir, &engine.host, "v1.zst", &v1, &["--no-cache"]);
+    pack(&dir, &engine.host, "v1.zst", &V1, &["--no-cache"]);
 
     let proxy = EngineProxy::start(&engine);
     let since = ["--no-cache", "--since", "v1.zst"];
-    let (delta, run) = pack(&dir, &proxy.host, "v2.zst", &v2, &since);
+    let (delta, run) = pack(&dir, &proxy.host, "v2.zst", &V2, &since);
     assert_only_app_2_exported(&proxy, &run);
 
-    let cold = pack_exporting_every_image(&dir, &proxy, &v2);
+    let cold = pack_exporting_every_image(&dir, &proxy);
     assert_eq!(delta, cold, "the bundle is what it would have been");
 
     // The configs a site's inventory carries serve the same way.
@@ -421,7 +422,7 @@ fn a_delta_since_an_earlier_bundle_on_the_containerd_store_exports_only_the_chan
     let state_option = ["--state-dir", state.to_str().unwrap()];
     unpack_into(&dir, &offline.host, "v1.zst", &state_option).success();
     take_inventory(&dir, &offline, &state);
-    assert_have_json_spares_the_exports(&dir, &proxy, &v2, &engine, &cold);
+    assert_have_json_spares_the_exports(&dir, &proxy, &engine, &cold);
 }
 
 /// Asserts that the one export `proxy` saw was of fixture/app:2 alone (of
@@ -440,28 +441,28 @@ fn assert_only_app_2_exported(proxy: &EngineProxy, run: &Run) {
     );
 }
 
-/// The same delta as a pack of `v2` that exports every image: the site
+/// The same delta as a pack of [`V2`] that exports every image: the site
 /// told by an inventory of what v1.zst holds, which carries no configs.
 /// Gives the bundle's sha256.
-fn pack_exporting_every_image(dir: &Path, proxy: &EngineProxy, v2: &[&str]) -> String {
+fn pack_exporting_every_image(dir: &Path, proxy: &EngineProxy) -> String {
     write_inventory_of(&dir.join("v1.zst"), &dir.join("site.json"));
     proxy.clear();
     let (cold, _) = pack(
         dir,
         &proxy.host,
         "v2-cold.zst",
-        v2,
+        &V2,
         &["--no-cache", "--have", "site.json"],
     );
     let exports = proxy.exports();
     assert!(
-        exports.iter().any(|e| v2.iter().all(|i| e.contains(i))),
+        exports.iter().any(|e| V2.iter().all(|i| e.contains(i))),
         "the reference pack exports every image: {exports:?}"
     );
     cold
 }
 
-/// Packs `v2` from `engine` (through `proxy`) with neither cache nor
+/// Packs [`V2`] from `engine` (through `proxy`) with neither cache nor
 /// bundle, the site told by `have.json`, and asserts that the configs it
 /// carries spare the exports: besides fixture/app:2, only the layer to
 /// patch against (fixture/app:1, by ID) comes from the engine, and the
@@ -469,7 +470,6 @@ fn pack_exporting_every_image(dir: &Path, proxy: &EngineProxy, v2: &[&str]) -> S
 fn assert_have_json_spares_the_exports(
     dir: &Path,
     proxy: &EngineProxy,
-    v2: &[&str],
     engine: &TestEngine,
     cold: &str,
 ) {
@@ -478,7 +478,7 @@ fn assert_have_json_spares_the_exports(
         dir,
         &proxy.host,
         "v2-inventory.zst",
-        v2,
+        &V2,
         &["--no-cache", "--have", "have.json"],
     );
     let exports = proxy.exports();
