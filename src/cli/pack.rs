@@ -109,6 +109,9 @@ pub struct PackArgs {
     /// Export every image from the engine; neither read nor fill the layer cache.
     #[arg(long)]
     no_cache: bool,
+    /// Always export through the engine's API, even from Docker's containerd image store whose content airgap can read directly (as root), which is faster.
+    #[arg(long, conflicts_with_all = ["archive", "from_registry"])]
+    engine_export: bool,
     /// The layer cache (default: $XDG_CACHE_HOME/airgap, else ~/.cache/airgap).
     #[arg(long, value_name = "DIR", conflicts_with = "no_cache")]
     cache_dir: Option<PathBuf>,
@@ -238,7 +241,10 @@ pub fn run(args: PackArgs, context: &Context) -> anyhow::Result<()> {
         )));
     } else if args.archive.is_empty() && !everything {
         // Named images not made here come from the engine.
-        let daemon = DaemonSource::new(connect()?);
+        let mut daemon = DaemonSource::new(connect()?);
+        if args.engine_export {
+            daemon = daemon.exporting_only();
+        }
         if args.pull {
             for reference in daemon
                 .pull_missing(&plan.images, progress.as_ref())

@@ -322,6 +322,19 @@ pub enum SourceError {
         /// What the content hashes to.
         actual: Digest,
     },
+    /// The engine's containerd content store, read directly, holds a blob
+    /// that is not what the image says, or one that cannot be read.
+    #[error(
+        "the engine's containerd content store {}: {}; the engine's copy of the image is damaged: remove it and load or pull it again (nothing was written)",
+        crate::display::escape(&.path.display().to_string()),
+        crate::display::escape(.reason)
+    )]
+    ContentStore {
+        /// The store.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// Reading the export stream failed.
     #[error("reading the image archive")]
     Read(#[source] std::io::Error),

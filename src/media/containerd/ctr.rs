@@ -126,6 +126,16 @@ impl Ctr {
         Ok(matches!((major(client), major(server)), (Some(c), Some(s)) if c >= 2 && s < 2))
     }
 
+    /// The directory containerd keeps its content store in, as its content
+    /// plugin reports it (`ctr plugins ls --detailed`); `None` where it
+    /// reports none.
+    pub fn content_root(&self) -> Result<Option<PathBuf>, ContainerdError> {
+        let text =
+            String::from_utf8_lossy(&self.output("plugins ls", &["plugins", "ls", "--detailed"])?)
+                .into_owned();
+        Ok(parse_content_root(&text))
+    }
+
     /// Every image record of the namespace.
     pub fn images(&self) -> Result<Vec<Listed>, ContainerdError> {
         let text =
@@ -257,6 +267,22 @@ fn reason(stderr: &[u8], status: std::process::ExitStatus) -> String {
     crate::display::escape(&last.join(" / ")).into_owned()
 }
 
+/// The `root` export of the `io.containerd.content.v1` plugin in `ctr
+/// plugins ls --detailed`: blocks that each start with `Type:`, their
+/// exports one `key value` line each.
+fn parse_content_root(text: &str) -> Option<PathBuf> {
+    let mut in_content = false;
+    for line in text.lines().map(str::trim) {
+        if let Some(kind) = line.strip_prefix("Type:") {
+            in_content = kind.trim() == "io.containerd.content.v1";
+        } else if in_content && let Some(("root", path)) = line.split_once(char::is_whitespace) {
+            let path = PathBuf::from(path.trim());
+            return path.is_absolute().then_some(path);
+        }
+    }
+    None
+}
+
 /// `ctr images ls`: a header, then per image its name, type, target
 /// digest, size (two words), platforms and labels (comma-separated, `-` for
 /// none); names, types and digests hold no spaces.
@@ -286,6 +312,36 @@ fn parse_images(text: &str) -> Vec<Listed> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_content_root_is_the_content_plugins_root_export() {
+        let text = "Type:             io.containerd.snapshotter.v1\n\
+ID:               overlayfs\n\
+Exports:         \n\
+                  root      /var/lib/containerd/io.containerd.snapshotter.v1.overlayfs\n\
+                               \n\
+Type:             io.containerd.content.v1\n\
+ID:               content\n\
+Exports:         \n\
+                  root      /data/docker/containerd/daemon/io.containerd.content.v1.content\n\
+                               \n\
+Type:             io.containerd.metadata.v1\n\
+ID:               bolt\n";
+        assert_eq!(
+            parse_content_root(text),
+            Some(PathBuf::from(
+                "/data/docker/containerd/daemon/io.containerd.content.v1.content"
+            ))
+        );
+        assert_eq!(
+            parse_content_root("Type: io.containerd.content.v1\nID: content\n"),
+            None
+        );
+        assert_eq!(
+            parse_content_root("Type: io.containerd.content.v1\n  root  relative/dir\n"),
+            None
+        );
+    }
 
     #[test]
     fn image_lists_of_both_versions_parse() {

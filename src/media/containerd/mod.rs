@@ -12,12 +12,14 @@
 //! whose index names absent content).
 
 mod address;
+mod content;
 mod ctr;
 mod inventory;
 mod node;
 mod sink;
 
 pub use address::{ContainerdAddress, DEFAULT_NAMESPACE, DEFAULT_SOCKETS};
+pub use content::{ContentStore, Unreadable};
 pub use ctr::Ctr;
 pub use inventory::take_inventory;
 pub use node::manifest_configs;

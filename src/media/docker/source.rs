@@ -16,17 +16,31 @@ use crate::progress::{Progress, StartOnFirstByte, Task};
 use crate::store::StagedLayers;
 
 use crate::media::archive::{self, Identity, WantedImage};
+use crate::media::containerd::{ContentStore, Ctr, Unreadable};
+use crate::media::layout::LayoutImage;
 use crate::media::source::{LayerSink, ResolvedImage, SharedSink, Source, SourceError};
 
 /// Images from the engine behind `engine`.
 pub struct DaemonSource {
     engine: Engine,
+    reads_content_store: bool,
 }
 
 impl DaemonSource {
-    /// A source reading from `engine`.
+    /// A source reading from `engine`: from its containerd content store
+    /// where that can be read, else through its export.
     pub fn new(engine: Engine) -> Self {
-        Self { engine }
+        Self {
+            engine,
+            reads_content_store: true,
+        }
+    }
+
+    /// A source that always exports through the engine, never reading its
+    /// containerd content store directly.
+    pub fn exporting_only(mut self) -> Self {
+        self.reads_content_store = false;
+        self
     }
 
     /// The engine images come from.
@@ -208,6 +222,9 @@ impl Source for DaemonSource {
         layers: &mut dyn LayerSink,
         progress: &dyn Progress,
     ) -> Result<Vec<ImageRecord>, SourceError> {
+        if let Some((store, found)) = self.in_content_store(images)? {
+            return read_content_store(&store, found, layers, progress);
+        }
         let sized = self.sized_layers(images);
         let groups = match self.side_by_side(images, sized.as_deref())? {
             Some(groups) => groups,
@@ -222,6 +239,56 @@ impl Source for DaemonSource {
 }
 
 impl DaemonSource {
+    /// On Docker's containerd image store, where this process can read
+    /// that containerd's content store (as root, on the engine's machine):
+    /// the store, and each of `images` in it. `None`, and the images are
+    /// exported, where one of them is not wholly there.
+    fn in_content_store(
+        &self,
+        images: &[ResolvedImage],
+    ) -> Result<Option<(ContentStore, Vec<LayoutImage>)>, SourceError> {
+        if !self.reads_content_store {
+            return Ok(None);
+        }
+        let Some(address) = self.engine.info()?.containerd else {
+            return Ok(None);
+        };
+        let store = match Ctr::new(&address)
+            .map_err(Unreadable::from)
+            .and_then(|ctr| ContentStore::open(&ctr))
+        {
+            Ok(store) => store,
+            Err(reason) => {
+                tracing::info!(
+                    "engine: its containerd content store is not read ({reason}); exporting"
+                );
+                return Ok(None);
+            }
+        };
+        let mut found = Vec::new();
+        for image in images {
+            let (Some(id), Some(diff_ids)) = (&image.id, &image.layers) else {
+                return Ok(None);
+            };
+            let held = store
+                .image(id, diff_ids, &image.refs)
+                .map_err(|error| in_store(&store, error))?;
+            let Some(held) = held else {
+                tracing::info!(
+                    "engine: {id} is not wholly in its containerd content store; exporting"
+                );
+                return Ok(None);
+            };
+            found.push(held);
+        }
+        tracing::info!(
+            "engine: reading {} from its containerd content store {}",
+            escape_all(images.iter().flat_map(|i| &i.refs).map(|r| &r.given), ", "),
+            escape(&store.path().display().to_string())
+        );
+        Ok(Some((store, found)))
+    }
+
     /// Exports `images` with one `docker save` of `names`, which may be
     /// image IDs where the images have no tag on the engine (a snapshot's
     /// temporary image); each record takes its image's references.
@@ -410,6 +477,40 @@ impl DaemonSource {
             sized.push(layers.iter().cloned().zip(sizes).collect());
         }
         Some(sized)
+    }
+}
+
+/// Reads `images` from `store` into `layers`, as from an OCI layout.
+fn read_content_store(
+    store: &ContentStore,
+    images: Vec<LayoutImage>,
+    layers: &mut dyn LayerSink,
+    progress: &dyn Progress,
+) -> Result<Vec<ImageRecord>, SourceError> {
+    // Every layer of every image: one read once advances for each image after.
+    let total = images
+        .iter()
+        .flat_map(|image| &image.layers)
+        .map(|layer| layer.blob.size)
+        .sum();
+    progress.start(Task::Saving, Some(total));
+    let records = crate::media::layout::export_images(store.reader(), images, layers, progress);
+    progress.finish();
+    records.map_err(|error| in_store(store, error))
+}
+
+/// An error reading `store` as one that names it; failures that are not
+/// the store's (the bundle's disk, the writer) stay as they are.
+fn in_store(store: &ContentStore, error: SourceError) -> SourceError {
+    let reason = match error {
+        SourceError::Malformed { reason } => reason,
+        SourceError::Read(error) => format!("reading a blob failed: {error}"),
+        SourceError::LayerMismatch { .. } => error.to_string(),
+        other => return other,
+    };
+    SourceError::ContentStore {
+        path: store.path().to_owned(),
+        reason,
     }
 }
 

@@ -20,7 +20,7 @@ pub use read::{
     image_of_manifest, index_images, manifest_image,
 };
 pub use sink::LayoutSink;
-pub use source::LayoutSource;
+pub use source::{LayoutSource, export_images};
 pub use write::{LayoutError, LayoutWriter};
 
 /// Containerd's name annotation: the full reference (`docker.io/library/nginx:1.27`).

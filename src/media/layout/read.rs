@@ -90,6 +90,90 @@ impl LayoutReader {
         })
     }
 
+    /// A directory that keeps its blobs as a layout does
+    /// (`blobs/sha256/<hex>`) but has no index to name them: containerd's
+    /// content store. Its images are found by digest
+    /// ([`LayoutReader::images_behind`]).
+    pub fn of_blob_store(dir: &Path) -> Result<Self, SourceError> {
+        let root =
+            LayoutDir::open(dir).map_err(|e| malformed(format!("{}: {e}", dir.display())))?;
+        let index = oci_spec::image::ImageIndexBuilder::default()
+            .schema_version(2u32)
+            .manifests(Vec::new())
+            .build()
+            .expect("every required index field is set");
+        Ok(Self {
+            root,
+            index,
+            platforms: vec![WantedPlatform::host()],
+        })
+    }
+
+    /// Every image the manifest or platform index `digest` leads to whose
+    /// blobs are all here (attestations left out); none where its own blob
+    /// is absent.
+    pub fn images_behind(&self, digest: &Digest) -> Result<Vec<LayoutImage>, SourceError> {
+        let Some(size) = self.blobs()?.regular_size(digest.hex()) else {
+            return Ok(Vec::new());
+        };
+        let blob = BlobRef {
+            digest: digest.clone(),
+            size,
+        };
+        let Some(bytes) = self.metadata(&blob)? else {
+            return Ok(Vec::new());
+        };
+        /// What tells an index from a manifest.
+        #[derive(serde::Deserialize)]
+        struct Kind {
+            #[serde(rename = "mediaType")]
+            media_type: Option<String>,
+            manifests: Option<serde_json::Value>,
+        }
+        let kind: Kind = serde_json::from_slice(&bytes)
+            .map_err(|e| malformed(format!("blob {digest} is not a manifest or index: {e}")))?;
+        let media_type = match (kind.media_type, kind.manifests.is_some()) {
+            (Some(named), _) => MediaType::from(named.as_str()),
+            (None, true) => MediaType::ImageIndex,
+            (None, false) => MediaType::ImageManifest,
+        };
+        let oci_digest: oci_spec::image::Digest = digest
+            .as_str()
+            .parse()
+            .expect("a sha256 digest is a valid OCI digest");
+        let index = oci_spec::image::ImageIndexBuilder::default()
+            .schema_version(2u32)
+            .manifests(vec![Descriptor::new(media_type, size, oci_digest)])
+            .build()
+            .expect("every required index field is set");
+        Ok(index_images(&index, self)?
+            .into_iter()
+            .map(|indexed| indexed.image)
+            .collect())
+    }
+
+    /// Fails unless the blobs directory can be listed and its files read
+    /// by this process (containerd's is root's alone).
+    pub fn check_blobs_readable(&self) -> Result<(), SourceError> {
+        let blobs = self.blobs()?;
+        rustix::fs::accessat(
+            blobs.fd(),
+            ".",
+            rustix::fs::Access::READ_OK | rustix::fs::Access::EXEC_OK,
+            rustix::fs::AtFlags::empty(),
+        )
+        .map_err(|errno| malformed(format!("{}: {errno}", blobs.path().display())))
+    }
+
+    /// True when every layer blob of `image` is here at its stated size.
+    pub fn holds_layers_of(&self, image: &LayoutImage) -> Result<bool, SourceError> {
+        let blobs = self.blobs()?;
+        Ok(image
+            .layers
+            .iter()
+            .all(|layer| blobs.regular_size(layer.blob.digest.hex()) == Some(layer.blob.size)))
+    }
+
     /// Takes these platforms from a multi-platform image instead of the host's.
     pub fn with_platforms(mut self, platforms: &[WantedPlatform]) -> Self {
         if !platforms.is_empty() {

@@ -138,8 +138,9 @@ fn resolved(image: LayoutImage) -> ResolvedImage {
 }
 
 /// Hands every image's layers to `layers` and returns one record per
-/// distinct config, with every reference naming it.
-fn export_images(
+/// distinct config, with every reference naming it. Also how images are
+/// read from a containerd content store, which keeps its blobs as a layout.
+pub fn export_images(
     reader: &LayoutReader,
     images: Vec<LayoutImage>,
     layers: &mut dyn LayerSink,
@@ -217,9 +218,10 @@ fn export_layer(
     layers: &mut dyn LayerSink,
     progress: &dyn Progress,
 ) -> Result<u64, Exported> {
-    // A plain tar named by its diff ID: its size is known without reading it.
+    // A plain tar named by its diff ID: its size is known without reading
+    // it, so one the bundle holds or leaves out is not read at all.
     let named_plain = layer.compression == Compression::None && layer.blob.digest == layer.diff_id;
-    if named_plain && layers.has_layer(&layer.diff_id) {
+    if named_plain && (layers.has_layer(&layer.diff_id) || layers.is_left_out(&layer.diff_id)) {
         progress.advance(layer.blob.size);
         return Ok(layer.blob.size);
     }
