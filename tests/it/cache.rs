@@ -4,19 +4,16 @@
 //! only the image that changed; `airgap cache ls|prune`.
 //!
 //! Exports are counted by a proxy between airgap and the engine's socket
-//! that records every request line: an export is a `GET …/images/get` (or
-//! `…/images/NAME/get`) request, so a pack that exported would be seen.
+//! (`support::proxy`).
 
-use std::io::{Read, Write};
-use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, Mutex};
 
 use crate::engines;
 use crate::support::cmd::{Run, airgap, unpack_into, workdir_with_keys};
 use crate::support::engine::TestEngine;
 use crate::support::fixtures;
+use crate::support::proxy::EngineProxy;
 
 const EPOCH: &str = "1700000000";
 const STACK: [&str; 4] = [
@@ -25,118 +22,6 @@ const STACK: [&str; 4] = [
     "fixture/worker:1",
     "fixture/app:1",
 ];
-
-/// What one connection's client sent.
-type Sent = Arc<Mutex<Vec<u8>>>;
-
-/// A proxy to an engine's socket that keeps what clients sent.
-struct EngineProxy {
-    _dir: tempfile::TempDir,
-    host: String,
-    sent: Arc<Mutex<Vec<Sent>>>,
-}
-
-impl EngineProxy {
-    fn start(engine: &TestEngine) -> Self {
-        let target = PathBuf::from(engine.host.trim_start_matches("unix://"));
-        let dir = tempfile::tempdir().unwrap();
-        let socket = dir.path().join("proxy.sock");
-        let listener = UnixListener::bind(&socket).unwrap();
-        let sent: Arc<Mutex<Vec<Sent>>> = Arc::default();
-        let connections = sent.clone();
-        std::thread::spawn(move || {
-            for client in listener.incoming() {
-                let Ok(client) = client else { return };
-                let Ok(server) = UnixStream::connect(&target) else {
-                    continue;
-                };
-                let record: Sent = Arc::default();
-                connections.lock().unwrap().push(record.clone());
-                let (mut client_in, mut server_out) =
-                    (client.try_clone().unwrap(), server.try_clone().unwrap());
-                std::thread::spawn(move || {
-                    let mut buf = [0u8; 65536];
-                    while let Ok(n) = client_in.read(&mut buf) {
-                        if n == 0 {
-                            break;
-                        }
-                        // Recorded before it is passed on, so it is there once the client has its answer.
-                        record.lock().unwrap().extend_from_slice(&buf[..n]);
-                        if server_out.write_all(&buf[..n]).is_err() {
-                            break;
-                        }
-                    }
-                    let _ = server_out.shutdown(std::net::Shutdown::Write);
-                });
-                let (mut server_in, mut client_out) = (server, client);
-                std::thread::spawn(move || {
-                    let _ = std::io::copy(&mut server_in, &mut client_out);
-                    let _ = client_out.shutdown(std::net::Shutdown::Write);
-                });
-            }
-        });
-        Self {
-            host: format!("unix://{}", socket.display()),
-            _dir: dir,
-            sent,
-        }
-    }
-
-    /// Every request line clients sent so far.
-    fn requests(&self) -> Vec<String> {
-        let mut lines = Vec::new();
-        for record in self.sent.lock().unwrap().iter() {
-            let bytes = record.lock().unwrap().clone();
-            let text = String::from_utf8_lossy(&bytes).into_owned();
-            lines.extend(
-                text.split("\r\n")
-                    .filter(|l| {
-                        ["GET ", "POST ", "HEAD ", "DELETE "]
-                            .iter()
-                            .any(|m| l.starts_with(m))
-                    })
-                    .map(str::to_owned),
-            );
-        }
-        lines
-    }
-
-    /// The export requests (`docker save`) so far, decoded.
-    fn exports(&self) -> Vec<String> {
-        self.requests()
-            .into_iter()
-            .filter(|line| {
-                let path = line.split(' ').nth(1).unwrap_or("");
-                let path = path.split('?').next().unwrap_or("");
-                path.contains("/images/") && path.ends_with("/get")
-            })
-            .map(|line| percent_decode(&line))
-            .collect()
-    }
-
-    /// Forgets what was sent so far.
-    fn clear(&self) {
-        self.sent.lock().unwrap().clear();
-    }
-}
-
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(byte) = u8::from_str_radix(&text[i + 1..i + 3], 16) {
-                out.push(byte);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
 
 /// Runs airgap with SOURCE_DATE_EPOCH set.
 fn airgap_at_epoch(dir: &Path, args: &[&str]) -> Run {
@@ -178,7 +63,10 @@ fn warm_cache_packs_the_same_bytes_without_an_export(engine: &TestEngine) {
     let (cold, _) = pack(&dir, &engine.host, "cold.zst", &STACK, &cold_flags);
 
     let cache = ["--cache-dir", "cache"];
-    let (filling, _) = pack(&dir, &proxy.host, "filling.zst", &STACK, &cache);
+    // Through the export (on the containerd store, not its content store):
+    // the cold pack read the content store, and the three must agree.
+    let filling_flags = ["--cache-dir", "cache", "--engine-export"];
+    let (filling, _) = pack(&dir, &proxy.host, "filling.zst", &STACK, &filling_flags);
     assert!(
         !proxy.exports().is_empty(),
         "the proxy sees the export that fills the cache: {:?}",
@@ -400,7 +288,8 @@ fn a_delta_since_an_earlier_bundle_exports_only_the_changed_image() {
 /// Writes, as a site inventory, the images `bundle` holds.
 /// Docker's containerd image store names an image by its manifest, not
 /// its config: the configs of the --since bundle still spare the exports,
-/// through the engine's own containerd.
+/// through the engine's own containerd. The packs here export through the
+/// engine (`--engine-export`) so that the proxy sees what is exported.
 #[test]
 fn a_delta_since_an_earlier_bundle_on_the_containerd_store_exports_only_the_changed_image() {
     let (_lock, [engine, offline]) = engines!("b", "a-offline");
@@ -409,7 +298,7 @@ fn a_delta_since_an_earlier_bundle_on_the_containerd_store_exports_only_the_chan
     pack(&dir, &engine.host, "v1.zst", &V1, &["--no-cache"]);
 
     let proxy = EngineProxy::start(&engine);
-    let since = ["--no-cache", "--since", "v1.zst"];
+    let since = ["--no-cache", "--engine-export", "--since", "v1.zst"];
     let (delta, run) = pack(&dir, &proxy.host, "v2.zst", &V2, &since);
     assert_only_app_2_exported(&proxy, &run);
 
@@ -452,7 +341,7 @@ fn pack_exporting_every_image(dir: &Path, proxy: &EngineProxy) -> String {
         &proxy.host,
         "v2-cold.zst",
         &V2,
-        &["--no-cache", "--have", "site.json"],
+        &["--no-cache", "--engine-export", "--have", "site.json"],
     );
     let exports = proxy.exports();
     assert!(
@@ -479,7 +368,7 @@ fn assert_have_json_spares_the_exports(
         &proxy.host,
         "v2-inventory.zst",
         &V2,
-        &["--no-cache", "--have", "have.json"],
+        &["--no-cache", "--engine-export", "--have", "have.json"],
     );
     let exports = proxy.exports();
     let (old_id, _) = engine.inspect("fixture/app:1").unwrap();
@@ -636,24 +525,6 @@ fn cache_ls_lists_and_prune_evicts_the_least_recently_used() {
     );
 }
 
-/// Loads a synthetic `docker save` archive of `images` into `engine`.
-fn load(engine: &TestEngine, images: &[crate::support::synthetic::Image]) {
-    let archive = crate::support::synthetic::legacy_archive(images);
-    let mut child = Command::new("docker")
-        .args(["-H", &engine.host, "load", "-q"])
-        .env_remove("DOCKER_HOST")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(&archive).unwrap();
-    assert!(
-        child.wait().unwrap().success(),
-        "docker load on {}",
-        engine.name
-    );
-}
-
 /// Config digest and diff IDs of `image` on each engine must be the same.
 fn assert_arrived(image: &str, from: &TestEngine, into: &TestEngine) {
     assert_eq!(
@@ -683,7 +554,7 @@ fn exported_side_by_side(source: &TestEngine, offline: &TestEngine) {
     // Two images with nothing in common.
     let one = Image::new("sidebyside/one:1", vec![layer("one", noise(3 << 20))]).with_history();
     let two = Image::new("sidebyside/two:1", vec![layer("two", noise(3 << 20))]).with_history();
-    load(source, &[one, two]);
+    crate::support::synthetic::load(source, &[one, two]);
     let images = ["sidebyside/one:1", "sidebyside/two:1"];
     let (_keep, dir) = workdir_with_keys();
     let proxy = EngineProxy::start(source);
@@ -737,7 +608,7 @@ fn a_layer_the_size_of_a_left_out_one_is_exported_again_not_lost() {
     assert_ne!(first, second);
     let base = Image::new("skim/base:1", vec![first.clone()]).with_history();
     let top = Image::new("skim/top:1", vec![first, second]).with_history();
-    load(&connected, &[base, top]);
+    crate::support::synthetic::load(&connected, &[base, top]);
     let (_keep, dir) = workdir_with_keys();
     pack(
         &dir,
@@ -783,7 +654,7 @@ fn a_history_the_engine_cannot_show_only_costs_the_exports_side_by_side() {
         image.config = serde_json::to_vec(&config).unwrap();
         image
     };
-    load(
+    crate::support::synthetic::load(
         &podman,
         &[
             untimed("untimed/one:1", "one"),

@@ -13,6 +13,7 @@ mod compose;
 mod compose_rules;
 mod conformance;
 mod containerd;
+mod content_store;
 mod delta;
 mod exits;
 mod forged;

@@ -6,5 +6,6 @@ pub mod disk;
 pub mod engine;
 pub mod fixtures;
 pub mod hostile;
+pub mod proxy;
 pub mod registry;
 pub mod synthetic;

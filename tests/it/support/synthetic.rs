@@ -185,3 +185,21 @@ pub fn oci_archive(images: &[Image], omit: &[usize]) -> Vec<u8> {
     );
     builder.into_inner().unwrap()
 }
+
+/// Loads a synthetic `docker save` archive of `images` into `engine`.
+pub fn load(engine: &crate::support::engine::TestEngine, images: &[Image]) {
+    let archive = legacy_archive(images);
+    let mut child = std::process::Command::new("docker")
+        .args(["-H", &engine.host, "load", "-q"])
+        .env_remove("DOCKER_HOST")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&archive).unwrap();
+    assert!(
+        child.wait().unwrap().success(),
+        "docker load on {}",
+        engine.name
+    );
+}

@@ -1,0 +1,206 @@
+//! Docker's containerd image store read where its bytes lie. Run as root on
+//! the engine's machine (as the tests are), pack reads each image's blobs
+//! from that containerd's content store and asks the engine for no export;
+//! the bundle is byte for byte the one the engine's export gives, and what
+//! it carries arrives and runs. A blob damaged in the store fails the pack,
+//! naming the store, and nothing is written or cached.
+
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use crate::engines;
+use crate::support::cmd::{Run, airgap, unpack_into, workdir_with_keys};
+use crate::support::engine::TestEngine;
+use crate::support::fixtures;
+use crate::support::proxy::EngineProxy;
+use crate::support::synthetic::{Image, digest, layer};
+
+const TAGS: [&str; 3] = ["fixture/web:1", "fixture/worker:1", "fixture/app:1"];
+const CREATED: &str = "2026-01-02T03:04:05Z";
+
+#[test]
+fn on_the_containerd_store_pack_reads_the_content_store_and_asks_for_no_export() {
+    let (_lock, [engine, offline]) = engines!("b", "a-offline");
+    fixtures::ensure(&engine);
+    let (_keep, dir) = workdir_with_keys();
+    let proxy = EngineProxy::start(&engine);
+
+    let read = pack(&dir, &proxy.host, "read.zst", &TAGS, &["--no-cache"]);
+    assert_eq!(proxy.exports(), Vec::<String>::new(), "no export");
+    let exported = pack(
+        &dir,
+        &proxy.host,
+        "exported.zst",
+        &TAGS,
+        &["--no-cache", "--engine-export"],
+    );
+    assert_eq!(proxy.exports().len(), 1, "{:?}", proxy.exports());
+    assert_eq!(read, exported, "the export's bundle, byte for byte");
+
+    // A delta leaves out what the site holds, unread, and is the same too.
+    pack(&dir, &engine.host, "v1.zst", &TAGS[..1], &["--no-cache"]);
+    proxy.clear();
+    let since = ["--no-cache", "--since", "v1.zst"];
+    let delta_read = pack(&dir, &proxy.host, "delta-read.zst", &TAGS, &since);
+    assert_eq!(proxy.exports(), Vec::<String>::new(), "no export");
+    let since = ["--no-cache", "--engine-export", "--since", "v1.zst"];
+    let delta_exported = pack(&dir, &proxy.host, "delta-exported.zst", &TAGS, &since);
+    assert_eq!(delta_read, delta_exported);
+
+    offline.wipe();
+    unpack_into(&dir, &offline.host, "read.zst", &[]).success();
+    for tag in TAGS {
+        assert_eq!(
+            offline.config_digest(tag),
+            engine.config_digest(tag),
+            "{tag}: config"
+        );
+        assert_eq!(
+            offline.inspect(tag).map(|(_, layers)| layers),
+            engine.inspect(tag).map(|(_, layers)| layers),
+            "{tag}: diff IDs"
+        );
+    }
+    let web = fixtures::fixtures()
+        .into_iter()
+        .find(|f| f.tags.iter().any(|t| t == TAGS[0]))
+        .unwrap();
+    assert_eq!(offline.run(TAGS[0]), web.output);
+}
+
+#[test]
+fn a_damaged_blob_in_the_content_store_fails_the_pack_naming_the_store_and_writes_nothing() {
+    let (_lock, [engine]) = engines!("b");
+    let (_keep, dir) = workdir_with_keys();
+    // A layer no other image has: the damage must stay with this image.
+    let unique = format!("{:?} {}", std::time::SystemTime::now(), std::process::id());
+    let tag = "contentstore/damaged:1";
+    let image = Image::new(tag, vec![layer("payload", unique.repeat(4000))]);
+    let diff_id = digest(&image.layers[0]);
+    crate::support::synthetic::load(&engine, &[image]);
+    let blob = content_root(&engine)
+        .join("blobs/sha256")
+        .join(diff_id.trim_start_matches("sha256:"));
+    let _damage = Damage::of(&blob, &engine, tag);
+
+    let run = airgap(
+        &dir,
+        &[
+            "--host",
+            &engine.host,
+            "pack",
+            "-o",
+            "out.zst",
+            "-k",
+            "ops.pem",
+            "--cache-dir",
+            "cache",
+            tag,
+        ],
+    )
+    .failure(1);
+    let store = blob.parent().unwrap().parent().unwrap().parent().unwrap();
+    assert!(
+        run.stderr.contains(&format!(
+            "the engine's containerd content store {}",
+            store.display()
+        )),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains(&diff_id), "{}", run.stderr);
+    assert!(run.stderr.contains("remove it and load"), "{}", run.stderr);
+    let left: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.contains("out.zst") || name.starts_with('.'))
+        .collect();
+    assert_eq!(left, Vec::<String>::new(), "nothing written");
+    let frames = dir.join("cache/frames");
+    let cached: Vec<String> = std::fs::read_dir(&frames)
+        .map(|entries| {
+            entries
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        cached
+            .iter()
+            .all(|name| !name.starts_with(diff_id.trim_start_matches("sha256:"))),
+        "the damaged layer is not cached: {cached:?}"
+    );
+}
+
+/// Packs `images` from `host` into `output` at [`CREATED`]; gives the bundle's sha256.
+fn pack(dir: &Path, host: &str, output: &str, images: &[&str], extra: &[&str]) -> String {
+    let mut args = vec!["--host", host, "pack", "-q", "-o", output, "-k", "ops.pem"];
+    args.extend(["--created", CREATED]);
+    args.extend(extra);
+    args.extend(images);
+    let _: Run = airgap(dir, &args).success();
+    sha256(&dir.join(output))
+}
+
+fn sha256(path: &Path) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(std::fs::read(path).unwrap()))
+}
+
+/// The content store of `engine`'s containerd, as containerd reports it.
+fn content_root(engine: &TestEngine) -> PathBuf {
+    let address = engine.docker(&["info", "--format", "{{.Containerd.Address}}"]);
+    let output = std::process::Command::new("ctr")
+        .args(["--address", address.trim(), "plugins", "ls", "--detailed"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "ctr plugins ls");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let (_, content) = text.split_once("io.containerd.content.v1").unwrap();
+    let line = content
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("root"))
+        .unwrap();
+    PathBuf::from(line.trim_start_matches("root").trim())
+}
+
+/// A byte flipped in the middle of a blob, flipped back (and the image
+/// removed) when the test ends, however it ends.
+struct Damage<'e> {
+    blob: PathBuf,
+    at: u64,
+    engine: &'e TestEngine,
+    tag: &'static str,
+}
+
+impl<'e> Damage<'e> {
+    fn of(blob: &Path, engine: &'e TestEngine, tag: &'static str) -> Self {
+        let at = std::fs::metadata(blob).unwrap().len() / 2;
+        flip(blob, at);
+        Self {
+            blob: blob.to_owned(),
+            at,
+            engine,
+            tag,
+        }
+    }
+}
+
+impl Drop for Damage<'_> {
+    fn drop(&mut self) {
+        flip(&self.blob, self.at);
+        let _ = self.engine.docker_output(&["rmi", self.tag]);
+    }
+}
+
+fn flip(path: &Path, at: u64) {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
+    let mut byte = [0u8];
+    file.read_exact_at(&mut byte, at).unwrap();
+    file.write_all_at(&[byte[0] ^ 0xff], at).unwrap();
+}
