@@ -325,7 +325,7 @@ pub enum SourceError {
     /// The engine's containerd content store, read directly, holds a blob
     /// that is not what the image says, or one that cannot be read.
     #[error(
-        "the engine's containerd content store {}: {}; the engine's copy of the image is damaged: remove it and load or pull it again (nothing was written)",
+        "the engine's containerd content store {}: {}; the engine's copy of the image is damaged: remove it and load or pull it again",
         crate::display::escape(&.path.display().to_string()),
         crate::display::escape(.reason)
     )]

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::engines;
-use crate::support::cmd::{Run, airgap, unpack_into, workdir_with_keys};
+use crate::support::cmd::{Run, airgap, unpack_into, workdir_with_keys, write_inventory_of};
 use crate::support::engine::TestEngine;
 use crate::support::fixtures;
 use crate::support::proxy::EngineProxy;
@@ -285,7 +285,6 @@ fn a_delta_since_an_earlier_bundle_exports_only_the_changed_image() {
     assert_eq!(offline.inspect("fixture/app:2").unwrap(), (id, layers));
 }
 
-/// Writes, as a site inventory, the images `bundle` holds.
 /// Docker's containerd image store names an image by its manifest, not
 /// its config: the configs of the --since bundle still spare the exports,
 /// through the engine's own containerd. The packs here export through the
@@ -409,35 +408,6 @@ fn take_inventory(dir: &Path, site: &TestEngine, state: &Path) -> serde_json::Va
     )
     .success();
     serde_json::from_slice(&std::fs::read(dir.join("have.json")).unwrap()).unwrap()
-}
-
-fn write_inventory_of(bundle: &Path, inventory: &Path) {
-    use airgap::delta::inventory::{
-        INVENTORY_MEDIA_TYPE, Inventory, InventoryEngine, InventoryImage,
-    };
-    let head = airgap::verify::read_head(bundle).unwrap();
-    let site = Inventory {
-        media_type: INVENTORY_MEDIA_TYPE.into(),
-        created: head.manifest.created.clone(),
-        tool: "test".into(),
-        engine: InventoryEngine {
-            product: "Docker Engine".into(),
-            store: airgap::media::docker::engine::ImageStore::Graph,
-        },
-        images: head
-            .manifest
-            .images
-            .iter()
-            .map(|image| InventoryImage {
-                id: image.config.digest.clone(),
-                tags: image.refs.iter().map(|r| r.given.clone()).collect(),
-                layers: image.layers.iter().map(|l| l.digest.clone()).collect(),
-            })
-            .collect(),
-        layer_sizes: Default::default(),
-        configs: Default::default(),
-    };
-    std::fs::write(inventory, site.to_bytes()).unwrap();
 }
 
 #[test]

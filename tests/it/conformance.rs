@@ -30,7 +30,8 @@ const TAGS: [&str; 3] = ["fixture/web:1", "fixture/worker:1", "fixture/worker:la
 #[rustfmt::skip]
 const SOURCES: &[Source] = &[
     Source { name: "docker 20.10 engine", pack: |s, dir, bundle| from_engine(&s.connected, dir, bundle) },
-    Source { name: "docker 28.5 containerd store", pack: |s, dir, bundle| from_engine(&s.containerd, dir, bundle) },
+    Source { name: "docker 28.5 containerd store, its content store read", pack: |s, dir, bundle| from_engine(&s.containerd, dir, bundle) },
+    Source { name: "docker 28.5 containerd store, through its export", pack: |s, dir, bundle| from_engine_exporting(&s.containerd, dir, bundle) },
     Source { name: "podman engine", pack: |s, dir, bundle| from_engine(&s.podman, dir, bundle) },
     Source { name: "docker save archive", pack: from_docker_save },
     Source { name: "oci layout directory", pack: from_layout },
@@ -235,6 +236,13 @@ fn bundle_holdings(bundle: &Path) -> Holdings {
 fn from_engine(engine: &TestEngine, dir: &Path, bundle: &Path) -> Holdings {
     fixtures::ensure(engine);
     pack(dir, &["--host", &engine.host], bundle);
+    engine_holdings(engine)
+}
+
+/// Through the engine's export even where its content store can be read.
+fn from_engine_exporting(engine: &TestEngine, dir: &Path, bundle: &Path) -> Holdings {
+    fixtures::ensure(engine);
+    pack(dir, &["--host", &engine.host, "--engine-export"], bundle);
     engine_holdings(engine)
 }
 

@@ -1,21 +1,24 @@
 //! Docker's containerd image store read where its bytes lie. Run as root on
 //! the engine's machine (as the tests are), pack reads each image's blobs
 //! from that containerd's content store and asks the engine for no export;
-//! the bundle is byte for byte the one the engine's export gives, and what
-//! it carries arrives and runs. A blob damaged in the store fails the pack,
+//! the bundle is byte for byte the one the engine's export gives (a delta's
+//! too, with the layer it patches against read there as well), and what it
+//! carries arrives and runs. A blob damaged in the store fails the pack,
 //! naming the store, and nothing is written or cached.
 
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use crate::engines;
-use crate::support::cmd::{Run, airgap, unpack_into, workdir_with_keys};
+use crate::support::cmd::{Run, airgap, unpack_into, workdir_with_keys, write_inventory_of};
 use crate::support::engine::TestEngine;
 use crate::support::fixtures;
 use crate::support::proxy::EngineProxy;
 use crate::support::synthetic::{Image, digest, layer};
 
 const TAGS: [&str; 3] = ["fixture/web:1", "fixture/worker:1", "fixture/app:1"];
+/// TAGS with fixture/app:1 updated: a patch against app:1's top layer.
+const V2: [&str; 3] = ["fixture/web:1", "fixture/worker:1", "fixture/app:2"];
 const CREATED: &str = "2026-01-02T03:04:05Z";
 
 #[test]
@@ -47,8 +50,34 @@ fn on_the_containerd_store_pack_reads_the_content_store_and_asks_for_no_export()
     let delta_exported = pack(&dir, &proxy.host, "delta-exported.zst", &TAGS, &since);
     assert_eq!(delta_read, delta_exported);
 
+    // A delta from an inventory alone takes its patch base from the engine:
+    // from the content store too.
+    write_inventory_of(&dir.join("read.zst"), &dir.join("site.json"));
+    proxy.clear();
+    let have = ["--no-cache", "--have", "site.json"];
+    let patched_read = pack(&dir, &proxy.host, "patched-read.zst", &V2, &have);
+    assert_eq!(proxy.exports(), Vec::<String>::new(), "no export");
+    let have = ["--no-cache", "--engine-export", "--have", "site.json"];
+    let patched_exported = pack(&dir, &proxy.host, "patched-exported.zst", &V2, &have);
+    assert_eq!(
+        proxy.exports().len(),
+        2,
+        "base and image: {:?}",
+        proxy.exports()
+    );
+    assert_eq!(patched_read, patched_exported);
+    let patches = airgap::verify::read_head(&dir.join("patched-read.zst"))
+        .unwrap()
+        .manifest
+        .patches;
+    assert_eq!(patches.len(), 1, "{patches:?}");
+
+    // A state of its own: the fixed creation time may be older than
+    // bundles other tests unpacked there, which would read as a rollback.
     offline.wipe();
-    unpack_into(&dir, &offline.host, "read.zst", &[]).success();
+    let state = dir.join("site-state");
+    let state = ["--state-dir", state.to_str().unwrap()];
+    unpack_into(&dir, &offline.host, "read.zst", &state).success();
     for tag in TAGS {
         assert_eq!(
             offline.config_digest(tag),

@@ -9,8 +9,11 @@ use std::path::{Path, PathBuf};
 
 use crate::digest::Digest;
 use crate::media::archive::read_archive;
+use crate::media::docker::content;
 use crate::media::docker::engine::Engine;
 use crate::media::docker::engine::EngineError;
+use crate::media::layout::{LayoutImage, LayoutReader};
+use crate::media::source::ResolvedImage;
 use crate::media::source::{LayerSink, SourceError};
 use crate::progress::{Progress, Task};
 use crate::store::{StagedLayer, StagedLayers};
@@ -34,6 +37,9 @@ pub enum ExtractError {
     /// The staging directory could not be made.
     #[error(transparent)]
     Staging(#[from] crate::store::StagingError),
+    /// The engine's containerd content store, read directly, failed.
+    #[error(transparent)]
+    Content(Box<SourceError>),
 }
 
 impl ExtractError {
@@ -42,7 +48,7 @@ impl ExtractError {
         use crate::error::kind::ErrorKind;
         match self {
             Self::Engine(_) => ErrorKind::Engine,
-            Self::Save(error) => error.kind(),
+            Self::Save(error) | Self::Content(error) => error.kind(),
             Self::NotFound { .. } | Self::Staging(_) => ErrorKind::Failure,
         }
     }
@@ -84,6 +90,14 @@ impl LocalImages {
 
     /// Images whose layers together include every one of `digests`.
     fn covering(&self, digests: &HashSet<Digest>) -> Vec<String> {
+        self.covering_with_layers(digests)
+            .into_iter()
+            .map(|(id, _)| id.to_owned())
+            .collect()
+    }
+
+    /// [`Self::covering`], each image with its layers.
+    pub fn covering_with_layers(&self, digests: &HashSet<Digest>) -> Vec<(&str, &[Digest])> {
         let mut left = digests.clone();
         let mut chosen = Vec::new();
         for (id, layers) in &self.images {
@@ -91,7 +105,7 @@ impl LocalImages {
                 for layer in layers {
                     left.remove(layer);
                 }
-                chosen.push(id.clone());
+                chosen.push((id.as_str(), layers.as_slice()));
             }
             if left.is_empty() {
                 break;
@@ -101,9 +115,40 @@ impl LocalImages {
     }
 }
 
+/// Takes from `engine`'s own images exactly the layers `digests` names,
+/// each verified by its digest: read from its containerd content store
+/// where this process can, else from a save of the images that hold them.
+pub fn extract(
+    engine: &Engine,
+    local: &LocalImages,
+    digests: &HashSet<Digest>,
+    progress: &dyn Progress,
+) -> Result<StagedLayers, ExtractError> {
+    let covering: Vec<ResolvedImage> = local
+        .covering_with_layers(digests)
+        .into_iter()
+        .map(|(id, layers)| ResolvedImage {
+            refs: Vec::new(),
+            id: id.parse().ok(),
+            layers: Some(layers.to_vec()),
+        })
+        .collect();
+    if !digests.is_empty()
+        && let Some(store) = content::open(engine)?
+        && let Some(images) = store.find(&covering).map_err(in_content)?
+    {
+        return store.stage(images, digests, progress).map_err(in_content);
+    }
+    save_and_extract(engine, local, digests, progress)
+}
+
+fn in_content(error: SourceError) -> ExtractError {
+    ExtractError::Content(Box::new(error))
+}
+
 /// Saves from `engine` the images that hold `digests` and stages exactly
 /// those layers, each verified by its digest.
-pub fn extract(
+pub fn save_and_extract(
     engine: &Engine,
     local: &LocalImages,
     digests: &HashSet<Digest>,
@@ -117,6 +162,7 @@ pub fn extract(
     let mut collector = Collector {
         staging: rebuilt.dir().to_owned(),
         layers: HashMap::new(),
+        wanted: None,
     };
     progress.start(Task::Saving, None);
     let read = read_archive(
@@ -142,9 +188,35 @@ pub fn extract(
     Ok(rebuilt)
 }
 
+/// Stages exactly the layers `digests` names from `images`, read from the
+/// blobs `reader` holds (a containerd content store), each verified by its
+/// digest.
+pub(super) fn extract_from_blobs(
+    reader: &LayoutReader,
+    images: Vec<LayoutImage>,
+    digests: &HashSet<Digest>,
+    progress: &dyn Progress,
+) -> Result<StagedLayers, SourceError> {
+    let mut rebuilt = StagedLayers::none()?;
+    let mut collector = Collector {
+        staging: rebuilt.dir().to_owned(),
+        layers: HashMap::new(),
+        wanted: Some(digests.clone()),
+    };
+    progress.start(Task::Saving, None);
+    let read = crate::media::layout::export_images(reader, images, &mut collector, progress);
+    progress.finish();
+    read?;
+    rebuilt.layers = collector.layers;
+    Ok(rebuilt)
+}
+
+/// Takes the layers a save or a blob store offers, keeping those wanted.
 struct Collector {
     staging: PathBuf,
     layers: HashMap<Digest, StagedLayer>,
+    /// Where the source offers every layer of an image, those wanted.
+    wanted: Option<HashSet<Digest>>,
 }
 
 impl LayerSink for Collector {
@@ -156,8 +228,18 @@ impl LayerSink for Collector {
         self.layers.contains_key(digest)
     }
 
+    // What is not wanted is taken as left out: a layer named by its digest
+    // is then not read at all.
+    fn is_left_out(&self, digest: &Digest) -> bool {
+        self.wanted.as_ref().is_some_and(|w| !w.contains(digest))
+    }
+
     fn put_layer(&mut self, layer: StagedLayer) -> Result<(), SourceError> {
-        self.layers.insert(layer.digest.clone(), layer);
+        if self.is_left_out(&layer.digest) {
+            let _ = std::fs::remove_file(&layer.path);
+        } else {
+            self.layers.insert(layer.digest.clone(), layer);
+        }
         Ok(())
     }
 }

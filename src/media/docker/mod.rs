@@ -2,6 +2,7 @@
 //! the client, images read from it as a source, images loaded into it as a
 //! sink, and layers taken back out of it for deltas.
 
+mod content;
 pub mod engine;
 pub mod extract;
 pub mod sink;

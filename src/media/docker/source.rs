@@ -11,13 +11,12 @@ use crate::digest::Digest;
 use crate::display::{escape, escape_all};
 use crate::image::{ImageRecord, ImageRef};
 use crate::media::docker::engine::{Engine, EngineImage, ImageStore};
-use crate::media::docker::extract::{ExtractError, LocalImages, extract};
+use crate::media::docker::extract::{ExtractError, LocalImages, extract, save_and_extract};
 use crate::progress::{Progress, StartOnFirstByte, Task};
 use crate::store::StagedLayers;
 
 use crate::media::archive::{self, Identity, WantedImage};
-use crate::media::containerd::{ContentStore, Ctr, Unreadable};
-use crate::media::layout::LayoutImage;
+use crate::media::docker::content;
 use crate::media::source::{LayerSink, ResolvedImage, SharedSink, Source, SourceError};
 
 /// Images from the engine behind `engine`.
@@ -213,7 +212,11 @@ impl Source for DaemonSource {
             .filter(|d| local.has_layer(d))
             .cloned()
             .collect();
-        extract(&self.engine, &local, &held, progress).map_err(from_extract)
+        match self.reads_content_store {
+            true => extract(&self.engine, &local, &held, progress),
+            false => save_and_extract(&self.engine, &local, &held, progress),
+        }
+        .map_err(from_extract)
     }
 
     fn export(
@@ -222,8 +225,11 @@ impl Source for DaemonSource {
         layers: &mut dyn LayerSink,
         progress: &dyn Progress,
     ) -> Result<Vec<ImageRecord>, SourceError> {
-        if let Some((store, found)) = self.in_content_store(images)? {
-            return read_content_store(&store, found, layers, progress);
+        if self.reads_content_store
+            && let Some(store) = content::open(&self.engine)?
+            && let Some(found) = store.find(images)?
+        {
+            return store.read(found, layers, progress);
         }
         let sized = self.sized_layers(images);
         let groups = match self.side_by_side(images, sized.as_deref())? {
@@ -239,56 +245,6 @@ impl Source for DaemonSource {
 }
 
 impl DaemonSource {
-    /// On Docker's containerd image store, where this process can read
-    /// that containerd's content store (as root, on the engine's machine):
-    /// the store, and each of `images` in it. `None`, and the images are
-    /// exported, where one of them is not wholly there.
-    fn in_content_store(
-        &self,
-        images: &[ResolvedImage],
-    ) -> Result<Option<(ContentStore, Vec<LayoutImage>)>, SourceError> {
-        if !self.reads_content_store {
-            return Ok(None);
-        }
-        let Some(address) = self.engine.info()?.containerd else {
-            return Ok(None);
-        };
-        let store = match Ctr::new(&address)
-            .map_err(Unreadable::from)
-            .and_then(|ctr| ContentStore::open(&ctr))
-        {
-            Ok(store) => store,
-            Err(reason) => {
-                tracing::info!(
-                    "engine: its containerd content store is not read ({reason}); exporting"
-                );
-                return Ok(None);
-            }
-        };
-        let mut found = Vec::new();
-        for image in images {
-            let (Some(id), Some(diff_ids)) = (&image.id, &image.layers) else {
-                return Ok(None);
-            };
-            let held = store
-                .image(id, diff_ids, &image.refs)
-                .map_err(|error| in_store(&store, error))?;
-            let Some(held) = held else {
-                tracing::info!(
-                    "engine: {id} is not wholly in its containerd content store; exporting"
-                );
-                return Ok(None);
-            };
-            found.push(held);
-        }
-        tracing::info!(
-            "engine: reading {} from its containerd content store {}",
-            escape_all(images.iter().flat_map(|i| &i.refs).map(|r| &r.given), ", "),
-            escape(&store.path().display().to_string())
-        );
-        Ok(Some((store, found)))
-    }
-
     /// Exports `images` with one `docker save` of `names`, which may be
     /// image IDs where the images have no tag on the engine (a snapshot's
     /// temporary image); each record takes its image's references.
@@ -480,40 +436,6 @@ impl DaemonSource {
     }
 }
 
-/// Reads `images` from `store` into `layers`, as from an OCI layout.
-fn read_content_store(
-    store: &ContentStore,
-    images: Vec<LayoutImage>,
-    layers: &mut dyn LayerSink,
-    progress: &dyn Progress,
-) -> Result<Vec<ImageRecord>, SourceError> {
-    // Every layer of every image: one read once advances for each image after.
-    let total = images
-        .iter()
-        .flat_map(|image| &image.layers)
-        .map(|layer| layer.blob.size)
-        .sum();
-    progress.start(Task::Saving, Some(total));
-    let records = crate::media::layout::export_images(store.reader(), images, layers, progress);
-    progress.finish();
-    records.map_err(|error| in_store(store, error))
-}
-
-/// An error reading `store` as one that names it; failures that are not
-/// the store's (the bundle's disk, the writer) stay as they are.
-fn in_store(store: &ContentStore, error: SourceError) -> SourceError {
-    let reason = match error {
-        SourceError::Malformed { reason } => reason,
-        SourceError::Read(error) => format!("reading a blob failed: {error}"),
-        SourceError::LayerMismatch { .. } => error.to_string(),
-        other => return other,
-    };
-    SourceError::ContentStore {
-        path: store.path().to_owned(),
-        reason,
-    }
-}
-
 /// The bytes of `images`' layers (each with its size), each layer counted
 /// once, as an export carries them; `None` for none.
 fn union_size(images: &[SizedLayers]) -> Option<u64> {
@@ -678,7 +600,7 @@ fn wanted(images: &[ResolvedImage]) -> (Vec<WantedImage>, HashSet<Digest>) {
 fn from_extract(error: ExtractError) -> SourceError {
     match error {
         ExtractError::Engine(error) => SourceError::Engine(error),
-        ExtractError::Save(error) => *error,
+        ExtractError::Save(error) | ExtractError::Content(error) => *error,
         ExtractError::Staging(error) => SourceError::Staging(error),
         ExtractError::NotFound { layer } => SourceError::Malformed {
             reason: format!("the engine's save did not contain layer {layer}"),

@@ -151,3 +151,34 @@ pub fn run_with_stdin(command: &mut Command, stdin: &str) -> Run {
         .unwrap();
     child.wait_with_output().unwrap().into()
 }
+
+/// Writes, as a site's inventory, the images `bundle` holds (no configs,
+/// no layer sizes).
+pub fn write_inventory_of(bundle: &Path, inventory: &Path) {
+    use airgap::delta::inventory::{
+        INVENTORY_MEDIA_TYPE, Inventory, InventoryEngine, InventoryImage,
+    };
+    let head = airgap::verify::read_head(bundle).unwrap();
+    let site = Inventory {
+        media_type: INVENTORY_MEDIA_TYPE.into(),
+        created: head.manifest.created.clone(),
+        tool: "test".into(),
+        engine: InventoryEngine {
+            product: "Docker Engine".into(),
+            store: airgap::media::docker::engine::ImageStore::Graph,
+        },
+        images: head
+            .manifest
+            .images
+            .iter()
+            .map(|image| InventoryImage {
+                id: image.config.digest.clone(),
+                tags: image.refs.iter().map(|r| r.given.clone()).collect(),
+                layers: image.layers.iter().map(|l| l.digest.clone()).collect(),
+            })
+            .collect(),
+        layer_sizes: Default::default(),
+        configs: Default::default(),
+    };
+    std::fs::write(inventory, site.to_bytes()).unwrap();
+}
