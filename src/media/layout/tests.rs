@@ -295,6 +295,7 @@ struct Collector {
     streams: bool,
     streamed: Vec<Digest>,
     layers: HashMap<Digest, Vec<u8>>,
+    left_out: Vec<Digest>,
 }
 
 impl Collector {
@@ -304,6 +305,7 @@ impl Collector {
             streams,
             streamed: Vec::new(),
             layers: HashMap::new(),
+            left_out: Vec::new(),
         }
     }
 }
@@ -327,6 +329,9 @@ impl LayerSink for Collector {
     }
     fn takes_stream(&self, digest: &Digest) -> bool {
         self.streams && !self.layers.contains_key(digest)
+    }
+    fn is_left_out(&self, digest: &Digest) -> bool {
+        self.left_out.contains(digest)
     }
     fn stream_layer(
         &mut self,
@@ -597,4 +602,48 @@ fn a_plain_layer_the_sink_holds_is_not_read() {
     let records = export(temp.path(), &["fixture/web:1"], &mut sink).unwrap();
     assert_eq!(records[0].layers, web.layers);
     assert_eq!(sink.streamed, [Digest::of(b"web")]);
+}
+
+#[test]
+fn a_plain_layer_the_bundle_leaves_out_is_not_read() {
+    let temp = tempfile::tempdir().unwrap();
+    let web = image("web", &[BASE, b"web"]);
+    let mut writer = LayoutWriter::open(temp.path()).unwrap();
+    write(&mut writer, &web, &[BASE, b"web"], &["fixture/web:1"]);
+    writer.finish().unwrap();
+    std::fs::remove_file(temp.path().join(Digest::of(BASE).blob_path())).unwrap();
+    let mut sink = Collector::new(true);
+    sink.left_out.push(Digest::of(BASE));
+    let records = export(temp.path(), &["fixture/web:1"], &mut sink).unwrap();
+    assert_eq!(records[0].layers, web.layers, "its size is the blob's");
+    assert_eq!(sink.streamed, [Digest::of(b"web")]);
+}
+
+/// containerd's content store: blobs as a layout keeps them, no index.
+#[test]
+fn a_blob_store_finds_an_image_by_its_manifest_digest_and_tells_when_a_layer_is_absent() {
+    let temp = tempfile::tempdir().unwrap();
+    let web = image("web", &[BASE, b"web"]);
+    let mut writer = LayoutWriter::open(temp.path()).unwrap();
+    write(&mut writer, &web, &[BASE, b"web"], &["fixture/web:1"]);
+    writer.finish().unwrap();
+    std::fs::remove_file(temp.path().join("index.json")).unwrap();
+    let manifest = Digest::of(&image_manifest(&web));
+
+    let store = LayoutReader::of_blob_store(temp.path()).unwrap();
+    let found = store.images_behind(&manifest).unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].config_digest, web.config_digest);
+    let diff_ids: Vec<&Digest> = found[0].layers.iter().map(|l| &l.diff_id).collect();
+    assert_eq!(diff_ids, [&Digest::of(BASE), &Digest::of(b"web")]);
+    assert!(store.holds_layers_of(&found[0]).unwrap());
+    assert!(
+        store
+            .images_behind(&Digest::of(b"absent"))
+            .unwrap()
+            .is_empty()
+    );
+
+    std::fs::remove_file(temp.path().join(Digest::of(b"web").blob_path())).unwrap();
+    assert!(!store.holds_layers_of(&found[0]).unwrap());
 }
