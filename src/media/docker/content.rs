@@ -14,7 +14,7 @@ use crate::media::containerd::{ContentStore, Ctr, Unreadable};
 use crate::media::docker::engine::{Engine, EngineError};
 use crate::media::layout::LayoutImage;
 use crate::media::source::{LayerSink, ResolvedImage, SourceError};
-use crate::progress::{Progress, Task};
+use crate::progress::Progress;
 use crate::store::StagedLayers;
 
 /// The content store of an engine's containerd.
@@ -75,17 +75,8 @@ impl EngineContent {
         layers: &mut dyn LayerSink,
         progress: &dyn Progress,
     ) -> Result<Vec<ImageRecord>, SourceError> {
-        // Every layer of every image: one read once advances for each image after.
-        let total = images
-            .iter()
-            .flat_map(|image| &image.layers)
-            .map(|layer| layer.blob.size)
-            .sum();
-        progress.start(Task::Saving, Some(total));
-        let records =
-            crate::media::layout::export_images(self.store.reader(), images, layers, progress);
-        progress.finish();
-        records.map_err(|error| self.named(error))
+        crate::media::layout::export_images(self.store.reader(), images, layers, progress)
+            .map_err(|error| self.named(error))
     }
 
     /// Stages exactly the layers `digests` names from `images`.

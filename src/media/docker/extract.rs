@@ -203,10 +203,7 @@ pub(super) fn extract_from_blobs(
         layers: HashMap::new(),
         wanted: Some(digests.clone()),
     };
-    progress.start(Task::Saving, None);
-    let read = crate::media::layout::export_images(reader, images, &mut collector, progress);
-    progress.finish();
-    read?;
+    crate::media::layout::export_images(reader, images, &mut collector, progress)?;
     rebuilt.layers = collector.layers;
     Ok(rebuilt)
 }

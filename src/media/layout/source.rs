@@ -116,16 +116,7 @@ impl Source for LayoutSource {
                     .any(|i| i.id.as_ref() == Some(&image.manifest.digest))
             }));
         }
-        let images = found;
-        let total = images
-            .iter()
-            .flat_map(|image| &image.layers)
-            .map(|layer| layer.blob.size)
-            .sum();
-        progress.start(Task::Saving, Some(total));
-        let records = export_images(&reader, images, layers, progress);
-        progress.finish();
-        records
+        export_images(&reader, found, layers, progress)
     }
 }
 
@@ -141,6 +132,24 @@ fn resolved(image: LayoutImage) -> ResolvedImage {
 /// distinct config, with every reference naming it. Also how images are
 /// read from a containerd content store, which keeps its blobs as a layout.
 pub fn export_images(
+    reader: &LayoutReader,
+    images: Vec<LayoutImage>,
+    layers: &mut dyn LayerSink,
+    progress: &dyn Progress,
+) -> Result<Vec<ImageRecord>, SourceError> {
+    // Every layer of every image: one read once advances for each image after.
+    let total = images
+        .iter()
+        .flat_map(|image| &image.layers)
+        .map(|layer| layer.blob.size)
+        .sum();
+    progress.start(Task::Saving, Some(total));
+    let records = hand_over(reader, images, layers, progress);
+    progress.finish();
+    records
+}
+
+fn hand_over(
     reader: &LayoutReader,
     images: Vec<LayoutImage>,
     layers: &mut dyn LayerSink,
