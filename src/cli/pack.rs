@@ -109,7 +109,7 @@ pub struct PackArgs {
     /// Export every image from the engine; neither read nor fill the layer cache.
     #[arg(long)]
     no_cache: bool,
-    /// Always export through the engine's API (the images, and the layers patches are made against), even from Docker's containerd image store whose content store airgap can read directly (as root), which is faster.
+    /// Always export through the engine's API (the images, and the layers patches are made against), even where airgap can read the engine's image store in place (Docker's containerd content store or overlay2 graph driver, as root), which is faster.
     #[arg(long, conflicts_with_all = ["archive", "from_registry"])]
     engine_export: bool,
     /// The layer cache (default: $XDG_CACHE_HOME/airgap, else ~/.cache/airgap).

@@ -322,15 +322,18 @@ pub enum SourceError {
         /// What the content hashes to.
         actual: Digest,
     },
-    /// The engine's containerd content store, read directly, holds a blob
-    /// that is not what the image says, or one that cannot be read.
+    /// The engine's image store, read in place (its containerd content
+    /// store, its overlay2 store), holds something that is not what the
+    /// image says, or something that cannot be read.
     #[error(
-        "the engine's containerd content store {}: {}; the engine's copy of the image is damaged: remove it and load or pull it again",
+        "the engine's {store} {}: {}; the engine's copy of the image is damaged: remove it and load or pull it again",
         crate::display::escape(&.path.display().to_string()),
         crate::display::escape(.reason)
     )]
-    ContentStore {
-        /// The store.
+    StoreInPlace {
+        /// Which store: "containerd content store", "overlay2 store".
+        store: &'static str,
+        /// Where it is.
         path: PathBuf,
         /// What is wrong.
         reason: String,

@@ -86,8 +86,10 @@ impl EngineContent {
         digests: &HashSet<Digest>,
         progress: &dyn Progress,
     ) -> Result<StagedLayers, SourceError> {
-        super::extract::extract_from_blobs(self.store.reader(), images, digests, progress)
-            .map_err(|error| self.named(error))
+        super::extract::collect_wanted(digests, |sink| {
+            crate::media::layout::export_images(self.store.reader(), images, sink, progress)
+        })
+        .map_err(|error| self.named(error))
     }
 
     /// An error reading the store as one that names it; failures that are
@@ -99,7 +101,8 @@ impl EngineContent {
             SourceError::LayerMismatch { .. } => error.to_string(),
             other => return other,
         };
-        SourceError::ContentStore {
+        SourceError::StoreInPlace {
+            store: "containerd content store",
             path: self.store.path().to_owned(),
             reason,
         }

@@ -144,6 +144,9 @@ pub struct EngineInfo {
     /// containerd image store where the engine names it (API 1.46 and
     /// later) and runs on this machine.
     pub containerd: Option<crate::media::containerd::ContainerdAddress>,
+    /// The graph driver (`overlay2`…) keeping its images, on Docker's graph
+    /// drivers where it runs on this machine.
+    pub graph_driver: Option<String>,
 }
 
 /// A connection to one engine.
@@ -271,6 +274,10 @@ impl Engine {
                     snapshotter: None,
                 })
             });
+        let graph_driver = system
+            .driver
+            .clone()
+            .filter(|driver| store == ImageStore::Graph && on_this_machine && !driver.is_empty());
         let root = system.docker_root_dir.unwrap_or_default();
         let (id, former_id) = match system.id.filter(|id| !id.is_empty()) {
             Some(id) if !root.is_empty() => (format!("{id} {root}"), Some(id)),
@@ -286,6 +293,7 @@ impl Engine {
             local_data_root,
             platform: runs_on,
             containerd: content_store,
+            graph_driver,
         })
     }
 

@@ -8,11 +8,11 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use crate::digest::Digest;
+use crate::image::ImageRecord;
 use crate::media::archive::read_archive;
-use crate::media::docker::content;
 use crate::media::docker::engine::Engine;
 use crate::media::docker::engine::EngineError;
-use crate::media::layout::{LayoutImage, LayoutReader};
+use crate::media::docker::{content, graph};
 use crate::media::source::ResolvedImage;
 use crate::media::source::{LayerSink, SourceError};
 use crate::progress::{Progress, Task};
@@ -116,8 +116,9 @@ impl LocalImages {
 }
 
 /// Takes from `engine`'s own images exactly the layers `digests` names,
-/// each verified by its digest: read from its containerd content store
-/// where this process can, else from a save of the images that hold them.
+/// each verified by its digest: read in place from its containerd content
+/// store or overlay2 store where this process can, else from a save of the
+/// images that hold them.
 pub fn extract(
     engine: &Engine,
     local: &LocalImages,
@@ -133,11 +134,18 @@ pub fn extract(
             layers: Some(layers.to_vec()),
         })
         .collect();
-    if !digests.is_empty()
-        && let Some(store) = content::open(engine)?
-        && let Some(images) = store.find(&covering).map_err(in_content)?
-    {
-        return store.stage(images, digests, progress).map_err(in_content);
+    if !digests.is_empty() {
+        if let Some(store) = content::open(engine)?
+            && let Some(images) = store.find(&covering).map_err(in_content)?
+        {
+            return store.stage(images, digests, progress).map_err(in_content);
+        }
+        if let Some(store) = graph::open(engine)?
+            && let Some(images) = store.find(&covering).map_err(in_content)?
+        {
+            return collect_wanted(digests, |sink| store.read(images, sink, progress))
+                .map_err(in_content);
+        }
     }
     save_and_extract(engine, local, digests, progress)
 }
@@ -188,14 +196,11 @@ pub fn save_and_extract(
     Ok(rebuilt)
 }
 
-/// Stages exactly the layers `digests` names from `images`, read from the
-/// blobs `reader` holds (a containerd content store), each verified by its
-/// digest.
-pub(super) fn extract_from_blobs(
-    reader: &LayoutReader,
-    images: Vec<LayoutImage>,
+/// Stages exactly the layers `digests` names of those `read` hands over
+/// (every layer of some images, read in place), each verified by its digest.
+pub(super) fn collect_wanted(
     digests: &HashSet<Digest>,
-    progress: &dyn Progress,
+    read: impl FnOnce(&mut dyn LayerSink) -> Result<Vec<ImageRecord>, SourceError>,
 ) -> Result<StagedLayers, SourceError> {
     let mut rebuilt = StagedLayers::none()?;
     let mut collector = Collector {
@@ -203,7 +208,7 @@ pub(super) fn extract_from_blobs(
         layers: HashMap::new(),
         wanted: Some(digests.clone()),
     };
-    crate::media::layout::export_images(reader, images, &mut collector, progress)?;
+    read(&mut collector)?;
     rebuilt.layers = collector.layers;
     Ok(rebuilt)
 }

@@ -5,6 +5,7 @@
 mod content;
 pub mod engine;
 pub mod extract;
+mod graph;
 pub mod sink;
 pub mod snapshot;
 pub mod source;

@@ -1,7 +1,8 @@
-//! Images from a running engine: looked up with inspect, exported with
-//! `docker save` (two requests side by side where the engine stages a
-//! whole export before sending it: Docker's graph drivers and Podman), and
-//! read as it streams by the archive reader.
+//! Images from a running engine: looked up with inspect, read in place
+//! from its image store where this process can (`content.rs`, `graph.rs`),
+//! else exported with `docker save` (two requests side by side where the
+//! engine stages a whole export before sending it: Docker's graph drivers
+//! and Podman) and read as it streams by the archive reader.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Once;
@@ -16,29 +17,30 @@ use crate::progress::{Progress, StartOnFirstByte, Task};
 use crate::store::StagedLayers;
 
 use crate::media::archive::{self, Identity, WantedImage};
-use crate::media::docker::content;
+use crate::media::docker::{content, graph};
 use crate::media::source::{LayerSink, ResolvedImage, SharedSink, Source, SourceError};
 
 /// Images from the engine behind `engine`.
 pub struct DaemonSource {
     engine: Engine,
-    reads_content_store: bool,
+    reads_store_in_place: bool,
 }
 
 impl DaemonSource {
-    /// A source reading from `engine`: from its containerd content store
-    /// where that can be read, else through its export.
+    /// A source reading from `engine`: from its image store in place (its
+    /// containerd content store, its overlay2 store) where this process can
+    /// read it, else through its export.
     pub fn new(engine: Engine) -> Self {
         Self {
             engine,
-            reads_content_store: true,
+            reads_store_in_place: true,
         }
     }
 
     /// A source that always exports through the engine, never reading its
-    /// containerd content store directly.
+    /// image store in place.
     pub fn exporting_only(mut self) -> Self {
-        self.reads_content_store = false;
+        self.reads_store_in_place = false;
         self
     }
 
@@ -212,7 +214,7 @@ impl Source for DaemonSource {
             .filter(|d| local.has_layer(d))
             .cloned()
             .collect();
-        match self.reads_content_store {
+        match self.reads_store_in_place {
             true => extract(&self.engine, &local, &held, progress),
             false => save_and_extract(&self.engine, &local, &held, progress),
         }
@@ -225,11 +227,17 @@ impl Source for DaemonSource {
         layers: &mut dyn LayerSink,
         progress: &dyn Progress,
     ) -> Result<Vec<ImageRecord>, SourceError> {
-        if self.reads_content_store
-            && let Some(store) = content::open(&self.engine)?
-            && let Some(found) = store.find(images)?
-        {
-            return store.read(found, layers, progress);
+        if self.reads_store_in_place {
+            if let Some(store) = content::open(&self.engine)?
+                && let Some(found) = store.find(images)?
+            {
+                return store.read(found, layers, progress);
+            }
+            if let Some(store) = graph::open(&self.engine)?
+                && let Some(found) = store.find(images)?
+            {
+                return store.read(found, layers, progress);
+            }
         }
         let sized = self.sized_layers(images);
         let groups = match self.side_by_side(images, sized.as_deref())? {
