@@ -578,3 +578,98 @@ fn open_beneath(dir: &LayoutDir, name: &str) -> io::Result<File> {
     rustix::fs::fcntl_setfl(&fd, OFlags::empty())?;
     Ok(File::from(fd))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::path::Path;
+
+    use super::*;
+
+    #[test]
+    fn a_chain_id_is_the_digest_of_the_one_below_a_space_and_the_diff_id() {
+        let (a, b, c) = (Digest::of(b"a"), Digest::of(b"b"), Digest::of(b"c"));
+        let chain = chain_ids(&[a.clone(), b.clone(), c.clone()]);
+        let second = Digest::of(format!("{a} {b}").as_bytes());
+        let third = Digest::of(format!("{second} {c}").as_bytes());
+        assert_eq!(chain, [a, second, third]);
+    }
+
+    /// A layer's record and files: the tar-split of `pieces` (bytes, or a
+    /// file's name and content) gzipped, and each file written beneath.
+    fn layer(pieces: &[(&str, &[u8])]) -> (tempfile::TempDir, Vec<u8>) {
+        let temp = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(temp.path().join("diff/etc")).unwrap();
+        let mut json = String::new();
+        let mut tar = Vec::new();
+        for (position, (name, bytes)) in pieces.iter().enumerate() {
+            let payload = base64::engine::general_purpose::STANDARD.encode(bytes);
+            if name.is_empty() {
+                json +=
+                    &format!("{{\"type\":2,\"payload\":\"{payload}\",\"position\":{position}}}\n");
+            } else {
+                std::fs::write(temp.path().join("diff").join(name), bytes).unwrap();
+                json += &format!(
+                    "{{\"type\":1,\"name\":\"{name}\",\"size\":{},\"payload\":null,\"position\":{position}}}\n",
+                    bytes.len()
+                );
+            }
+            tar.extend_from_slice(bytes);
+        }
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(json.as_bytes()).unwrap();
+        std::fs::write(temp.path().join("tar-split.json.gz"), gz.finish().unwrap()).unwrap();
+        (temp, tar)
+    }
+
+    fn rebuild(temp: &Path) -> io::Result<Vec<u8>> {
+        let record = LayoutDir::open(temp)?;
+        let files = record.subdir(&["diff"], None)?;
+        let mut out = Vec::new();
+        Reassembled::new(&record, &files)?.read_to_end(&mut out)?;
+        Ok(out)
+    }
+
+    #[test]
+    fn a_layer_is_rebuilt_from_its_headers_and_files_with_the_size_they_tell() {
+        let (temp, tar) = layer(&[
+            ("", b"header one"),
+            ("etc/hostname", b"airgap\n"),
+            ("", b"pad+header two="),
+            ("etc/empty", b""),
+            // Segments of every length modulo 3: base64 with 0, 1 and 2 `=`.
+            ("", b"x"),
+            ("", b"end-archive"),
+        ]);
+        assert_eq!(rebuild(temp.path()).unwrap(), tar);
+        let record = LayoutDir::open(temp.path()).unwrap();
+        assert_eq!(tar_size(&record).unwrap(), tar.len() as u64);
+    }
+
+    #[test]
+    fn a_name_through_a_link_or_out_of_the_layer_is_not_read() {
+        for name in ["link/hostname", "../outside", "etc/../../outside"] {
+            let (temp, _) = layer(&[("", b"header"), ("etc/hostname", b"airgap\n")]);
+            std::fs::write(temp.path().join("outside"), b"secret\n").unwrap();
+            std::os::unix::fs::symlink(temp.path().join("diff/etc"), temp.path().join("diff/link"))
+                .unwrap();
+            // The same record, its file entry renamed.
+            let json = format!(
+                "{{\"type\":1,\"name\":\"{name}\",\"size\":7,\"payload\":null,\"position\":0}}\n"
+            );
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            gz.write_all(json.as_bytes()).unwrap();
+            std::fs::write(temp.path().join("tar-split.json.gz"), gz.finish().unwrap()).unwrap();
+            let error = rebuild(temp.path()).unwrap_err();
+            assert_eq!(error.kind(), io::ErrorKind::InvalidData, "{name}: {error}");
+        }
+    }
+
+    #[test]
+    fn a_file_shorter_than_its_header_says_is_an_error() {
+        let (temp, _) = layer(&[("", b"header"), ("etc/hostname", b"airgap\n")]);
+        std::fs::write(temp.path().join("diff/etc/hostname"), b"air").unwrap();
+        let error = rebuild(temp.path()).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::UnexpectedEof, "{error}");
+    }
+}
