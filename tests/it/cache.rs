@@ -4,7 +4,10 @@
 //! only the image that changed; `airgap cache ls|prune`.
 //!
 //! Exports are counted by a proxy between airgap and the engine's socket
-//! (`support::proxy`).
+//! (`support::proxy`). The packs here go through the engine's export
+//! (`--engine-export`), which is what the cache spares; run as root, pack
+//! would otherwise read the engine's store in place and export nothing
+//! (`store_in_place.rs`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -41,8 +44,22 @@ fn airgap_at_epoch(dir: &Path, args: &[&str]) -> Run {
     }
 }
 
-/// Packs `images` from `host` into `output`, returns the bundle's sha256.
+/// Packs `images` from `host` into `output` through the engine's export,
+/// returns the bundle's sha256.
 fn pack(dir: &Path, host: &str, output: &str, images: &[&str], extra: &[&str]) -> (String, Run) {
+    let mut through_the_export = vec!["--engine-export"];
+    through_the_export.extend(extra);
+    pack_reading_in_place(dir, host, output, images, &through_the_export)
+}
+
+/// [`pack`], reading the engine's store in place where it can.
+fn pack_reading_in_place(
+    dir: &Path,
+    host: &str,
+    output: &str,
+    images: &[&str],
+    extra: &[&str],
+) -> (String, Run) {
     let mut args = vec!["--host", host, "pack", "-q", "-o", output, "-k", "ops.pem"];
     args.extend(extra);
     args.extend(images);
@@ -60,13 +77,12 @@ fn warm_cache_packs_the_same_bytes_without_an_export(engine: &TestEngine) {
     let (_keep, dir) = workdir_with_keys();
     let proxy = EngineProxy::start(engine);
     let cold_flags = ["--no-cache", "--threads", "1"];
-    let (cold, _) = pack(&dir, &engine.host, "cold.zst", &STACK, &cold_flags);
+    let (cold, _) = pack_reading_in_place(&dir, &engine.host, "cold.zst", &STACK, &cold_flags);
 
     let cache = ["--cache-dir", "cache"];
-    // Through the export (on the containerd store, not its content store):
-    // the cold pack read the content store, and the three must agree.
-    let filling_flags = ["--cache-dir", "cache", "--engine-export"];
-    let (filling, _) = pack(&dir, &proxy.host, "filling.zst", &STACK, &filling_flags);
+    // Through the export, where the cold pack read the store in place: the
+    // three must agree.
+    let (filling, _) = pack(&dir, &proxy.host, "filling.zst", &STACK, &cache);
     assert!(
         !proxy.exports().is_empty(),
         "the proxy sees the export that fills the cache: {:?}",
@@ -287,8 +303,7 @@ fn a_delta_since_an_earlier_bundle_exports_only_the_changed_image() {
 
 /// Docker's containerd image store names an image by its manifest, not
 /// its config: the configs of the --since bundle still spare the exports,
-/// through the engine's own containerd. The packs here export through the
-/// engine (`--engine-export`) so that the proxy sees what is exported.
+/// through the engine's own containerd.
 #[test]
 fn a_delta_since_an_earlier_bundle_on_the_containerd_store_exports_only_the_changed_image() {
     let (_lock, [engine, offline]) = engines!("b", "a-offline");
@@ -297,7 +312,7 @@ fn a_delta_since_an_earlier_bundle_on_the_containerd_store_exports_only_the_chan
     pack(&dir, &engine.host, "v1.zst", &V1, &["--no-cache"]);
 
     let proxy = EngineProxy::start(&engine);
-    let since = ["--no-cache", "--engine-export", "--since", "v1.zst"];
+    let since = ["--no-cache", "--since", "v1.zst"];
     let (delta, run) = pack(&dir, &proxy.host, "v2.zst", &V2, &since);
     assert_only_app_2_exported(&proxy, &run);
 
@@ -340,7 +355,7 @@ fn pack_exporting_every_image(dir: &Path, proxy: &EngineProxy) -> String {
         &proxy.host,
         "v2-cold.zst",
         &V2,
-        &["--no-cache", "--engine-export", "--have", "site.json"],
+        &["--no-cache", "--have", "site.json"],
     );
     let exports = proxy.exports();
     assert!(
@@ -367,7 +382,7 @@ fn assert_have_json_spares_the_exports(
         &proxy.host,
         "v2-inventory.zst",
         &V2,
-        &["--no-cache", "--engine-export", "--have", "have.json"],
+        &["--no-cache", "--have", "have.json"],
     );
     let exports = proxy.exports();
     let (old_id, _) = engine.inspect("fixture/app:1").unwrap();

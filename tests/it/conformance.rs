@@ -29,7 +29,8 @@ const TAGS: [&str; 3] = ["fixture/web:1", "fixture/worker:1", "fixture/worker:la
 /// ops.pem in the directory) and returns what the source itself holds.
 #[rustfmt::skip]
 const SOURCES: &[Source] = &[
-    Source { name: "docker 20.10 engine", pack: |s, dir, bundle| from_engine(&s.connected, dir, bundle) },
+    Source { name: "docker 20.10 engine, its overlay2 store read", pack: |s, dir, bundle| from_engine(&s.connected, dir, bundle) },
+    Source { name: "docker 20.10 engine, through its export", pack: |s, dir, bundle| from_engine_exporting(&s.connected, dir, bundle) },
     Source { name: "docker 28.5 containerd store, its content store read", pack: |s, dir, bundle| from_engine(&s.containerd, dir, bundle) },
     Source { name: "docker 28.5 containerd store, through its export", pack: |s, dir, bundle| from_engine_exporting(&s.containerd, dir, bundle) },
     Source { name: "podman engine", pack: |s, dir, bundle| from_engine(&s.podman, dir, bundle) },
