@@ -253,30 +253,35 @@ fn verify_reports_every_check_and_the_failed_one() {
 }
 
 /// Packs the application fixtures from `host` into `output`, signed with ops.pem.
-fn pack_apps(host: &str, dir: &Path, output: &str) -> crate::support::cmd::Run {
+fn pack_apps(host: &str, dir: &Path, output: &str, extra: &[&str]) -> crate::support::cmd::Run {
     let tags = app_tags();
     let mut args = vec![
         "--host", host, "pack", "-q", "--key", "ops.pem", "-o", output,
     ];
+    args.extend(extra);
     args.extend(tags.iter().map(String::as_str));
     airgap(dir, &args)
 }
 
+/// The bundle (1.1 MB) does not fit, nor do the layers the export stages
+/// beside it; read in place, nothing is staged.
 #[test]
 fn a_pack_onto_a_too_small_filesystem_fails_cleanly_leaving_nothing() {
     let (_lock, [connected]) = engines!("a-connected");
     fixtures::ensure(&connected);
     let (_dir, dir) = workdir_with_keys();
-    let disk = SmallDisk::mount(3);
-    let output = disk.dir.path().join("shop.zst");
-    let run = pack_apps(&connected.host, &dir, output.to_str().unwrap()).failure(1);
-    assert!(run.stderr.contains("space"), "{}", run.stderr);
-    assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
-    let left: Vec<_> = fs::read_dir(disk.dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    assert!(left.is_empty(), "left behind: {left:?}");
+    for extra in [&[][..], &["--engine-export"]] {
+        let disk = SmallDisk::mount(1);
+        let output = disk.dir.path().join("shop.zst");
+        let run = pack_apps(&connected.host, &dir, output.to_str().unwrap(), extra).failure(1);
+        assert!(run.stderr.contains("space"), "{extra:?}: {}", run.stderr);
+        assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+        let left: Vec<_> = fs::read_dir(disk.dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(left.is_empty(), "{extra:?}: left behind: {left:?}");
+    }
 }
 
 /// Ctrl-C at any moment of a pack, split or not, leaves no temporary file
@@ -361,7 +366,7 @@ fn an_unpack_from_stdin_onto_a_too_small_staging_disk_fails_cleanly() {
     fixtures::ensure(&connected);
     offline.wipe();
     let (_dir, dir) = workdir_with_keys();
-    pack_apps(&connected.host, &dir, "shop.zst").success();
+    pack_apps(&connected.host, &dir, "shop.zst", &[]).success();
     let disk = SmallDisk::mount(1);
     let bundle = fs::File::open(dir.join("shop.zst")).unwrap();
     assert!(bundle.metadata().unwrap().len() > 1 << 20);

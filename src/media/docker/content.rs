@@ -61,8 +61,8 @@ impl EngineContent {
             found.push(held);
         }
         tracing::info!(
-            "engine: reading {} images from its containerd content store {}",
-            found.len(),
+            "engine: reading {} from its containerd content store {}",
+            super::named(images),
             escape(&self.store.path().display().to_string())
         );
         Ok(Some(found))

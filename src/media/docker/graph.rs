@@ -106,8 +106,8 @@ impl GraphStore {
             }
         }
         tracing::info!(
-            "engine: reading {} images from its overlay2 store {}",
-            found.len(),
+            "engine: reading {} from its overlay2 store {}",
+            super::named(images),
             crate::display::escape(&self.images.path().display().to_string())
         );
         Ok(Some(found))

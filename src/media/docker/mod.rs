@@ -12,3 +12,16 @@ pub mod source;
 
 pub use sink::DaemonSink;
 pub use source::DaemonSource;
+
+/// `images` as a log line names them: their references, else how many.
+fn named(images: &[crate::media::source::ResolvedImage]) -> String {
+    let refs: Vec<&String> = images
+        .iter()
+        .flat_map(|image| &image.refs)
+        .map(|r| &r.given)
+        .collect();
+    match refs.is_empty() {
+        true => format!("{} images", images.len()),
+        false => crate::display::escape_all(refs, ", "),
+    }
+}
