@@ -179,6 +179,27 @@ pub struct ImageRecord {
     pub layers: Vec<BlobRef>,
 }
 
+impl ImageRecord {
+    /// Gives `refs` to the record of config `config_digest` in `records`,
+    /// where there is one (two references, one image); false otherwise.
+    pub fn add_refs_to(
+        records: &mut [Self],
+        config_digest: &Digest,
+        refs: &mut Vec<ImageRef>,
+    ) -> bool {
+        match records
+            .iter_mut()
+            .find(|r| &r.config_digest == config_digest)
+        {
+            Some(record) => {
+                record.refs.append(refs);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
 /// The parts of an image config airgap needs.
 #[derive(Debug, Deserialize)]
 pub struct ConfigSummary {

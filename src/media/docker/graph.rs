@@ -219,12 +219,8 @@ impl GraphStore {
         progress: &dyn Progress,
     ) -> Result<Vec<ImageRecord>, SourceError> {
         let mut records: Vec<ImageRecord> = Vec::new();
-        for image in images {
-            if let Some(record) = records
-                .iter_mut()
-                .find(|r| r.config_digest == image.config_digest)
-            {
-                record.refs.extend(image.refs);
+        for mut image in images {
+            if ImageRecord::add_refs_to(&mut records, &image.config_digest, &mut image.refs) {
                 continue;
             }
             let name = image

@@ -158,12 +158,8 @@ fn hand_over(
     let mut records: Vec<ImageRecord> = Vec::new();
     // Uncompressed sizes of the layers handed over, which later images share.
     let mut handed_over: HashMap<Digest, u64> = HashMap::new();
-    for image in images {
-        if let Some(record) = records
-            .iter_mut()
-            .find(|r| r.config_digest == image.config_digest)
-        {
-            record.refs.extend(image.refs);
+    for mut image in images {
+        if ImageRecord::add_refs_to(&mut records, &image.config_digest, &mut image.refs) {
             continue;
         }
         let name = image
