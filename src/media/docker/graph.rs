@@ -239,6 +239,10 @@ impl GraphStore {
                             }
                             .to_string(),
                         ),
+                        Handed::Unreadable(reason) => self.damaged(format!(
+                            "layer {index} of {name} ({}) cannot be rebuilt: {reason}",
+                            layer.diff_id
+                        )),
                         Handed::Failed(error) => error,
                     })?;
             }
@@ -271,21 +275,31 @@ impl GraphStore {
             progress.advance(layer.size);
             return Ok(());
         }
-        let tar = Reassembled::new(&layer.record, &layer.files).map_err(|e| {
-            Handed::Failed(self.damaged(format!("the tar headers of layer {digest}: {e}")))
-        })?;
+        let tar = Reassembled::new(&layer.record, &layer.files)
+            .map_err(|e| Handed::Unreadable(format!("its tar headers: {e}")))?;
         let mut content = HashingReader::new(ProgressReader::new(tar, progress));
         if layers.takes_stream(digest) {
             layers
                 .stream_layer(digest, layer.size, &mut (&mut content).take(layer.size))
-                .map_err(Handed::Failed)?;
+                .map_err(|error| match error {
+                    SourceError::Read(error) => Handed::Unreadable(error.to_string()),
+                    other => Handed::Failed(other),
+                })?;
         } else {
             let path = layers
                 .staging_dir()
                 .join(format!("overlay2-{}", digest.hex()));
-            let staged = crate::store::stage::stage(&mut content, &path).map_err(|source| {
+            let staged = crate::store::stage::stage(&mut content, &path).map_err(|error| {
                 let _ = std::fs::remove_file(&path);
-                Handed::Failed(self.read_error(source, &path))
+                match error.kind() {
+                    io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof => {
+                        Handed::Unreadable(error.to_string())
+                    }
+                    _ => Handed::Failed(SourceError::Stage {
+                        path: path.clone(),
+                        source: error,
+                    }),
+                }
             })?;
             if &staged.digest != digest {
                 let _ = std::fs::remove_file(&path);
@@ -306,18 +320,6 @@ impl GraphStore {
         Ok(())
     }
 
-    fn read_error(&self, error: io::Error, staged: &std::path::Path) -> SourceError {
-        match error.kind() {
-            io::ErrorKind::InvalidData
-            | io::ErrorKind::UnexpectedEof
-            | io::ErrorKind::InvalidInput => self.damaged(error.to_string()),
-            _ => SourceError::Stage {
-                path: staged.to_owned(),
-                source: error,
-            },
-        }
-    }
-
     /// The store holds something other than what it says.
     fn damaged(&self, reason: String) -> SourceError {
         SourceError::StoreInPlace {
@@ -332,6 +334,9 @@ impl GraphStore {
 enum Handed {
     /// Its content does not hash to its diff ID (it hashes to this).
     Differs(Digest),
+    /// Its bytes cannot be rebuilt (a file absent, shorter than its header
+    /// says, reached through a link; its headers unreadable): why.
+    Unreadable(String),
     /// Anything else.
     Failed(SourceError),
 }
