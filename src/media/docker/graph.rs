@@ -65,6 +65,12 @@ struct GraphLayer {
 /// driver and this process can read it; `None` otherwise (the reason is
 /// logged).
 pub fn open(engine: &Engine) -> Result<Option<GraphStore>, EngineError> {
+    // A rootless engine's data root is its user's, but the files in its
+    // layers belong to subordinate IDs that user may not read: only root is
+    // sure to read every one, and a file that cannot be read fails the pack.
+    if !rustix::process::geteuid().is_root() {
+        return Ok(None);
+    }
     let info = engine.info()?;
     let (ImageStore::Graph, Some(root), Some("overlay2")) = (
         info.store,
