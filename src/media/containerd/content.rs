@@ -61,6 +61,20 @@ impl ContentStore {
         &self.reader
     }
 
+    /// Blob `digest`'s file; `None` where the store holds no such file.
+    pub fn blob(&self, digest: &Digest) -> Result<Option<std::fs::File>, SourceError> {
+        match self.reader.blob_size(digest)? {
+            Some(size) => self
+                .reader
+                .open_blob(&crate::image::BlobRef {
+                    digest: digest.clone(),
+                    size,
+                })
+                .map(Some),
+            None => Ok(None),
+        }
+    }
+
     /// The image the manifest or platform index `id` leads to whose layers
     /// are `diff_ids`, named by `refs`, where every blob of it is here;
     /// `None` otherwise. An error is a blob that is not what its digest says.

@@ -165,6 +165,11 @@ impl LayoutReader {
         .map_err(|errno| malformed(format!("{}: {errno}", blobs.path().display())))
     }
 
+    /// The size of blob `digest` where it is here as a regular file.
+    pub fn blob_size(&self, digest: &Digest) -> Result<Option<u64>, SourceError> {
+        Ok(self.blobs()?.regular_size(digest.hex()))
+    }
+
     /// True when every layer blob of `image` is here at its stated size.
     pub fn holds_layers_of(&self, image: &LayoutImage) -> Result<bool, SourceError> {
         let blobs = self.blobs()?;
