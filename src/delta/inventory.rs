@@ -157,7 +157,27 @@ impl Inventory {
         let configs = kept_configs(state_dir, &images)?;
         if count {
             let exported = holding_unsized(&images, &recorded);
-            if !exported.is_empty() {
+            let unsized_images: Vec<(Digest, Vec<Digest>)> = images
+                .iter()
+                .filter(|image| exported.contains(&image.id.to_string()))
+                .map(|image| (image.id.clone(), image.layers.clone()))
+                .collect();
+            let in_place = match exported.is_empty() {
+                true => None,
+                false => crate::media::docker::layer_sizes_in_place(engine, &unsized_images)
+                    .map_err(|source| InventoryError::Count {
+                        images: exported.len(),
+                        source,
+                    })?,
+            };
+            if let Some(sizes) = in_place {
+                tracing::info!(
+                    "inventory: the layers of {} images counted from the engine's overlay2 store",
+                    exported.len()
+                );
+                let uncounted = unsized_layers(&images, &recorded);
+                recorded.extend(sizes.into_iter().filter(|(d, _)| uncounted.contains(d)));
+            } else if !exported.is_empty() {
                 tracing::info!(
                     "inventory: counting the layers of {} images in the engine's export",
                     exported.len()

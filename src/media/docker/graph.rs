@@ -199,6 +199,16 @@ impl GraphStore {
         }))
     }
 
+    /// The tar size of every layer of `images`, from the headers Docker
+    /// kept (no layer is read).
+    pub fn layer_sizes(images: &[GraphImage]) -> Vec<(Digest, u64)> {
+        images
+            .iter()
+            .flat_map(|image| &image.layers)
+            .map(|layer| (layer.diff_id.clone(), layer.size))
+            .collect()
+    }
+
     /// Hands every image's layers to `layers` and returns one record per
     /// distinct config, with every reference naming it.
     pub fn read(
