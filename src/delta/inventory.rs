@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::digest::Digest;
 use crate::files::untrusted::{Links, read_bounded};
 use crate::media::docker::engine::{Engine, EngineError, ImageStore};
+use crate::media::source::ResolvedImage;
 
 /// Media type of an inventory file.
 pub const INVENTORY_MEDIA_TYPE: &str = "application/vnd.airgap.inventory.v1+json";
@@ -157,37 +158,41 @@ impl Inventory {
         let configs = kept_configs(state_dir, &images)?;
         if count {
             let exported = holding_unsized(&images, &recorded);
-            let unsized_images: Vec<(Digest, Vec<Digest>)> = images
-                .iter()
-                .filter(|image| exported.contains(&image.id.to_string()))
-                .map(|image| (image.id.clone(), image.layers.clone()))
-                .collect();
-            let in_place = match exported.is_empty() {
-                true => None,
-                false => crate::media::docker::layer_sizes_in_place(engine, &unsized_images)
-                    .map_err(|source| InventoryError::Count {
-                        images: exported.len(),
-                        source,
-                    })?,
-            };
-            if let Some(sizes) = in_place {
-                tracing::info!(
-                    "inventory: the layers of {} images counted from the engine's overlay2 store",
-                    exported.len()
-                );
-                let uncounted = unsized_layers(&images, &recorded);
-                recorded.extend(sizes.into_iter().filter(|(d, _)| uncounted.contains(d)));
-            } else if !exported.is_empty() {
-                tracing::info!(
-                    "inventory: counting the layers of {} images in the engine's export",
-                    exported.len()
-                );
-                let counted = crate::media::archive::count_layers(engine.save(&exported)).map_err(
-                    |source| InventoryError::Count {
-                        images: exported.len(),
-                        source,
-                    },
-                )?;
+            if !exported.is_empty() {
+                let holding: Vec<ResolvedImage> = images
+                    .iter()
+                    .filter(|image| exported.contains(&image.id.to_string()))
+                    .map(|image| {
+                        ResolvedImage::unnamed(Some(image.id.clone()), image.layers.clone())
+                    })
+                    .collect();
+                let count_error = |source| InventoryError::Count {
+                    images: exported.len(),
+                    source,
+                };
+                let counted: Vec<(Digest, u64)> = match crate::media::docker::layer_sizes_in_place(
+                    engine, &holding,
+                )
+                .map_err(count_error)?
+                {
+                    Some(sizes) => {
+                        tracing::info!(
+                            "inventory: the layers of {} images counted from the engine's overlay2 store",
+                            exported.len()
+                        );
+                        sizes
+                    }
+                    None => {
+                        tracing::info!(
+                            "inventory: counting the layers of {} images in the engine's export",
+                            exported.len()
+                        );
+                        crate::media::archive::count_layers(engine.save(&exported))
+                            .map_err(count_error)?
+                            .into_iter()
+                            .collect()
+                    }
+                };
                 recorded.extend(counted);
             }
         }

@@ -146,6 +146,18 @@ pub struct ResolvedImage {
     pub layers: Option<Vec<Digest>>,
 }
 
+impl ResolvedImage {
+    /// An image known by its ID and layers alone (one the engine holds
+    /// that no reference asked for: a layer to patch against or rebuild).
+    pub fn unnamed(id: Option<Digest>, layers: Vec<Digest>) -> Self {
+        Self {
+            refs: Vec::new(),
+            id,
+            layers: Some(layers),
+        }
+    }
+}
+
 /// Where images come from. A source first resolves what the user asked for
 /// (naming everything missing in one error), then exports exactly those
 /// images into the bundle's blob store.

@@ -5,9 +5,6 @@
 //! pushes every byte through containerd's gRPC, dockerd and its API, a
 //! core's worth of CPU for as long as it runs; the store is only files.
 
-use std::collections::HashSet;
-
-use crate::digest::Digest;
 use crate::display::escape;
 use crate::image::ImageRecord;
 use crate::media::containerd::{ContentStore, Ctr, Unreadable};
@@ -15,7 +12,6 @@ use crate::media::docker::engine::{Engine, EngineError};
 use crate::media::layout::LayoutImage;
 use crate::media::source::{LayerSink, ResolvedImage, SourceError};
 use crate::progress::Progress;
-use crate::store::StagedLayers;
 
 /// The content store of an engine's containerd.
 pub struct EngineContent {
@@ -62,7 +58,7 @@ impl EngineContent {
         }
         tracing::info!(
             "engine: reading {} from its containerd content store {}",
-            super::named(images),
+            super::in_place::named(images),
             escape(&self.store.path().display().to_string())
         );
         Ok(Some(found))
@@ -77,19 +73,6 @@ impl EngineContent {
     ) -> Result<Vec<ImageRecord>, SourceError> {
         crate::media::layout::export_images(self.store.reader(), images, layers, progress)
             .map_err(|error| self.named(error))
-    }
-
-    /// Stages exactly the layers `digests` names from `images`.
-    pub fn stage(
-        &self,
-        images: Vec<LayoutImage>,
-        digests: &HashSet<Digest>,
-        progress: &dyn Progress,
-    ) -> Result<StagedLayers, SourceError> {
-        super::extract::collect_wanted(digests, |sink| {
-            crate::media::layout::export_images(self.store.reader(), images, sink, progress)
-        })
-        .map_err(|error| self.named(error))
     }
 
     /// An error reading the store as one that names it; failures that are

@@ -12,7 +12,7 @@ use crate::image::ImageRecord;
 use crate::media::archive::read_archive;
 use crate::media::docker::engine::Engine;
 use crate::media::docker::engine::EngineError;
-use crate::media::docker::{content, graph};
+use crate::media::docker::in_place::InPlace;
 use crate::media::source::ResolvedImage;
 use crate::media::source::{LayerSink, SourceError};
 use crate::progress::{Progress, Task};
@@ -37,9 +37,9 @@ pub enum ExtractError {
     /// The staging directory could not be made.
     #[error(transparent)]
     Staging(#[from] crate::store::StagingError),
-    /// The engine's containerd content store, read directly, failed.
+    /// The engine's store, read in place, failed.
     #[error(transparent)]
-    Content(Box<SourceError>),
+    InPlace(Box<SourceError>),
 }
 
 impl ExtractError {
@@ -48,7 +48,7 @@ impl ExtractError {
         use crate::error::kind::ErrorKind;
         match self {
             Self::Engine(_) => ErrorKind::Engine,
-            Self::Save(error) | Self::Content(error) => error.kind(),
+            Self::Save(error) | Self::InPlace(error) => error.kind(),
             Self::NotFound { .. } | Self::Staging(_) => ErrorKind::Failure,
         }
     }
@@ -128,30 +128,15 @@ pub fn extract(
     let covering: Vec<ResolvedImage> = local
         .covering_with_layers(digests)
         .into_iter()
-        .map(|(id, layers)| ResolvedImage {
-            refs: Vec::new(),
-            id: id.parse().ok(),
-            layers: Some(layers.to_vec()),
-        })
+        .map(|(id, layers)| ResolvedImage::unnamed(id.parse().ok(), layers.to_vec()))
         .collect();
-    if !digests.is_empty() {
-        if let Some(store) = content::open(engine)?
-            && let Some(images) = store.find(&covering).map_err(in_content)?
-        {
-            return store.stage(images, digests, progress).map_err(in_content);
-        }
-        if let Some(store) = graph::open(engine)?
-            && let Some(images) = store.find(&covering).map_err(in_content)?
-        {
-            return collect_wanted(digests, |sink| store.read(images, sink, progress))
-                .map_err(in_content);
-        }
+    let in_place = |error| ExtractError::InPlace(Box::new(error));
+    if !digests.is_empty()
+        && let Some(found) = InPlace::find(engine, &covering).map_err(in_place)?
+    {
+        return collect_wanted(digests, |sink| found.read(sink, progress)).map_err(in_place);
     }
     save_and_extract(engine, local, digests, progress)
-}
-
-fn in_content(error: SourceError) -> ExtractError {
-    ExtractError::Content(Box::new(error))
 }
 
 /// Saves from `engine` the images that hold `digests` and stages exactly
@@ -198,7 +183,7 @@ pub fn save_and_extract(
 
 /// Stages exactly the layers `digests` names of those `read` hands over
 /// (every layer of some images, read in place), each verified by its digest.
-pub(super) fn collect_wanted(
+fn collect_wanted(
     digests: &HashSet<Digest>,
     read: impl FnOnce(&mut dyn LayerSink) -> Result<Vec<ImageRecord>, SourceError>,
 ) -> Result<StagedLayers, SourceError> {

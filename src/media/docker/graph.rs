@@ -113,7 +113,7 @@ impl GraphStore {
         }
         tracing::info!(
             "engine: reading {} from its overlay2 store {}",
-            super::named(images),
+            super::in_place::named(images),
             crate::display::escape(&self.images.path().display().to_string())
         );
         Ok(Some(found))

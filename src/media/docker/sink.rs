@@ -257,7 +257,7 @@ fn full_repository(name: &str) -> Option<&str> {
 fn from_extract(error: ExtractError) -> SinkError {
     match error {
         ExtractError::Engine(error) => SinkError::Engine(error),
-        ExtractError::Save(error) | ExtractError::Content(error) => match *error {
+        ExtractError::Save(error) | ExtractError::InPlace(error) => match *error {
             SourceError::Engine(error) => SinkError::Engine(error),
             other => SinkError::Medium {
                 target: "the engine's own images".into(),

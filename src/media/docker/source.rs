@@ -17,7 +17,7 @@ use crate::progress::{Progress, StartOnFirstByte, Task};
 use crate::store::StagedLayers;
 
 use crate::media::archive::{self, Identity, WantedImage};
-use crate::media::docker::{content, graph};
+use crate::media::docker::in_place::InPlace;
 use crate::media::source::{LayerSink, ResolvedImage, SharedSink, Source, SourceError};
 
 /// Images from the engine behind `engine`.
@@ -227,17 +227,10 @@ impl Source for DaemonSource {
         layers: &mut dyn LayerSink,
         progress: &dyn Progress,
     ) -> Result<Vec<ImageRecord>, SourceError> {
-        if self.reads_store_in_place {
-            if let Some(store) = content::open(&self.engine)?
-                && let Some(found) = store.find(images)?
-            {
-                return store.read(found, layers, progress);
-            }
-            if let Some(store) = graph::open(&self.engine)?
-                && let Some(found) = store.find(images)?
-            {
-                return store.read(found, layers, progress);
-            }
+        if self.reads_store_in_place
+            && let Some(found) = InPlace::find(&self.engine, images)?
+        {
+            return found.read(layers, progress);
         }
         let sized = self.sized_layers(images);
         let groups = match self.side_by_side(images, sized.as_deref())? {
@@ -608,7 +601,7 @@ fn wanted(images: &[ResolvedImage]) -> (Vec<WantedImage>, HashSet<Digest>) {
 fn from_extract(error: ExtractError) -> SourceError {
     match error {
         ExtractError::Engine(error) => SourceError::Engine(error),
-        ExtractError::Save(error) | ExtractError::Content(error) => *error,
+        ExtractError::Save(error) | ExtractError::InPlace(error) => *error,
         ExtractError::Staging(error) => SourceError::Staging(error),
         ExtractError::NotFound { layer } => SourceError::Malformed {
             reason: format!("the engine's save did not contain layer {layer}"),

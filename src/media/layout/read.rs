@@ -113,7 +113,7 @@ impl LayoutReader {
     /// blobs are all here (attestations left out); none where its own blob
     /// is absent.
     pub fn images_behind(&self, digest: &Digest) -> Result<Vec<LayoutImage>, SourceError> {
-        let Some(size) = self.blobs()?.regular_size(digest.hex()) else {
+        let Some(size) = self.blob_size(digest)? else {
             return Ok(Vec::new());
         };
         let blob = BlobRef {
