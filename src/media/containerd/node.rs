@@ -309,37 +309,29 @@ fn decode_into(
         digest: blob.clone(),
         reason,
     };
-    if let Some(file) = files
+    let file = files
         .map(|files| files.blob(blob))
         .transpose()
         .map_err(|e| unreadable(e.to_string()))?
-        .flatten()
-    {
-        let mut writer = HashingWriter::new(out);
-        crate::media::compression::decoded(file)
-            .and_then(|(_, mut reader)| std::io::copy(&mut reader, &mut writer))
-            .map_err(|e| unreadable(format!("cannot be read or decompressed ({e})")))?;
-        let (digest, size, _) = writer.finish();
-        return Ok((digest, size));
-    }
-    let mut child = ctr.blob_stream(blob)?;
-    let stdout = child.stdout.take().expect("stdout is piped");
+        .flatten();
+    let (input, mut child): (Box<dyn std::io::Read + Send>, _) = match file {
+        Some(file) => (Box::new(file), None),
+        None => {
+            let mut child = ctr.blob_stream(blob)?;
+            let stdout = child.stdout.take().expect("stdout is piped");
+            (Box::new(stdout), Some(child))
+        }
+    };
     let mut writer = HashingWriter::new(out);
-    let copied = crate::media::compression::decoded(stdout)
+    let copied = crate::media::compression::decoded(input)
         .and_then(|(_, mut reader)| std::io::copy(&mut reader, &mut writer));
     // ctr is waited for whatever happened, so no process is left behind.
-    let status = child.wait();
-    copied.map_err(|e| ContainerdError::Content {
-        digest: blob.clone(),
-        reason: format!("cannot be read or decompressed ({e})"),
-    })?;
-    let status = status.map_err(StageError::Write)?;
-    if !status.success() {
-        return Err(ContainerdError::Content {
-            digest: blob.clone(),
-            reason: format!("ctr content get exited with {status}"),
-        }
-        .into());
+    let status = child.as_mut().map(std::process::Child::wait).transpose();
+    copied.map_err(|e| unreadable(format!("cannot be read or decompressed ({e})")))?;
+    if let Some(status) = status.map_err(StageError::Write)?
+        && !status.success()
+    {
+        return Err(unreadable(format!("ctr content get exited with {status}")).into());
     }
     let (digest, size, _) = writer.finish();
     Ok((digest, size))
