@@ -38,43 +38,28 @@ fn reads_in_place_into_the_exports_bytes(engine: &TestEngine, offline: &TestEngi
     let (_keep, dir) = workdir_with_keys();
     let proxy = EngineProxy::start(engine);
 
-    let read = pack(&dir, &proxy.host, "read.zst", &TAGS, &["--no-cache"]);
-    assert_eq!(proxy.exports(), Vec::<String>::new(), "no export");
-    let exported = pack(
-        &dir,
-        &proxy.host,
-        "exported.zst",
-        &TAGS,
-        &["--no-cache", "--engine-export"],
-    );
-    assert!(!proxy.exports().is_empty(), "{:?}", proxy.requests());
-    assert_eq!(read, exported, "the export's bundle, byte for byte");
+    both_ways(&dir, &proxy, "cold", &TAGS, &["--no-cache"]);
 
     // A delta leaves out what the site holds, unread, and is the same too.
     pack(&dir, &engine.host, "v1.zst", &TAGS[..1], &["--no-cache"]);
-    proxy.clear();
-    let since = ["--no-cache", "--since", "v1.zst"];
-    let delta_read = pack(&dir, &proxy.host, "delta-read.zst", &TAGS, &since);
-    assert_eq!(proxy.exports(), Vec::<String>::new(), "no export");
-    let since = ["--no-cache", "--engine-export", "--since", "v1.zst"];
-    let delta_exported = pack(&dir, &proxy.host, "delta-exported.zst", &TAGS, &since);
-    assert_eq!(delta_read, delta_exported);
+    both_ways(
+        &dir,
+        &proxy,
+        "delta",
+        &TAGS,
+        &["--no-cache", "--since", "v1.zst"],
+    );
 
     // A delta from an inventory alone takes its patch base from the engine:
     // from the store too.
-    write_inventory_of(&dir.join("read.zst"), &dir.join("site.json"));
-    proxy.clear();
+    write_inventory_of(&dir.join("cold-read.zst"), &dir.join("site.json"));
     let have = ["--no-cache", "--have", "site.json"];
-    let patched_read = pack(&dir, &proxy.host, "patched-read.zst", &V2, &have);
-    assert_eq!(proxy.exports(), Vec::<String>::new(), "no export");
-    let have = ["--no-cache", "--engine-export", "--have", "site.json"];
-    let patched_exported = pack(&dir, &proxy.host, "patched-exported.zst", &V2, &have);
+    both_ways(&dir, &proxy, "patched", &V2, &have);
     assert!(
         proxy.exports().iter().any(|e| e.contains("fixture/app:2")),
         "{:?}",
         proxy.exports()
     );
-    assert_eq!(patched_read, patched_exported);
     let patches = airgap::verify::read_head(&dir.join("patched-read.zst"))
         .unwrap()
         .manifest
@@ -86,7 +71,7 @@ fn reads_in_place_into_the_exports_bytes(engine: &TestEngine, offline: &TestEngi
     offline.wipe();
     let state = dir.join("site-state");
     let state = ["--state-dir", state.to_str().unwrap()];
-    unpack_into(&dir, &offline.host, "read.zst", &state).success();
+    unpack_into(&dir, &offline.host, "cold-read.zst", &state).success();
     for tag in TAGS {
         assert_eq!(
             offline.config_digest(tag),
@@ -199,6 +184,26 @@ fn damaged_layer_fails_the_pack(
             .all(|name| !name.starts_with(diff_id.trim_start_matches("sha256:"))),
         "the damaged layer is not cached: {cached:?}"
     );
+}
+
+/// Packs `images` as `NAME-read.zst`, read in place, then as
+/// `NAME-exported.zst` through the engine's export; asserts that `proxy`
+/// saw no export for the first and some for the second, and that the two
+/// are the same bytes.
+fn both_ways(dir: &Path, proxy: &EngineProxy, name: &str, images: &[&str], extra: &[&str]) {
+    proxy.clear();
+    let read = pack(dir, &proxy.host, &format!("{name}-read.zst"), images, extra);
+    assert_eq!(proxy.exports(), Vec::<String>::new(), "{name}: no export");
+    let mut exporting = vec!["--engine-export"];
+    exporting.extend(extra);
+    let output = format!("{name}-exported.zst");
+    let exported = pack(dir, &proxy.host, &output, images, &exporting);
+    assert!(
+        !proxy.exports().is_empty(),
+        "{name}: {:?}",
+        proxy.requests()
+    );
+    assert_eq!(read, exported, "{name}: the export's bundle, byte for byte");
 }
 
 /// Packs `images` from `host` into `output` at [`CREATED`]; gives the bundle's sha256.
